@@ -1,0 +1,101 @@
+"""Reading training and evaluation planes from any directory of netCDF or Zarr fields.
+
+Every data variable whose last two dimensions are latitude and longitude on a global
+regular grid is cut into 2-D planes (one per time, level, member ...). Planes on grids the
+codec does not support (Gaussian, regional), planes holding NaN and constant planes are
+skipped with a count, never silently altered. The validation split lives in ``split.py``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import xarray as xr
+
+from .grid import LatLonGrid
+
+LAT_NAMES = ("lat", "latitude")
+LON_NAMES = ("lon", "longitude")
+
+
+@dataclasses.dataclass
+class Plane:
+    source: str            # file name
+    variable: str
+    index: dict            # leading coordinate values, e.g. {"time": "2026-03-30T03", "level": 500.0}
+    grid: LatLonGrid
+    values: np.ndarray     # (nlat, nlon) float32
+
+    @property
+    def label(self) -> str:
+        extra = ",".join(f"{k}={v}" for k, v in self.index.items())
+        return f"{self.source}:{self.variable}[{extra}]"
+
+
+def find_fields(paths) -> list[Path]:
+    """netCDF files and Zarr stores under the given files or directories, sorted."""
+    found = []
+    for path in map(Path, paths):
+        if path.is_dir() and path.suffix != ".zarr":
+            found += sorted(p for p in path.rglob("*") if p.suffix in (".nc", ".nc4", ".zarr"))
+        elif path.exists():
+            found.append(path)
+        else:
+            raise ValueError(f"expected an existing file or directory, got {str(path)!r} instead")
+    return found
+
+
+def open_fields(path: Path) -> xr.Dataset:
+    if path.suffix == ".zarr" or path.is_dir():
+        return xr.open_zarr(path)
+    return xr.open_dataset(path)
+
+
+def lat_lon_dims(da: xr.DataArray) -> tuple[str, str] | None:
+    if da.ndim < 2:
+        return None
+    lat, lon = da.dims[-2], da.dims[-1]
+    if lat in LAT_NAMES and lon in LON_NAMES:
+        return lat, lon
+    return None
+
+
+def _coord_value(value) -> object:
+    value = np.asarray(value)
+    if np.issubdtype(value.dtype, np.datetime64):
+        return str(value.astype("datetime64[s]"))
+    return value.item()
+
+
+def iter_planes(paths, skipped: dict | None = None) -> Iterator[Plane]:
+    """Yield every usable global plane under ``paths``; reasons for skips are counted."""
+    skipped = {} if skipped is None else skipped
+    for path in find_fields(paths):
+        with open_fields(path) as ds:
+            for name, da in ds.data_vars.items():
+                dims = lat_lon_dims(da)
+                if dims is None:
+                    continue
+                try:
+                    grid = LatLonGrid.from_coords(ds[dims[0]].values, ds[dims[1]].values)
+                except ValueError:
+                    skipped["unsupported grid"] = skipped.get("unsupported grid", 0) + da.size // (da.shape[-1] * da.shape[-2])
+                    continue
+                lead = da.dims[:-2]
+                values = da.values.astype(np.float32)
+                for idx in itertools.product(*(range(da.sizes[d]) for d in lead)):
+                    plane = values[idx]
+                    if not np.isfinite(plane).all():
+                        skipped["non-finite values"] = skipped.get("non-finite values", 0) + 1
+                        continue
+                    if plane.std() == 0:
+                        skipped["constant plane"] = skipped.get("constant plane", 0) + 1
+                        continue
+                    index = {
+                        d: (_coord_value(ds[d].values[i]) if d in ds.coords else i) for d, i in zip(lead, idx)
+                    }
+                    yield Plane(path.name, str(name), index, grid, plane)

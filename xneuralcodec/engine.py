@@ -1,0 +1,203 @@
+"""The codec engine: N-d float chunk <-> bitstream bytes. Both Zarr faces only adapt it.
+
+Per chunk, every trailing (nlat, nlon) plane is coded on its own::
+
+    plane --NaN mask / constant checks--> standardise (mean, std in header)
+          --Projector.to_healpix--> 12 faces (nside) --g_a, gain[q], h_a--> y_s, z
+          --round z--> integer h_s --> mu, scale index --> range coding (entropy.py)
+
+and decoding replays the integer half exactly, then runs g_s, projects back to the
+lat/lon grid and restores mean, std, NaN positions and dtype. Planes go through the
+network in batches so that big chunks do not need big memory.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import constriction
+
+from . import bitstream
+from .bitstream import KIND_ALL_NAN, KIND_CONSTANT, KIND_NEURAL, Chunk, PlaneRecord
+from .entropy import EscapeReader, decode_groups, encode_groups
+from .grid import LatLonGrid
+from .projection import Projector, faces_to_ring, ring_to_faces
+from .weights import LoadedModel
+
+PLANES_PER_BATCH = 4
+SUPPORTED_DTYPES = (np.dtype("float32"), np.dtype("float64"))
+
+
+def standardise(values: np.ndarray):
+    """Per-plane standardisation; mean and std are float32 as stored in the chunk header."""
+    mean = np.float32(values.mean(dtype=np.float64))
+    std = np.float32(values.std(dtype=np.float64))
+    return (values - np.float64(mean)) / np.float64(std), mean, std
+
+
+def check_array(arr, grid: LatLonGrid | None) -> tuple[np.ndarray, LatLonGrid]:
+    """Validate an input chunk; returns it as an ndarray and the grid it lives on."""
+    if not isinstance(arr, np.ndarray):
+        arr = np.asarray(arr)
+    if arr.dtype not in SUPPORTED_DTYPES:
+        raise TypeError(f"expected a float32 or float64 array, got dtype {arr.dtype} instead")
+    if arr.ndim < 2:
+        raise ValueError(f"expected an array whose last two dims are (lat, lon), got shape {arr.shape} instead")
+    if grid is None:
+        grid = infer_grid(arr.shape[-2], arr.shape[-1])
+    elif arr.shape[-2:] != (grid.nlat, grid.nlon):
+        raise ValueError(
+            f"expected chunks holding whole {grid.nlat} x {grid.nlon} lat/lon planes, got shape {arr.shape} "
+            "instead (chunk only the leading dims; see docs/chunking.md)"
+        )
+    if np.isinf(arr).any():
+        raise ValueError("expected finite values or NaN, got +-inf in the chunk instead")
+    return arr, grid
+
+
+def infer_grid(nlat: int, nlon: int) -> LatLonGrid:
+    """Grid from a plane shape alone: odd row counts include both poles, even ones do not.
+
+    Orientation (north or south first, longitude origin) does not change how exactly a
+    plane round-trips, so the ERA5 convention (north first, from 0 E) is assumed.
+    """
+    if nlat % 2:
+        return LatLonGrid(nlat, nlon, 90.0, 0.0)
+    return LatLonGrid(nlat, nlon, 90.0 - 90.0 / nlat, 0.0)
+
+
+def check_nside(nside: int, grid: LatLonGrid, model: LoadedModel) -> int:
+    nside = grid.default_nside() if nside is None else nside
+    if nside < model.config.min_nside or nside & (nside - 1):
+        raise ValueError(f"expected nside a power of two >= {model.config.min_nside}, got {nside} instead")
+    return nside
+
+
+class Engine:
+    def __init__(self, model: LoadedModel):
+        self.model = model
+
+    # -- encode ------------------------------------------------------------------------
+    def encode(self, arr, grid: LatLonGrid | None, nside: int | None, quality: int) -> bytes:
+        arr, grid = check_array(arr, grid)
+        nside = check_nside(nside, grid, self.model)
+        planes = arr.reshape(-1, grid.nlat, grid.nlon)
+        records: list[PlaneRecord] = []
+        neural: list[tuple[int, np.ndarray]] = []
+        for i, plane in enumerate(planes):
+            nan = np.isnan(plane)
+            if nan.all():
+                records.append(PlaneRecord(KIND_ALL_NAN, 0.0, 0.0))
+                continue
+            mask = bitstream.pack_mask(nan) if nan.any() else b""
+            finite = plane[~nan]
+            if finite.min() == finite.max():
+                records.append(PlaneRecord(KIND_CONSTANT, float(finite[0]), 0.0, mask))
+                continue
+            filled = np.where(nan, finite.mean(dtype=np.float64), plane).astype(np.float64)
+            normed, mean, std = standardise(filled)
+            if not np.isfinite(std) or std == 0:  # values too close for float32 statistics
+                records.append(PlaneRecord(KIND_CONSTANT, float(mean), 0.0, mask))
+                continue
+            records.append(PlaneRecord(KIND_NEURAL, float(mean), float(std), mask))
+            neural.append((i, normed))
+        projector = Projector(grid, nside)
+        for start in range(0, len(neural), PLANES_PER_BATCH):
+            batch = neural[start:start + PLANES_PER_BATCH]
+            faces = np.stack([ring_to_faces(projector.to_healpix(p)) for _, p in batch]).astype(np.float32)
+            y_all, z_all = self._analyse(faces, quality)
+            for (i, _), y, z in zip(batch, y_all, z_all):
+                records[i].words, records[i].escapes = self._entropy_encode(y, z)
+        chunk = Chunk(bytes.fromhex(self.model.sha256), arr.dtype, quality, nside, grid.nlat, grid.nlon,
+                      grid.lat_first, grid.lon_first, tuple(arr.shape), records)
+        return bitstream.pack(chunk)
+
+    @torch.no_grad()
+    def _analyse(self, faces: np.ndarray, quality: int):
+        net = self.model.network
+        x = torch.from_numpy(faces).to(self.model.device).reshape(-1, 1, *faces.shape[-2:])
+        gain = torch.from_numpy(self.model.gains[quality]).to(x.device)[None, :, None, None]
+        y = net.g_a(x) * gain
+        z = torch.round(net.h_a(y))
+        b = faces.shape[0]
+        y = y.cpu().numpy().astype(np.float64).reshape(b, 12, *y.shape[1:])
+        z = z.cpu().numpy().astype(np.int64).reshape(b, 12, *z.shape[1:])
+        return y, z
+
+    def _entropy_encode(self, y: np.ndarray, z: np.ndarray) -> tuple[bytes, bytes]:
+        encoder = constriction.stream.queue.RangeEncoder()
+        escapes: list[int] = []
+        z_groups = np.broadcast_to(np.arange(z.shape[1])[None, :, None, None], z.shape)
+        encode_groups(encoder, z, z_groups, self.model.z_tables, escapes)
+        mu, index = self.model.hyper(z)
+        encode_groups(encoder, np.round(y).astype(np.int64) - mu, index, self.model.y_tables, escapes)
+        words = encoder.get_compressed().astype("<u4").tobytes()
+        return words, np.asarray(escapes, dtype="<i4").tobytes()
+
+    # -- decode ------------------------------------------------------------------------
+    def decode(self, data, grid: LatLonGrid | None = None) -> np.ndarray:
+        chunk = bitstream.unpack(data)
+        if chunk.weights_sha256.hex() != self.model.sha256:
+            raise ValueError(
+                f"chunk was written with weights sha256 {chunk.weights_sha256.hex()}, but this codec uses "
+                f"{self.model.name} {self.model.sha256}: open it with the codec config stored in the array"
+            )
+        if grid is not None and (chunk.nlat, chunk.nlon) != (grid.nlat, grid.nlon):
+            raise ValueError(f"chunk grid {chunk.nlat} x {chunk.nlon} does not match the codec grid {grid.nlat} x {grid.nlon}")
+        if not 0 <= chunk.quality < self.model.config.qualities:
+            raise ValueError(f"not a valid xneuralcodec chunk: quality {chunk.quality} out of range")
+        chunk_grid = LatLonGrid(chunk.nlat, chunk.nlon, chunk.lat_first, chunk.lon_first)
+        check_nside(chunk.nside, chunk_grid, self.model)
+        if chunk.nside > 4096:
+            raise ValueError(f"not a valid xneuralcodec chunk: nside {chunk.nside} is implausibly large")
+        out = np.empty((chunk.n_planes, chunk.nlat, chunk.nlon), dtype=np.float64)
+        neural = []
+        for i, rec in enumerate(chunk.planes):
+            if rec.kind == KIND_ALL_NAN:
+                out[i] = np.nan
+                continue
+            if rec.kind == KIND_CONSTANT:
+                out[i] = rec.mean
+            else:
+                neural.append(i)
+        projector = Projector(chunk_grid, chunk.nside)
+        for start in range(0, len(neural), PLANES_PER_BATCH):
+            batch = neural[start:start + PLANES_PER_BATCH]
+            y = np.stack([self._entropy_decode(chunk.planes[i], chunk.nside) for i in batch])
+            faces = self._synthesise(y, chunk.quality)
+            for i, f in zip(batch, faces):
+                rec = chunk.planes[i]
+                plane = projector.to_latlon(faces_to_ring(f.astype(np.float64)))
+                out[i] = plane * np.float64(np.float32(rec.std)) + np.float64(np.float32(rec.mean))
+        for i, rec in enumerate(chunk.planes):
+            if rec.mask:
+                out[i][bitstream.unpack_mask(rec.mask, (chunk.nlat, chunk.nlon))] = np.nan
+        return out.astype(chunk.dtype).reshape(chunk.shape)
+
+    def _entropy_decode(self, rec: PlaneRecord, nside: int) -> np.ndarray:
+        cfg = self.model.config
+        words = np.frombuffer(rec.words, dtype="<u4").astype(np.uint32)
+        escapes = EscapeReader(np.frombuffer(rec.escapes, dtype="<i4"))
+        try:
+            decoder = constriction.stream.queue.RangeDecoder(words)
+            nz = nside // cfg.stride
+            z_groups = np.broadcast_to(np.arange(cfg.hyper)[None, :, None, None], (12, cfg.hyper, nz, nz))
+            z = decode_groups(decoder, z_groups, self.model.z_tables, escapes)
+            mu, index = self.model.hyper(z)
+            v = decode_groups(decoder, index, self.model.y_tables, escapes)
+        except ValueError:
+            raise
+        except Exception as exc:  # constriction reports damaged streams in its own types
+            raise ValueError(f"not a valid xneuralcodec chunk: range decoder failed ({exc})") from exc
+        if escapes.pos != escapes.values.size:
+            raise ValueError("not a valid xneuralcodec chunk: unused escaped latents")
+        return (v + mu).astype(np.float32)
+
+    @torch.no_grad()
+    def _synthesise(self, y: np.ndarray, quality: int) -> np.ndarray:
+        net = self.model.network
+        b = y.shape[0]
+        gain = torch.from_numpy(self.model.gains[quality]).to(self.model.device)[None, :, None, None]
+        y_t = torch.from_numpy(y.reshape(-1, *y.shape[2:])).to(self.model.device) / gain
+        x = net.g_s(y_t)
+        return x.cpu().numpy().reshape(b, 12, *x.shape[-2:])

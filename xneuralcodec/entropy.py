@@ -1,0 +1,108 @@
+"""Range coding of quantised latents with constriction, from frozen integer tables.
+
+Tables are built once at export (``build_tables``) and stored in the weights file: row k
+holds integer frequencies of a zero-mean discretised Gaussian of scale ``scales[k]`` over
+symbols -R_k..R_k, plus one escape symbol for anything outside. Escaped values travel
+verbatim (int32) after the range-coded words. Encoder and decoder only ever see these
+integers, so the probabilities fed to constriction are identical on every machine.
+
+Symbols are coded grouped by table, in a fixed order the decoder can replay: all of z
+channel by channel, then y table by table (positions in C order within each group).
+"""
+
+from __future__ import annotations
+
+import math
+
+import constriction
+import numpy as np
+
+TABLE_TOTAL = 2 ** 20
+TAIL_SIGMAS = 7.0
+NUM_SCALES = 64
+
+
+def scale_table(log_min: float, log_max: float, num: int = NUM_SCALES) -> np.ndarray:
+    return np.exp(np.linspace(log_min, log_max, num))
+
+
+def build_table(sigma: float) -> np.ndarray:
+    """Integer frequencies for symbols -R..R and a final escape slot (all >= 1)."""
+    radius = max(2, int(math.ceil(TAIL_SIGMAS * sigma)))
+    edges = (np.arange(-radius, radius + 2) - 0.5) / (sigma * math.sqrt(2.0))
+    cdf = 0.5 * np.array([math.erfc(-e) for e in edges])
+    probs = np.diff(cdf)
+    probs = np.append(probs, max(0.0, 1.0 - probs.sum()))
+    freq = np.maximum(1, np.floor(probs * (TABLE_TOTAL - probs.size))).astype(np.int64)
+    freq[radius] += TABLE_TOTAL - freq.sum()  # put the rounding slack on zero
+    return freq
+
+
+def build_tables(sigmas) -> tuple[np.ndarray, np.ndarray]:
+    """Stack tables into a zero-padded (K, L) int32 array and their radii (K,)."""
+    tables = [build_table(float(s)) for s in sigmas]
+    width = max(t.size for t in tables)
+    out = np.zeros((len(tables), width), dtype=np.int32)
+    for k, t in enumerate(tables):
+        out[k, :t.size] = t
+    radii = np.array([(t.size - 2) // 2 for t in tables], dtype=np.int32)
+    return out, radii
+
+
+class TableSet:
+    """constriction models for a (K, L) frequency array; built once per loaded model."""
+
+    def __init__(self, tables: np.ndarray, radii: np.ndarray):
+        self.radii = np.asarray(radii, dtype=np.int64)
+        self.models = []
+        for k, r in enumerate(self.radii):
+            freq = np.asarray(tables[k, : 2 * r + 2], dtype=np.float64)
+            if freq.size != 2 * r + 2 or (freq <= 0).any():
+                raise ValueError(f"entropy table {k} is malformed")
+            self.models.append(constriction.stream.model.Categorical(freq / TABLE_TOTAL, perfect=False))
+
+    def __len__(self):
+        return len(self.models)
+
+
+def encode_groups(encoder, values: np.ndarray, groups: np.ndarray, tables: TableSet, escapes: list) -> None:
+    """Encode integer ``values`` whose table index is ``groups`` (same shape)."""
+    values = values.ravel()
+    groups = groups.ravel()
+    for k in np.unique(groups):
+        v = values[groups == k]
+        r = tables.radii[k]
+        symbols = v + r
+        outside = np.abs(v) > r
+        if outside.any():
+            escapes.extend(int(e) for e in v[outside])
+            symbols = np.where(outside, 2 * r + 1, symbols)
+        encoder.encode(symbols.astype(np.int32), tables.models[k])
+
+
+def decode_groups(decoder, groups: np.ndarray, tables: TableSet, escapes: "EscapeReader") -> np.ndarray:
+    flat_groups = groups.ravel()
+    out = np.empty(flat_groups.size, dtype=np.int64)
+    for k in np.unique(flat_groups):
+        where = np.flatnonzero(flat_groups == k)
+        r = tables.radii[k]
+        symbols = decoder.decode(tables.models[k], where.size).astype(np.int64)
+        values = symbols - r
+        outside = symbols == 2 * r + 1
+        if outside.any():
+            values[outside] = escapes.take(int(outside.sum()))
+        out[where] = values
+    return out.reshape(groups.shape)
+
+
+class EscapeReader:
+    def __init__(self, values: np.ndarray):
+        self.values = values
+        self.pos = 0
+
+    def take(self, count: int) -> np.ndarray:
+        if self.pos + count > self.values.size:
+            raise ValueError("corrupt chunk: more escaped latents than stored")
+        out = self.values[self.pos:self.pos + count].astype(np.int64)
+        self.pos += count
+        return out

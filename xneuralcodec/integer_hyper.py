@@ -1,0 +1,82 @@
+"""Hyper-synthesis in exact integer arithmetic, so encoder and decoder agree bit for bit.
+
+The entropy coder needs *identical* means and scale indices on both sides; a float network
+gives answers that differ in the last bits between machines, thread counts and devices,
+and one flipped scale index desynchronises the range decoder (CompressAI issues #279,
+#309). Following Ballé et al. 2019 ("Integer networks for data compression"), the trained
+float ``h_s`` is frozen at export into fixed-point weights and run here with integers only:
+
+    z_hat (int) --[pad, conv, >>FW, relu, pixel shuffle]--> ... --> mu (int), scale index (int)
+
+Matrix products run in float64 on integer-valued arrays: exact, because export checks that
+every partial sum stays below 2**52, and much faster than numpy's integer matmul.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .projection import padding_index
+
+FRAC_WEIGHTS = 12      # fractional bits of weights
+FRAC_ACT = 8           # fractional bits of activations
+ACT_LIMIT = 2 ** 22    # activations are clipped to +-ACT_LIMIT (fixed point), keeping sums exact
+
+
+def _conv3x3(a: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """a: (12, C, n, n) integer-valued float64 -> (12, Cout, n, n), before rescaling."""
+    _, c, n, _ = a.shape
+    flat = a.transpose(1, 0, 2, 3).reshape(c, 12 * n * n)
+    padded = flat[:, padding_index(n, 1).reshape(-1)].reshape(c, 12, n + 2, n + 2)
+    cols = np.stack([padded[:, :, dy:dy + n, dx:dx + n] for dy in range(3) for dx in range(3)], axis=1)
+    cols = cols.reshape(c * 9, 12 * n * n)
+    out = weight.reshape(weight.shape[0], c * 9) @ cols + bias[:, None]
+    return out.reshape(-1, 12, n, n).transpose(1, 0, 2, 3)
+
+
+def _rescale(acc: np.ndarray) -> np.ndarray:
+    """Fixed point with FRAC_WEIGHTS + FRAC_ACT bits -> FRAC_ACT bits, rounding half up."""
+    return np.clip(np.floor((acc + 2.0 ** (FRAC_WEIGHTS - 1)) / 2.0 ** FRAC_WEIGHTS), -ACT_LIMIT, ACT_LIMIT)
+
+
+def _pixel_shuffle(a: np.ndarray) -> np.ndarray:
+    b, c4, n, _ = a.shape
+    c = c4 // 4
+    return a.reshape(b, c, 2, 2, n, n).transpose(0, 1, 4, 2, 5, 3).reshape(b, c, 2 * n, 2 * n)
+
+
+def quantise_layer(weight: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Float conv parameters -> integer-valued arrays (weights 2**FW, bias 2**(FW+FA))."""
+    w = np.round(np.asarray(weight, np.float64) * 2.0 ** FRAC_WEIGHTS)
+    b = np.round(np.asarray(bias, np.float64) * 2.0 ** (FRAC_WEIGHTS + FRAC_ACT))
+    bound = np.abs(w).reshape(w.shape[0], -1).sum(axis=1).max() * ACT_LIMIT + np.abs(b).max()
+    if bound >= 2.0 ** 52:
+        raise ValueError(f"integer hyper layer may overflow float64 exactness (bound {bound:.3g})")
+    return w, b
+
+
+class IntegerHyperSynthesis:
+    """Runs h_s = [up(conv), relu, conv, relu, conv] on integer z; returns (mu, scale index).
+
+    ``layers`` are three (weight, bias) pairs from ``quantise_layer``; ``log_scale_min`` and
+    ``log_scale_step`` (both fixed point, FRAC_ACT bits) define the scale table index.
+    """
+
+    def __init__(self, layers, log_scale_min: int, log_scale_step: int, num_scales: int):
+        self.layers = [(np.asarray(w, np.float64), np.asarray(b, np.float64)) for w, b in layers]
+        self.log_scale_min = int(log_scale_min)
+        self.log_scale_step = int(log_scale_step)
+        self.num_scales = int(num_scales)
+
+    def __call__(self, z_hat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        (w0, b0), (w1, b1), (w2, b2) = self.layers
+        a = np.asarray(z_hat, np.float64) * 2.0 ** FRAC_ACT
+        a = np.maximum(_pixel_shuffle(_rescale(_conv3x3(a, w0, b0))), 0)
+        a = np.maximum(_rescale(_conv3x3(a, w1, b1)), 0)
+        out = _rescale(_conv3x3(a, w2, b2))
+        m = out.shape[1] // 2
+        mu_fixed, log_sigma_fixed = out[:, :m], out[:, m:]
+        mu = np.floor((mu_fixed + 2.0 ** (FRAC_ACT - 1)) / 2.0 ** FRAC_ACT).astype(np.int64)
+        index = np.floor((log_sigma_fixed - self.log_scale_min) / self.log_scale_step + 0.5)
+        index = np.clip(index, 0, self.num_scales - 1).astype(np.int64)
+        return mu, index

@@ -1,0 +1,81 @@
+"""Convolution building blocks that work on the 12 HEALPix faces of a whole sphere.
+
+Tensors are laid out ``(batch * 12, channels, n, n)``: the faces of one sphere are
+consecutive in the batch dimension, so ordinary ``Conv2d`` kernels slide over each face.
+Before every 3x3 convolution ``HealpixPad`` borders each face with one ring of pixels
+gathered from its neighbouring faces (rotations included, see
+``projection.padding_index``), as in Mirowski et al. 2024: there is no seam at face
+edges. Because the HEALPix NESTED hierarchy maps face pixel (x, y) at nside n to
+(2x + i, 2y + j) at 2n, stride-2 convolutions and pixel shuffles move between HEALPix
+resolutions exactly.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .projection import padding_index
+
+_PAD_CACHE: dict[tuple[int, str], torch.Tensor] = {}
+
+
+def _pad_table(n: int, device: torch.device) -> torch.Tensor:
+    key = (n, str(device))
+    table = _PAD_CACHE.get(key)
+    if table is None:
+        table = torch.from_numpy(padding_index(n, 1).reshape(-1)).to(device)
+        _PAD_CACHE[key] = table
+    return table
+
+
+def healpix_pad(x: torch.Tensor) -> torch.Tensor:
+    """(B*12, C, n, n) -> (B*12, C, n+2, n+2), border pixels taken from neighbouring faces."""
+    b12, c, n, _ = x.shape
+    b = b12 // 12
+    flat = x.reshape(b, 12, c, n * n).transpose(1, 2).reshape(b, c, 12 * n * n)
+    padded = flat.index_select(2, _pad_table(n, x.device))
+    return padded.reshape(b, c, 12, n + 2, n + 2).transpose(1, 2).reshape(b12, c, n + 2, n + 2)
+
+
+class HealpixConv(nn.Module):
+    """3x3 convolution over whole spheres; stride 2 halves nside."""
+
+    def __init__(self, cin: int, cout: int, stride: int = 1):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 3, stride=stride, padding=0)
+
+    def forward(self, x):
+        return self.conv(healpix_pad(x))
+
+
+class HealpixUp(nn.Module):
+    """Doubles nside: 3x3 convolution to 4x channels, then pixel shuffle (a child per quadrant)."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.conv = HealpixConv(cin, cout * 4)
+
+    def forward(self, x):
+        return F.pixel_shuffle(self.conv(x), 2)
+
+
+class GDN(nn.Module):
+    """Generalized divisive normalization (Ballé et al. 2016), or its inverse.
+
+    y_i = x_i / sqrt(beta_i + sum_j gamma_ij x_j^2); parameters kept positive by squaring.
+    """
+
+    def __init__(self, channels: int, inverse: bool = False):
+        super().__init__()
+        self.inverse = inverse
+        self.beta_root = nn.Parameter(torch.ones(channels))
+        self.gamma_root = nn.Parameter(torch.eye(channels) * 0.1 ** 0.5)
+
+    def forward(self, x):
+        beta = self.beta_root.pow(2) + 1e-6
+        gamma = self.gamma_root.pow(2)
+        norm = F.conv2d(x * x, gamma[:, :, None, None], beta)
+        norm = torch.sqrt(norm)
+        return x * norm if self.inverse else x / norm

@@ -1,0 +1,99 @@
+"""The hyperprior autoencoder (Ballé et al. 2018) on HEALPix faces, with gain units for rate.
+
+Shapes for one sphere of nside n (N hidden, M latent, Z hyper-latent channels)::
+
+    x (12, 1, n, n) --g_a--> y (12, M, n/8, n/8) --*gain[q]--> y_s --h_a--> z (12, Z, n/16, n/16)
+                                                                 |             | round
+    x_hat <--g_s-- y_hat / gain[q] <-- round(y_s - mu) + mu   <--+  mu, log sigma <--h_s-- z_hat
+
+One network serves several rate points (``quality``): a learned per-channel gain vector
+scales the latents before rounding (Cui et al. 2021, "Asymmetric gained deep image
+compression with continuous rate adaptation"). ``h_s`` uses ReLU and stride-free integer
+friendly layers because at run time it is evaluated in exact integer arithmetic
+(``integer_hyper.py``, Ballé et al. 2019), so encoder and decoder agree bit for bit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import torch
+from torch import nn
+
+from .layers import GDN, HealpixConv, HealpixUp
+
+LOG_SCALE_MIN = math.log(0.11)
+LOG_SCALE_MAX = math.log(64.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    hidden: int = 64
+    latent: int = 48
+    hyper: int = 24
+    qualities: int = 6
+
+    @property
+    def stride(self) -> int:
+        return 16  # nside of z is nside / 16; y is nside / 8
+
+    @property
+    def min_nside(self) -> int:
+        return 2 * self.stride
+
+
+class HyperpriorModel(nn.Module):
+    def __init__(self, config: ModelConfig = ModelConfig()):
+        super().__init__()
+        self.config = config
+        n, m, z = config.hidden, config.latent, config.hyper
+        self.g_a = nn.Sequential(
+            HealpixConv(1, n, 2), GDN(n), HealpixConv(n, n, 2), GDN(n), HealpixConv(n, m, 2)
+        )
+        self.g_s = nn.Sequential(
+            HealpixUp(m, n), GDN(n, inverse=True), HealpixUp(n, n), GDN(n, inverse=True), HealpixUp(n, 1)
+        )
+        self.h_a = nn.Sequential(HealpixConv(m, n), nn.ReLU(), HealpixConv(n, z, 2))
+        # integer-evaluable: conv / relu / pixel-shuffle up only
+        self.h_s = nn.Sequential(HealpixUp(z, n), nn.ReLU(), HealpixConv(n, n), nn.ReLU(), HealpixConv(n, 2 * m))
+        self.log_gain = nn.Parameter(torch.zeros(config.qualities, m))
+        self.z_log_scale = nn.Parameter(torch.zeros(z))
+        with torch.no_grad():  # spread the rate points: higher quality index -> finer latents
+            self.log_gain += torch.linspace(-1.5, 1.5, config.qualities)[:, None]
+
+    def gain(self, quality: torch.Tensor) -> torch.Tensor:
+        """(B,) quality indices -> (B*12, M, 1, 1) gains, one row per face."""
+        g = self.log_gain[quality].exp()
+        return g.repeat_interleave(12, dim=0)[:, :, None, None]
+
+    def hyper_parameters(self, z_hat):
+        """Float mean and log-scale of y_s (training twin of integer_hyper)."""
+        mu, log_sigma = self.h_s(z_hat).chunk(2, dim=1)
+        return mu, log_sigma.clamp(LOG_SCALE_MIN, LOG_SCALE_MAX)
+
+    def forward(self, x: torch.Tensor, quality: torch.Tensor):
+        """Training pass with noise/STE quantisation; returns x_hat and bits of y and z."""
+        gain = self.gain(quality)
+        y = self.g_a(x) * gain
+        z = self.h_a(y)
+        z_noisy = z + torch.empty_like(z).uniform_(-0.5, 0.5)
+        z_bits = _gaussian_bits(z_noisy, torch.zeros_like(z), self.z_log_scale[None, :, None, None].clamp(LOG_SCALE_MIN, LOG_SCALE_MAX))
+        z_hat = z + (torch.round(z) - z).detach()
+        mu, log_sigma = self.hyper_parameters(z_hat)
+        y_noisy = y + torch.empty_like(y).uniform_(-0.5, 0.5)
+        y_bits = _gaussian_bits(y_noisy, mu, log_sigma)
+        y_hat = mu + (torch.round(y - mu) - (y - mu)).detach() + (y - mu)
+        x_hat = self.g_s(y_hat / gain)
+        return x_hat, y_bits, z_bits
+
+
+_SQRT2 = math.sqrt(2.0)
+
+
+def _gaussian_bits(v, mu, log_sigma):
+    sigma = log_sigma.exp()
+    upper = 0.5 * torch.erfc(-(v - mu + 0.5) / (sigma * _SQRT2))
+    lower = 0.5 * torch.erfc(-(v - mu - 0.5) / (sigma * _SQRT2))
+    p = (upper - lower).clamp_min(1e-9)
+    return -torch.log2(p).sum()

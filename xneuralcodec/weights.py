@@ -1,0 +1,135 @@
+"""Shipped weights: the registry, integrity checks and the per-process model cache.
+
+Weights are named by identity (model name + sha256 of the safetensors file), never by path.
+They load only through safetensors (no pickle) after the file's sha256 is checked. A
+loaded model is cached once per process, keyed on that hash: Zarr calls codecs from many
+threads and dask unpickles a codec per task, and neither should rebuild the network.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import threading
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.numpy import load_file
+
+from .entropy import TableSet
+from .integer_hyper import IntegerHyperSynthesis
+from .model import HyperpriorModel, ModelConfig
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+DEFAULT_MODEL = "hyperprior-v1"
+LOAD_COUNT = 0  # models built in this process; tests use it to prove the cache works
+_CACHE: dict[tuple[str, str], "LoadedModel"] = {}
+_LOCK = threading.Lock()
+
+
+def weights_dir() -> Path:
+    """``xneuralcodec/weights`` inside an installed wheel, else the repository's ``weights/``."""
+    for candidate in (_PACKAGE_DIR / "weights", _PACKAGE_DIR.parent / "weights"):
+        if (candidate / "registry.json").is_file():
+            return candidate
+    raise FileNotFoundError(
+        f"xneuralcodec weights not found (looked for registry.json in {_PACKAGE_DIR / 'weights'} "
+        f"and {_PACKAGE_DIR.parent / 'weights'}): reinstall the package"
+    )
+
+
+def registry() -> dict:
+    return json.loads((weights_dir() / "registry.json").read_text())
+
+
+def registry_entry(name: str) -> dict:
+    entries = registry()["models"]
+    if name not in entries:
+        raise ValueError(f"expected a shipped model name ({', '.join(sorted(entries))}), got {name!r} instead")
+    return entries[name]
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' was requested but torch sees no CUDA device; use 'auto' or 'cpu'")
+    return torch.device(device)
+
+
+@dataclasses.dataclass
+class LoadedModel:
+    """Everything the engine needs from one weights file."""
+
+    name: str
+    sha256: str
+    config: ModelConfig
+    network: HyperpriorModel          # float g_a, h_a, g_s and gains (h_s float kept for reference)
+    hyper: IntegerHyperSynthesis      # exact integer h_s
+    z_tables: TableSet
+    y_tables: TableSet
+    device: torch.device
+
+    @cached_property
+    def gains(self) -> np.ndarray:
+        return self.network.log_gain.detach().exp().cpu().numpy().astype(np.float32)
+
+
+def _build(name: str, sha256: str, path: Path, device: torch.device) -> LoadedModel:
+    global LOAD_COUNT
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file {path} for model {name!r} is missing: reinstall xneuralcodec")
+    actual = sha256_of(path)
+    if actual != sha256:
+        raise ValueError(f"weights file {path} has sha256 {actual}, expected {sha256}: the file is damaged or was replaced")
+    tensors = load_file(str(path))
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="numpy") as f:
+        meta = f.metadata() or {}
+    config = ModelConfig(**json.loads(meta["model_config"]))
+    network = HyperpriorModel(config)
+    state = {k[len("float."):]: torch.from_numpy(v.copy()) for k, v in tensors.items() if k.startswith("float.")}
+    network.load_state_dict(state)
+    network.eval().to(device)
+    hyper = IntegerHyperSynthesis(
+        [(tensors[f"int_hs.{i}.weight"], tensors[f"int_hs.{i}.bias"]) for i in range(3)],
+        log_scale_min=int(tensors["scale_index"][0]), log_scale_step=int(tensors["scale_index"][1]),
+        num_scales=int(tensors["scale_index"][2]),
+    )
+    LOAD_COUNT += 1
+    return LoadedModel(
+        name=name, sha256=sha256, config=config, network=network, hyper=hyper,
+        z_tables=TableSet(tensors["z_tables"], tensors["z_radii"]),
+        y_tables=TableSet(tensors["y_tables"], tensors["y_radii"]),
+        device=device,
+    )
+
+
+def load_model(name: str = DEFAULT_MODEL, sha256: str | None = None, device: str = "auto") -> LoadedModel:
+    """The shipped model ``name``; ``sha256``, when given, must match the registry."""
+    entry = registry_entry(name)
+    if sha256 is not None and sha256 != entry["sha256"]:
+        raise ValueError(
+            f"data was written with {name} weights sha256 {sha256}, but this installation ships "
+            f"{entry['sha256']}: install the xneuralcodec release that wrote it"
+        )
+    dev = resolve_device(device)
+    key = (entry["sha256"], str(dev))
+    with _LOCK:
+        model = _CACHE.get(key)
+        if model is None:
+            model = _build(name, entry["sha256"], weights_dir() / entry["file"], dev)
+            _CACHE[key] = model
+    return model
