@@ -1,0 +1,92 @@
+"""Codec options shared by the Zarr v2 and v3 faces: parsing, defaults and the stored config.
+
+Everything that changes the bytes is an option and lands in the stored config: the model by
+name and weights sha256 (never a path), the quality level, the grid and the HEALPix nside.
+Parsers follow zarr's ``parse_<field>`` habit: ``TypeError`` for a wrong type,
+``ValueError`` for a wrong value, saying what was expected and what came instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from .grid import LatLonGrid
+from .weights import registry, registry_entry
+
+DEFAULT_QUALITY = 3
+QUALITIES = 6
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def parse_quality(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"expected an int quality, got {value!r} instead")
+    if not 0 <= value < QUALITIES:
+        raise ValueError(f"expected quality in 0..{QUALITIES - 1} (higher = finer), got {value} instead")
+    return value
+
+
+def parse_device(value) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected device as a string, got {value!r} instead")
+    if value not in DEVICES:
+        raise ValueError(f"expected device in {DEVICES}, got {value!r} instead")
+    return value
+
+
+def parse_nside(value) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"expected an int nside or None, got {value!r} instead")
+    if value < 32 or value > 4096 or value & (value - 1):
+        raise ValueError(f"expected nside a power of two in 32..4096, got {value} instead")
+    return value
+
+
+def parse_grid(value) -> LatLonGrid | None:
+    if value is None:
+        return None
+    return LatLonGrid.from_config(value)
+
+
+def parse_model(name, sha256) -> tuple[str, str]:
+    if name is None:
+        name = registry()["default"]
+    if not isinstance(name, str):
+        raise TypeError(f"expected a model name string, got {name!r} instead")
+    entry = registry_entry(name)
+    if sha256 is None:
+        sha256 = entry["sha256"]
+    if not isinstance(sha256, str):
+        raise TypeError(f"expected weights_sha256 as a hex string, got {sha256!r} instead")
+    return name, sha256
+
+
+@dataclasses.dataclass(frozen=True)
+class CodecOptions:
+    quality: int
+    model: str
+    weights_sha256: str
+    grid: LatLonGrid | None
+    nside: int | None
+    device: str
+
+    @classmethod
+    def parse(cls, quality=DEFAULT_QUALITY, model=None, weights_sha256=None, grid=None, nside=None, device="auto"):
+        model, weights_sha256 = parse_model(model, weights_sha256)
+        grid = parse_grid(grid)
+        nside = parse_nside(nside)
+        if grid is not None and nside is None:
+            nside = grid.default_nside()
+        return cls(parse_quality(quality), model, weights_sha256, grid, nside, parse_device(device))
+
+    def to_config(self) -> dict:
+        return {
+            "quality": self.quality, "model": self.model, "weights_sha256": self.weights_sha256,
+            "grid": None if self.grid is None else self.grid.to_config(), "nside": self.nside,
+            "device": self.device,
+        }
+
+    def kwargs_repr(self) -> str:
+        return ", ".join(f"{k}={v!r}" for k, v in self.to_config().items())
