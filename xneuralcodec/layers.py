@@ -39,6 +39,23 @@ def healpix_pad(x: torch.Tensor) -> torch.Tensor:
     return padded.reshape(b, c, 12, n + 2, n + 2).transpose(1, 2).reshape(b12, c, n + 2, n + 2)
 
 
+def conv2d_matmul(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: int = 1) -> torch.Tensor:
+    """Valid 2-D convolution as unfold + matmul.
+
+    Used at inference: oneDNN's convolutions change their summation order with the thread
+    count (decoded values then differ in the last bit between 1 and 2 threads), while this
+    GEMM path was checked to give identical results (tests/test_determinism.py).
+    """
+    b, c, h, w = x.shape
+    cout, _, kh, kw = weight.shape
+    oh, ow = (h - kh) // stride + 1, (w - kw) // stride + 1
+    cols = F.unfold(x, (kh, kw), stride=stride)                      # (B, C*kh*kw, L)
+    out = torch.matmul(weight.reshape(cout, -1), cols)              # (B, Cout, L)
+    if bias is not None:
+        out = out + bias[:, None]
+    return out.reshape(b, cout, oh, ow)
+
+
 class HealpixConv(nn.Module):
     """3x3 convolution over whole spheres; stride 2 halves nside."""
 
@@ -47,7 +64,10 @@ class HealpixConv(nn.Module):
         self.conv = nn.Conv2d(cin, cout, 3, stride=stride, padding=0)
 
     def forward(self, x):
-        return self.conv(healpix_pad(x))
+        x = healpix_pad(x)
+        if torch.is_grad_enabled():
+            return self.conv(x)
+        return conv2d_matmul(x, self.conv.weight, self.conv.bias, self.conv.stride[0])
 
 
 class HealpixUp(nn.Module):
@@ -76,6 +96,7 @@ class GDN(nn.Module):
     def forward(self, x):
         beta = self.beta_root.pow(2) + 1e-6
         gamma = self.gamma_root.pow(2)
-        norm = F.conv2d(x * x, gamma[:, :, None, None], beta)
-        norm = torch.sqrt(norm)
+        b, c, h, w = x.shape
+        norm = torch.matmul(gamma, (x * x).reshape(b, c, h * w)) + beta[:, None]
+        norm = torch.sqrt(norm).reshape(b, c, h, w)
         return x * norm if self.inverse else x / norm

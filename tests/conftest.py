@@ -1,0 +1,46 @@
+"""Shared fixtures: real planes from ../shared/data (skipped with a clear reason if absent)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from xneuralcodec.grid import LatLonGrid
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("XNEURALCODEC_DATA", REPO.parent / "shared" / "data"))
+
+FILES = {
+    "era5_0.25deg": ("global/G04_era5_t2m_0.25deg_2017-01-01T12.nc", "t2m", {}),
+    "era5_1deg_t2m": ("global/G01_era5_sfc_1deg_t2m_u10_v10_msl_tp_2026-03-25_30.nc", "t2m", {"time": -1}),
+    "era5_1deg_msl": ("global/G01_era5_sfc_1deg_t2m_u10_v10_msl_tp_2026-03-25_30.nc", "msl", {"time": -1}),
+    "era5_1deg_u10": ("global/G01_era5_sfc_1deg_t2m_u10_v10_msl_tp_2026-03-25_30.nc", "u10", {"time": -1}),
+    "gfs_2.5deg_t500": ("global/G08_gfs_pl_sfc_2.5deg_init2011-01-10T12_valid2011-01-15T12_f120.nc", "t", {"level": 12}),
+    "era5_3deg_z500": ("global/G03_era5_ensemble10_z_t_500_850_3deg_2017-01-01.nc", "z", {"number": 9, "time": 0, "level": 1}),
+}
+
+
+def open_shared(relpath: str) -> xr.Dataset:
+    path = DATA / relpath
+    if not path.is_file():
+        pytest.skip(f"shared data file {path} is not available (set XNEURALCODEC_DATA)")
+    return xr.open_dataset(path)
+
+
+def load_plane(key: str) -> tuple[np.ndarray, LatLonGrid]:
+    relpath, var, sel = FILES[key]
+    ds = open_shared(relpath)
+    da = ds[var].isel(**sel).squeeze()
+    grid = LatLonGrid.from_coords(ds.lat.values, ds.lon.values)
+    return da.values.astype(np.float32), grid
+
+
+@pytest.fixture(scope="session")
+def era5_1deg() -> xr.Dataset:
+    """ERA5 1 degree surface fields of the held-out day (3 times)."""
+    ds = open_shared(FILES["era5_1deg_t2m"][0])
+    return ds[["t2m", "u10", "v10", "msl"]].sel(time="2026-03-30").load()

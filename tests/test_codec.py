@@ -1,0 +1,162 @@
+"""NeuralCodec (Zarr v2 face) on real fields: round trips, options, config, bad input."""
+
+import json
+import pickle
+import threading
+
+import numcodecs
+import numpy as np
+import pytest
+
+import xneuralcodec
+from xneuralcodec import NeuralCodec
+from xneuralcodec.metrics import weighted_errors
+
+from .conftest import load_plane
+
+# Area-weighted MAE windows at the default quality (3), as a fraction of the plane's std,
+# measured with the shipped weights (see the model card) plus headroom. A regression in
+# the model, the projection or the entropy path shows up here.
+WINDOWS = {
+    "era5_0.25deg": 0.05,
+    "era5_1deg_t2m": 0.06,
+    "era5_1deg_msl": 0.06,
+    "era5_1deg_u10": 0.15,
+    "gfs_2.5deg_t500": 0.06,
+    "era5_3deg_z500": 0.03,
+}
+
+
+@pytest.mark.parametrize("key", list(WINDOWS))
+def test_real_fields_round_trip_within_window(key):
+    plane, grid = load_plane(key)
+    codec = NeuralCodec(grid=grid.to_config())
+    data = codec.encode(plane)
+    back = codec.decode(data)
+    assert back.shape == plane.shape and back.dtype == plane.dtype
+    err = weighted_errors(plane, back, grid)
+    assert err["mae"] < WINDOWS[key] * plane.std(), err
+    assert plane.nbytes / len(data) > 4
+
+
+def test_quality_orders_rate_and_error():
+    plane, grid = load_plane("era5_1deg_t2m")
+    sizes, maes = [], []
+    for q in range(6):
+        codec = NeuralCodec(quality=q, grid=grid.to_config())
+        data = codec.encode(plane)
+        sizes.append(len(data))
+        maes.append(weighted_errors(plane, codec.decode(data), grid)["mae"])
+    assert sizes == sorted(sizes), sizes
+    assert maes[0] > maes[-1], maes
+
+
+def test_leading_dims_nan_planes_constant_and_float64():
+    plane, grid = load_plane("gfs_2.5deg_t500")
+    chunk = np.stack([plane, np.full_like(plane, np.nan), np.full_like(plane, 250.0), plane + 1]).reshape(2, 2, *plane.shape)
+    chunk[1, 1, 10:20, 30:50] = np.nan  # a hole (e.g. below ground) inside a real plane
+    codec = NeuralCodec(grid=grid.to_config())
+    back = codec.decode(codec.encode(chunk))
+    assert back.shape == chunk.shape
+    np.testing.assert_array_equal(np.isnan(back), np.isnan(chunk))
+    np.testing.assert_array_equal(back[1, 0], 250.0)
+    ok = ~np.isnan(chunk[1, 1])
+    assert np.abs(back[1, 1][ok] - chunk[1, 1][ok]).mean() < 0.1 * plane.std()
+    back64 = codec.decode(codec.encode(chunk.astype(np.float64)))
+    assert back64.dtype == np.float64
+
+
+def test_decode_into_out_buffer():
+    plane, grid = load_plane("era5_3deg_z500")
+    codec = NeuralCodec()
+    data = codec.encode(plane)
+    out = np.empty_like(plane)
+    codec.decode(data, out=out)
+    np.testing.assert_array_equal(out, codec.decode(data))
+
+
+def test_grid_inferred_from_shape_matches_explicit_grid():
+    plane, grid = load_plane("era5_1deg_t2m")
+    assert grid.lat_first == 90.0 and grid.lon_first == 0.0  # ERA5 convention, as inferred
+    assert NeuralCodec().encode(plane) == NeuralCodec(grid=grid.to_config()).encode(plane)
+
+
+def test_config_json_repr_pickle_round_trip():
+    codec = NeuralCodec(quality=2, grid={"nlat": 181, "nlon": 360, "lat_first": 90.0, "lon_first": 0.0})
+    config = json.loads(json.dumps(codec.get_config()))
+    assert numcodecs.get_codec(config) == codec
+    assert eval(repr(codec), {"NeuralCodec": NeuralCodec}) == codec
+    clone = pickle.loads(pickle.dumps(codec))
+    assert clone == codec and clone.get_config() == codec.get_config()
+    assert config["weights_sha256"] == xneuralcodec.weights.registry_entry(config["model"])["sha256"]
+
+
+def test_threads_give_identical_bytes():
+    plane, grid = load_plane("gfs_2.5deg_t500")
+    planes = [np.roll(plane, 7 * i, axis=1) for i in range(8)]
+    codec = NeuralCodec(grid=grid.to_config())
+    expected = [codec.encode(p) for p in planes]
+    results = [None] * 8
+
+    def work(i):
+        data = codec.encode(planes[i])
+        results[i] = (data, codec.decode(data))
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for (data, back), exp in zip(results, expected):
+        assert data == exp
+        np.testing.assert_array_equal(back, codec.decode(exp))
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"quality": 9}, ValueError, "quality in 0..5"),
+        ({"quality": "high"}, TypeError, "int quality"),
+        ({"device": "tpu"}, ValueError, "device in"),
+        ({"nside": 100}, ValueError, "power of two"),
+        ({"model": "nope"}, ValueError, "shipped model name"),
+        ({"weights_sha256": 123}, TypeError, "hex string"),
+        ({"grid": {"nlat": 181}}, ValueError, "grid keys"),
+    ],
+)
+def test_bad_options_are_refused_in_the_constructor(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        NeuralCodec(**kwargs)
+
+
+def test_bad_arrays_are_refused():
+    codec = NeuralCodec(grid={"nlat": 73, "nlon": 144, "lat_first": 90.0, "lon_first": 0.0})
+    with pytest.raises(TypeError, match="float32 or float64"):
+        codec.encode(np.zeros((73, 144), dtype=np.int16))
+    with pytest.raises(ValueError, match="whole 73 x 144"):
+        codec.encode(np.zeros((73, 100), dtype=np.float32))
+    with pytest.raises(ValueError, match="last two dims"):
+        NeuralCodec().encode(np.zeros(10, dtype=np.float32))
+    bad = np.zeros((73, 144), dtype=np.float32)
+    bad[3, 3] = np.inf
+    with pytest.raises(ValueError, match="inf"):
+        codec.encode(bad)
+
+
+def test_garbage_truncated_and_foreign_bytes_are_refused():
+    plane, grid = load_plane("era5_3deg_z500")
+    codec = NeuralCodec()
+    data = codec.encode(plane)
+    for bad, match in [
+        (b"", "valid xneuralcodec chunk"),
+        (b"\x89PNG" + bytes(200), "magic"),
+        (data[: len(data) // 2], "checksum|valid"),
+        (data[:-1] + bytes([data[-1] ^ 1]), "checksum"),
+        (data[:4] + b"\x09\x00" + data[6:], "format version 9"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            codec.decode(bad)
+    rng = np.random.default_rng(1)
+    for _ in range(50):
+        with pytest.raises(ValueError):
+            codec.decode(rng.bytes(int(rng.integers(0, 400))))

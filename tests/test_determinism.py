@@ -1,0 +1,56 @@
+"""Bytes and decoded values do not depend on thread count or process.
+
+The entropy parameters come from the integer hyper-synthesis, so a chunk encoded with one
+torch thread must decode, with two threads in another process, to exactly the array the
+encoding process itself decodes (see docs/format.md, "Portability").
+"""
+
+import hashlib
+import subprocess
+import sys
+
+import numpy as np
+
+from .conftest import DATA, FILES
+
+SCRIPT = """
+import sys, hashlib, numpy as np, torch, xarray as xr
+torch.set_num_threads(int(sys.argv[1]))
+from xneuralcodec import NeuralCodec
+codec = NeuralCodec(quality=int(sys.argv[4]))
+mode, path = sys.argv[2], sys.argv[3]
+if mode == "encode":
+    ds = xr.open_dataset(path)
+    plane = ds["t2m"].isel(time=-1).values.astype(np.float32)
+    data = codec.encode(plane)
+    open(sys.argv[5], "wb").write(data)
+    np.save(sys.argv[5] + ".npy", codec.decode(data))
+    print(hashlib.sha256(data).hexdigest())
+else:
+    back = codec.decode(open(path, "rb").read())
+    np.save(path + ".decoded.npy", back)
+    print(hashlib.sha256(back.tobytes()).hexdigest())
+"""
+
+
+def run(*args) -> str:
+    out = subprocess.run([sys.executable, "-c", SCRIPT, *map(str, args)], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out.stdout.strip()
+
+
+def test_encode_one_thread_decode_two_threads_other_process(tmp_path):
+    src = DATA / FILES["era5_1deg_t2m"][0]
+    if not src.is_file():
+        import pytest
+        pytest.skip(f"{src} not available")
+    for quality in (0, 4):
+        blob = tmp_path / f"chunk{quality}.bin"
+        digest_1 = run(1, "encode", src, quality, blob)
+        digest_2 = run(2, "encode", src, quality, tmp_path / f"again{quality}.bin")
+        assert digest_1 == digest_2, "encoding differs between 1 and 2 threads"
+        decoded_hash = run(2, "decode", blob, quality)
+        same_process = np.load(str(blob) + ".npy")
+        other = np.load(str(blob) + ".decoded.npy")
+        np.testing.assert_array_equal(other, same_process)
+        assert decoded_hash == hashlib.sha256(same_process.tobytes()).hexdigest()

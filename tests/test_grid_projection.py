@@ -1,0 +1,105 @@
+"""Grid description and the lat/lon <-> HEALPix <-> faces projection."""
+
+import ducc0
+import healpy as hp
+import numpy as np
+import pytest
+
+from xneuralcodec.grid import LatLonGrid
+from xneuralcodec.projection import Projector, face_index, faces_to_ring, padding_index, ring_to_faces
+
+
+def band_limited_plane(grid: LatLonGrid, lmax: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    alm = rng.normal(size=hp.Alm.getsize(lmax)) + 1j * rng.normal(size=hp.Alm.getsize(lmax))
+    alm[: lmax + 1] = alm[: lmax + 1].real  # m = 0 coefficients are real
+    north_first = ducc0.sht.synthesis_2d(
+        alm=alm[None], ntheta=grid.nlat, nphi=grid.nlon, lmax=lmax, spin=0, geometry=grid.geometry,
+        phi0=np.deg2rad(grid.lon_first % 360),
+    )[0]
+    return north_first if grid.north_first else north_first[::-1]
+
+
+GRIDS = [
+    LatLonGrid(181, 360, 90.0, 0.0),        # ERA5 1 deg, north first, from 0 E
+    LatLonGrid(181, 360, -90.0, 0.0),       # south first
+    LatLonGrid(73, 144, 90.0, -180.0),      # 2.5 deg from -180
+    LatLonGrid(180, 360, 89.5, 0.0),        # no pole rows (cell centres)
+    LatLonGrid(61, 120, 90.0, 0.0),         # 3 deg
+]
+
+
+@pytest.mark.parametrize("grid", GRIDS, ids=lambda g: f"{g.nlat}x{g.nlon}@{g.lat_first},{g.lon_first}")
+def test_band_limited_round_trip_is_exact(grid):
+    nside = grid.default_nside()
+    lmax = min(grid.lmax, 2 * nside) - 2
+    plane = band_limited_plane(grid, lmax)
+    projector = Projector(grid, nside)
+    back = projector.to_latlon(faces_to_ring(ring_to_faces(projector.to_healpix(plane))))
+    assert np.abs(back - plane).max() < 1e-5 * plane.std()
+
+
+def test_orientation_is_respected():
+    """A field that is warm in the north stays warm in the north, whatever the row order."""
+    north = LatLonGrid(91, 180, 90.0, 0.0)
+    south = LatLonGrid(91, 180, -90.0, 0.0)
+    lat = north.latitudes[:, None] * np.ones((1, 180))
+    m_north = Projector(north, 64).to_healpix(lat)
+    m_south = Projector(south, 64).to_healpix(lat[::-1])
+    np.testing.assert_allclose(m_north, m_south, atol=1e-6)
+    theta, _ = hp.pix2ang(64, np.arange(m_north.size))
+    assert np.corrcoef(m_north, 90 - np.rad2deg(theta))[0, 1] > 0.999
+
+
+def test_grid_from_coords_accepts_common_layouts():
+    g = LatLonGrid.from_coords(np.linspace(-90, 90, 73), np.arange(-180, 180, 2.5))
+    assert (g.nlat, g.nlon, g.lat_first, g.lon_first, g.geometry) == (73, 144, -90.0, -180.0, "CC")
+    g = LatLonGrid.from_coords(89.5 - np.arange(180), np.arange(0.5, 360, 1.0))
+    assert g.geometry == "F1"
+
+
+@pytest.mark.parametrize(
+    "lat, lon, match",
+    [
+        (np.linspace(80, -80, 81), np.arange(0, 360, 1.0), "global regular latitude"),     # regional
+        (np.array([88.5, 86.7, 84.8, 82.9] + list(np.linspace(81, -88.5, 60))), np.arange(0, 360, 3.0), "regular latitude"),
+        (np.linspace(90, -90, 181), np.arange(0, 180, 1.0), "covering 360"),                # half the globe
+    ],
+)
+def test_grid_from_coords_rejects_unsupported(lat, lon, match):
+    with pytest.raises(ValueError, match=match):
+        LatLonGrid.from_coords(lat, lon)
+
+
+def test_grid_config_validation():
+    with pytest.raises(TypeError, match="expected an int"):
+        LatLonGrid(181.0, 360, 90.0)
+    with pytest.raises(ValueError, match="global regular latitude"):
+        LatLonGrid(181, 360, 45.0)
+    with pytest.raises(ValueError, match="expected grid keys"):
+        LatLonGrid.from_config({"nlat": 181})
+    assert LatLonGrid.from_config(LatLonGrid(181, 360, 90.0).to_config()) == LatLonGrid(181, 360, 90.0)
+
+
+def test_faces_follow_healpix_xyf_layout():
+    nside = 8
+    idx = face_index(nside)
+    x, y, f = hp.pix2xyf(nside, idx.ravel(), nest=False)
+    assert np.array_equal(f.reshape(idx.shape), np.broadcast_to(np.arange(12)[:, None, None], idx.shape))
+    assert np.array_equal(x.reshape(idx.shape)[0], np.broadcast_to(np.arange(nside), (nside, nside)))
+    m = np.arange(12 * nside * nside, dtype=float)
+    assert np.array_equal(faces_to_ring(ring_to_faces(m)), m)
+
+
+@pytest.mark.parametrize("nside", [2, 8, 32])
+def test_padding_takes_true_neighbours(nside):
+    """Every padded edge pixel is a HEALPix neighbour of the face pixel it borders."""
+    idx = face_index(nside)
+    flat = idx.ravel()
+    table = padding_index(nside, 1)
+    for f in range(12):
+        for i in range(nside):
+            for (py, px), (cy, cx) in [((i + 1, 0), (i, 0)), ((i + 1, nside + 1), (i, nside - 1)),
+                                        ((0, i + 1), (0, i)), ((nside + 1, i + 1), (nside - 1, i))]:
+                neighbour = flat[table[f, py, px]]
+                assert neighbour in hp.get_all_neighbours(nside, idx[f, cy, cx]), (f, py, px)
