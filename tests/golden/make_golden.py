@@ -1,0 +1,63 @@
+"""Write golden chunks for the shipped weights: ``python -m tests.golden.make_golden``.
+
+Each fixture is a chunk encoded by this release, its codec config and the array it
+decodes to. tests/test_golden.py checks that every later release still decodes them (the
+numcodecs ``check_backwards_compatibility`` habit). Inputs are synthetic band-limited
+fields, so no shared data is copied into the repository. Never regenerate existing
+fixtures: add new ones next to them.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import ducc0
+import numpy as np
+
+from xneuralcodec import NeuralCodec, __version__
+
+HERE = Path(__file__).resolve().parent
+
+
+def synthetic_plane(nlat: int, nlon: int, seed: int, lmax: int = 30) -> np.ndarray:
+    """A smooth, temperature-like field (K): red spectrum plus a pole-to-equator gradient."""
+    rng = np.random.default_rng(seed)
+    size = (lmax + 1) * (lmax + 2) // 2
+    ell = np.concatenate([np.arange(m, lmax + 1) for m in range(lmax + 1)])
+    alm = (rng.normal(size=size) + 1j * rng.normal(size=size)) / (1.0 + ell) ** 1.5
+    alm[: lmax + 1] = alm[: lmax + 1].real
+    field = ducc0.sht.synthesis_2d(alm=alm[None], ntheta=nlat, nphi=nlon, lmax=lmax, spin=0, geometry="CC")[0]
+    lat = np.linspace(90, -90, nlat)[:, None]
+    return (260.0 + 30.0 * np.cos(np.deg2rad(lat)) + 8.0 * field / field.std()).astype(np.float32)
+
+
+def cases():
+    grid = {"nlat": 73, "nlon": 144, "lat_first": 90.0, "lon_first": 0.0}
+    base = synthetic_plane(73, 144, 0)
+    chunk = np.stack([base, np.full_like(base, np.nan), np.full_like(base, 271.5), synthetic_plane(73, 144, 1)])
+    chunk[3, 20:30, 40:60] = np.nan
+    yield "2.5deg_q3_mixed_planes", NeuralCodec(quality=3, grid=grid), chunk.reshape(2, 2, 73, 144)
+    yield "2.5deg_q0", NeuralCodec(quality=0, grid=grid), base[None]
+    yield "2.5deg_q5_float64", NeuralCodec(quality=5, grid=grid), base.astype(np.float64)
+    yield "1deg_q2", NeuralCodec(quality=2), synthetic_plane(181, 360, 2, lmax=90)
+
+
+def main(argv=None) -> int:
+    out = HERE / f"v{__version__}"
+    out.mkdir(parents=True, exist_ok=True)
+    for name, codec, array in cases():
+        if (out / f"{name}.bin").exists():
+            print(f"keeping existing {name}", file=sys.stderr)
+            continue
+        data = codec.encode(array)
+        (out / f"{name}.bin").write_bytes(data)
+        (out / f"{name}.json").write_text(json.dumps(codec.get_config(), indent=2) + "\n")
+        np.save(out / f"{name}.expected.npy", codec.decode(data))
+        print(f"wrote {name}: {array.nbytes} -> {len(data)} bytes")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
