@@ -17,13 +17,16 @@ from .conftest import load_plane
 # Area-weighted MAE windows at the default quality (3), as a fraction of the plane's std,
 # measured with the shipped weights (see the model card) plus headroom. A regression in
 # the model, the projection or the entropy path shows up here.
+# Measured with hyperprior-v1 (MAE/std, ratio): 0.25 deg t2m 0.0198, 183x; 1 deg t2m
+# 0.0332, 95x; msl 0.0285, 91x; u10 0.0858, 29x; 2.5 deg GFS t500 0.0316, 48x; 3 deg z500
+# 0.0218, 46x. Windows: MAE/std at most ~1.3x measured, ratio at least ~0.7x measured.
 WINDOWS = {
-    "era5_0.25deg": 0.05,
-    "era5_1deg_t2m": 0.06,
-    "era5_1deg_msl": 0.06,
-    "era5_1deg_u10": 0.15,
-    "gfs_2.5deg_t500": 0.06,
-    "era5_3deg_z500": 0.03,
+    "era5_0.25deg": (0.026, 130),
+    "era5_1deg_t2m": (0.043, 65),
+    "era5_1deg_msl": (0.037, 65),
+    "era5_1deg_u10": (0.11, 20),
+    "gfs_2.5deg_t500": (0.041, 33),
+    "era5_3deg_z500": (0.028, 32),
 }
 
 
@@ -35,8 +38,9 @@ def test_real_fields_round_trip_within_window(key):
     back = codec.decode(data)
     assert back.shape == plane.shape and back.dtype == plane.dtype
     err = weighted_errors(plane, back, grid)
-    assert err["mae"] < WINDOWS[key] * plane.std(), err
-    assert plane.nbytes / len(data) > 4
+    max_relative_mae, min_ratio = WINDOWS[key]
+    assert err["mae"] < max_relative_mae * plane.std(), err
+    assert plane.nbytes / len(data) > min_ratio
 
 
 def test_quality_orders_rate_and_error():
@@ -160,3 +164,11 @@ def test_garbage_truncated_and_foreign_bytes_are_refused():
     for _ in range(50):
         with pytest.raises(ValueError):
             codec.decode(rng.bytes(int(rng.integers(0, 400))))
+
+
+def test_store_written_for_cuda_decodes_on_cpu():
+    plane, grid = load_plane("era5_3deg_z500")
+    data = NeuralCodec().encode(plane)
+    with pytest.warns(RuntimeWarning, match="no CUDA device"):
+        back = NeuralCodec(device="cuda").decode(data)
+    np.testing.assert_array_equal(back, NeuralCodec(device="cpu").decode(data))

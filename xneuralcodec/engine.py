@@ -24,7 +24,6 @@ from .grid import LatLonGrid
 from .projection import Projector, faces_to_ring, ring_to_faces
 from .weights import LoadedModel
 
-PLANES_PER_BATCH = 4
 SUPPORTED_DTYPES = (np.dtype("float32"), np.dtype("float64"))
 
 
@@ -67,10 +66,21 @@ def infer_grid(nlat: int, nlon: int) -> LatLonGrid:
 
 
 def check_nside(nside: int, grid: LatLonGrid, model: LoadedModel) -> int:
-    nside = grid.default_nside() if nside is None else nside
-    if nside < model.config.min_nside or nside & (nside - 1):
-        raise ValueError(f"expected nside a power of two >= {model.config.min_nside}, got {nside} instead")
+    """nside must be a power of two the network can stride down, and at most twice the
+    grid's default: that bounds the work and memory of a decode by the output size."""
+    default = grid.default_nside()
+    nside = default if nside is None else nside
+    if nside < model.config.min_nside or nside & (nside - 1) or nside > 2 * default:
+        raise ValueError(
+            f"expected nside a power of two in {model.config.min_nside}..{2 * default} for a "
+            f"{grid.nlat} x {grid.nlon} grid, got {nside} instead"
+        )
     return nside
+
+
+def planes_per_batch(nside: int) -> int:
+    """Planes sent through the network together; fewer at high nside to bound memory."""
+    return max(1, (4 * 64 * 64) // (nside * nside))
 
 
 class Engine:
@@ -102,8 +112,9 @@ class Engine:
             records.append(PlaneRecord(KIND_NEURAL, float(mean), float(std), mask))
             neural.append((i, normed))
         projector = Projector(grid, nside)
-        for start in range(0, len(neural), PLANES_PER_BATCH):
-            batch = neural[start:start + PLANES_PER_BATCH]
+        step = planes_per_batch(nside)
+        for start in range(0, len(neural), step):
+            batch = neural[start:start + step]
             faces = np.stack([ring_to_faces(projector.to_healpix(p)) for _, p in batch]).astype(np.float32)
             y_all, z_all = self._analyse(faces, quality)
             for (i, _), y, z in zip(batch, y_all, z_all):
@@ -148,8 +159,6 @@ class Engine:
             raise ValueError(f"not a valid xneuralcodec chunk: quality {chunk.quality} out of range")
         chunk_grid = LatLonGrid(chunk.nlat, chunk.nlon, chunk.lat_first, chunk.lon_first)
         check_nside(chunk.nside, chunk_grid, self.model)
-        if chunk.nside > 4096:
-            raise ValueError(f"not a valid xneuralcodec chunk: nside {chunk.nside} is implausibly large")
         out = np.empty((chunk.n_planes, chunk.nlat, chunk.nlon), dtype=np.float64)
         neural = []
         for i, rec in enumerate(chunk.planes):
@@ -161,8 +170,9 @@ class Engine:
             else:
                 neural.append(i)
         projector = Projector(chunk_grid, chunk.nside)
-        for start in range(0, len(neural), PLANES_PER_BATCH):
-            batch = neural[start:start + PLANES_PER_BATCH]
+        step = planes_per_batch(chunk.nside)
+        for start in range(0, len(neural), step):
+            batch = neural[start:start + step]
             y = np.stack([self._entropy_decode(chunk.planes[i], chunk.nside) for i in batch])
             faces = self._synthesise(y, chunk.quality)
             for i, f in zip(batch, faces):

@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import json
 import threading
+import warnings
 from functools import cached_property
 from pathlib import Path
 
@@ -61,10 +62,15 @@ def sha256_of(path: Path) -> str:
 
 
 def resolve_device(device: str) -> torch.device:
+    """'auto' picks CUDA when present. A store written with device='cuda' must still open on
+    a CPU-only machine (the device never changes what decodes), so 'cuda' falls back to the
+    CPU with a warning instead of failing."""
+    if device == "cuda" and not torch.cuda.is_available():
+        warnings.warn("device='cuda' requested but torch sees no CUDA device: running on the CPU", RuntimeWarning,
+                      stacklevel=3)
+        return torch.device("cpu")
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device='cuda' was requested but torch sees no CUDA device; use 'auto' or 'cpu'")
     return torch.device(device)
 
 

@@ -1,0 +1,1 @@
+"""Benchmarks of xneuralcodec against reference compressors: ``python -m benchmarks.run``."""

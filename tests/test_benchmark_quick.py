@@ -1,0 +1,153 @@
+"""The benchmark harness: reference-compressor contract, and a tiny ``--quick`` run end to end.
+
+No timing assertions: throughput on a shared 2-core machine says nothing about correctness.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from xneuralcodec.baselines import (
+    Compressor, TargetNotReached, bitround_zstd_compressor, evaluate_point, ratio_at_mae, reference_compressors,
+    time_compressor, zstd_compressor,
+)
+from xneuralcodec.grid import LatLonGrid
+
+from .conftest import DATA
+
+GRID = LatLonGrid(nlat=61, nlon=120, lat_first=90.0, lon_first=0.0)
+
+
+def smooth_planes(n: int = 2) -> np.ndarray:
+    lat, lon = np.meshgrid(np.radians(GRID.latitudes), np.radians(GRID.longitudes), indexing="ij")
+    rng = np.random.default_rng(0)
+    return np.stack([280 + 30 * np.cos(lat) + 5 * np.sin(2 * lon + i) + 0.3 * rng.standard_normal(lat.shape)
+                     for i in range(n)]).astype(np.float32)
+
+
+# -- reference compressors -------------------------------------------------------------------
+
+def test_every_available_reference_compressor_meets_a_target_mae():
+    available, skipped = reference_compressors()
+    assert set(available) | set(skipped) >= {"sz3", "zstd", "bitround_zstd", "quantize_pcodec", "zfp", "sperr", "ebcc"}
+    assert all(isinstance(reason, str) and reason for reason in skipped.values())
+    assert "zstd" in available and "bitround_zstd" in available  # numcodecs alone provides these
+    planes = smooth_planes()
+    for name, compressor in available.items():
+        if name == "ebcc":  # correct but slow (~1 s per call): covered by the smoke test above
+            continue
+        point = ratio_at_mae(compressor, planes, GRID, 0.2, iterations=4)
+        assert point["mae"] <= 0.2, name
+        assert point["ratio"] > 1.0 and point["reconstruction"].shape == planes.shape, name
+
+
+def test_error_bounded_compressors_respect_their_bound():
+    available, _ = reference_compressors(["sz3", "quantize_pcodec", "zfp"])
+    plane = smooth_planes(1)[0]
+    for name, compressor in available.items():
+        nbytes, back = compressor(plane, 0.05)
+        assert nbytes > 0 and np.abs(back - plane).max() <= 0.05 * (1 + 1e-4) + 1e-4, name
+
+
+def test_lossless_and_precision_compressors():
+    planes = smooth_planes()
+    exact = ratio_at_mae(zstd_compressor(), planes, GRID, 0.1)
+    assert exact["mae"] == 0.0 and exact["method"] == "lossless"
+    bitround = ratio_at_mae(bitround_zstd_compressor(), planes, GRID, 0.05)
+    coarse, fine = bitround["bracket"]
+    assert fine == coarse + 1 and bitround["method"] == "interpolated" and bitround["mae"] <= 0.05
+    below = evaluate_point(bitround_zstd_compressor(), planes, GRID, coarse)
+    assert below["mae"] > 0.05 and bitround["ratio_at_parameter"] <= bitround["ratio"] <= below["ratio"]
+
+
+def test_unreachable_target_and_bad_input_are_reported():
+    never_finer = Compressor("noisy", "precision", lambda p, q: p.tobytes(),
+                             lambda b, shape, q: np.frombuffer(b, np.float32).reshape(shape) + 1.0,
+                             parameter_range=(0, 2))
+    with pytest.raises(TargetNotReached, match="finest setting 2"):
+        ratio_at_mae(never_finer, smooth_planes(), GRID, 0.5)
+    with pytest.raises(ValueError, match="positive"):
+        ratio_at_mae(zstd_compressor(), smooth_planes(), GRID, 0.0)
+    with pytest.raises(ValueError, match="61 x 120"):
+        evaluate_point(zstd_compressor(), smooth_planes()[:, :-1], GRID)
+    with pytest.raises(ValueError, match="expected compressor names"):
+        reference_compressors(["gzip9000"])
+    with pytest.raises(ValueError, match="kind"):
+        Compressor("x", "lossy", None, None)
+
+
+def test_timing_reports_throughput():
+    timing = time_compressor(zstd_compressor(), smooth_planes(), repeats=2)
+    assert timing["repeats"] == 2 and timing["encode_mb_s"] > 0 and timing["decode_mb_s"] > 0
+
+
+# -- the quick benchmark end to end ------------------------------------------------------------
+
+def benchmark_main():
+    """``benchmarks.run.main``, or a skip naming what the bench extra lacks here."""
+    for module in ("matplotlib", "scipy"):
+        pytest.importorskip(module, reason=f"the benchmark needs {module} (pip install 'xneuralcodec[bench]')")
+    from benchmarks.run import main
+
+    return main
+
+
+def strict_json(path):
+    def refuse(constant):
+        raise ValueError(f"non-standard JSON constant {constant} in {path}")
+
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+def test_quick_benchmark_writes_json_markdown_and_plots(tmp_path):
+    if not (DATA / "global").is_dir():
+        pytest.skip(f"shared data {DATA / 'global'} is not available (set XNEURALCODEC_DATA)")
+    main = benchmark_main()
+
+    groups = ["G01:msl", "G03:t", "G09:z500_height"]  # pressure (cyclones), temperature (tail), south-first grid
+    assert main(["--quick", "--data", str(DATA / "global"), "--groups", *groups, "--max-planes", "1",
+                 "--compressors", "sz3", "zstd", "bitround_zstd", "quantize_pcodec",
+                 "--repeats", "1", "--no-progress", "--out", str(tmp_path)]) == 0
+
+    report = strict_json(tmp_path / "benchmark-quick.json")
+    assert report["mode"] == "quick" and report["wall_s"] > 0
+    assert report["machine"]["cpu_model"] and report["machine"]["cpu_count"] >= 1
+    assert report["machine"]["libraries"]["numpy"] == np.__version__
+    assert report["neural"]["weights_sha256"]
+    assert sorted(g["key"] for g in report["groups"]) == sorted(groups)
+    for group in report["groups"]:
+        assert group["planes"] == 1 and group["target_mae"] > 0 and not group["failed"]
+        assert set(group["compressors"]) | set(report["skipped_compressors"]) >= {"neural", "sz3", "zstd", "bitround_zstd", "quantize_pcodec"}
+        neural = group["compressors"]["neural"]
+        assert [p["parameter"] for p in neural["sweep"]] == [0, 1, 2, 3, 4, 5]
+        for name, result in group["compressors"].items():
+            assert result["sweep"] and result["matched"]["ratio"] > 1, name
+            assert result["timing"]["encode_mb_s"] > 0 and result["timing"]["decode_mb_s"] > 0, name
+            if name != "zstd":
+                assert 0 <= result["metrics"]["exceedance_percent"] <= 100, name
+        spectra = group["spectra"]
+        assert len(spectra["original"]) == len(spectra["l"]) and "neural" in spectra["ratio"]
+        for plot in (group["rd_plot"], group["spectra_plot"]):
+            assert (tmp_path / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        if group["variable"] == "msl":
+            assert group["compressors"]["sz3"]["metrics"]["cyclones"][0]["cores"]
+        if group["variable"] == "t":
+            assert group["compressors"]["sz3"]["metrics"]["upper_tail"][0]["points"] >= 1
+        assert set(group["neural_vs_sz3"]) == {"encode_time_ratio", "decode_time_ratio", "ratio_at_target"}
+
+    table = (tmp_path / "benchmark-quick.md").read_text()
+    assert "## Compression ratio at matched MAE" in table and "## Throughput at the matched point" in table
+    for key in groups:
+        assert f"| {key} |" in table
+
+
+def test_benchmark_refuses_bad_arguments(tmp_path):
+    main = benchmark_main()
+
+    with pytest.raises(SystemExit):
+        main(["--out", str(tmp_path)])  # neither --quick nor --full
+    with pytest.raises(ValueError, match="PREFIX:VARIABLE"):
+        main(["--quick", "--groups", "G01-msl", "--data", str(tmp_path), "--out", str(tmp_path)])
