@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -82,7 +83,18 @@ def markdown(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def header(report: dict, argv) -> str:
+    return (
+        "# Held-out validation of the shipped weights\n\n"
+        f"Command: `python -m xneuralcodec.evaluate {' '.join(argv or [])}`; model {report['model']} "
+        f"(sha256 `{report['weights_sha256'][:12]}...`); machine {report['machine']['platform']}. Ratio = float32 "
+        "bytes / chunk bytes, one plane per chunk; errors area-weighted on the lat/lon grid; SZ3 (pysz) at the "
+        "same MAE by bisection on its absolute bound.\n\n"
+    )
+
+
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
     model = load_model(args.model) if args.model else load_model()
     engine = Engine(model)
@@ -97,20 +109,20 @@ def main(argv=None) -> int:
         g = planes[0].grid
         rows = evaluate_group(engine, planes, args.qualities, with_sz3=not args.no_sz3)
         results.append({"source": source, "variable": variable, "grid": f"{g.nlat}x{g.nlon}", "rows": rows})
-        print(markdown([results[-1]]).splitlines()[-len(rows):] and "\n".join(markdown([results[-1]]).splitlines()[2:]), flush=True)
+        print("\n".join(markdown([results[-1]]).splitlines()[2:]), flush=True)
     report = {
         "model": model.name, "weights_sha256": model.sha256, "data": args.data,
         "machine": {"platform": platform.platform(), "processor": platform.processor(), "python": platform.python_version()},
         "results": results,
     }
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
-    Path(args.out).with_suffix(".md").write_text(markdown(results) + "\n")
+    Path(args.out).with_suffix(".md").write_text(header(report, argv) + markdown(results) + "\n")
     if args.card:
         card_path = Path(args.card)
         card = json.loads(card_path.read_text())
         if card.get("sha256") != model.sha256:
             raise SystemExit(f"model card {card_path} is for weights {card.get('sha256')}, not {model.sha256}")
-        card["validation"] = {"command": "python -m xneuralcodec.evaluate " + " ".join(argv or []), "results": results}
+        card["validation"] = {"command": "python -m xneuralcodec.evaluate " + " ".join(argv), "results": results}
         card_path.write_text(json.dumps(card, indent=2) + "\n")
     return 0
 
