@@ -70,6 +70,17 @@ def test_leading_dims_nan_planes_constant_and_float64():
     assert back64.dtype == np.float64
 
 
+@pytest.mark.parametrize("key, eps", [("era5_1deg_t2m", 0.5), ("era5_1deg_msl", 100.0), ("era5_0.25deg", 1.0)])
+def test_max_abs_error_holds_on_real_fields(key, eps):
+    plane, grid = load_plane(key)
+    codec = NeuralCodec(grid=grid.to_config(), max_abs_error=eps)
+    data = codec.encode(plane)
+    back = codec.decode(data)
+    assert np.abs(back.astype(np.float64) - plane).max() <= eps
+    # the correction costs bytes only where the network is off by more than the bound
+    assert len(data) < plane.nbytes / 4
+
+
 def test_decode_into_out_buffer():
     plane, grid = load_plane("era5_3deg_z500")
     codec = NeuralCodec()
@@ -86,7 +97,8 @@ def test_grid_inferred_from_shape_matches_explicit_grid():
 
 
 def test_config_json_repr_pickle_round_trip():
-    codec = NeuralCodec(quality=2, grid={"nlat": 181, "nlon": 360, "lat_first": 90.0, "lon_first": 0.0})
+    codec = NeuralCodec(quality=2, grid={"nlat": 181, "nlon": 360, "lat_first": 90.0, "lon_first": 0.0},
+                        max_abs_error=0.5)
     config = json.loads(json.dumps(codec.get_config()))
     assert numcodecs.get_codec(config) == codec
     assert eval(repr(codec), {"NeuralCodec": NeuralCodec}) == codec
@@ -126,6 +138,8 @@ def test_threads_give_identical_bytes():
         ({"model": "nope"}, ValueError, "shipped model name"),
         ({"weights_sha256": 123}, TypeError, "hex string"),
         ({"grid": {"nlat": 181}}, ValueError, "grid keys"),
+        ({"max_abs_error": -1.0}, ValueError, "positive finite max_abs_error"),
+        ({"max_abs_error": "0.1"}, TypeError, "max_abs_error as a number"),
     ],
 )
 def test_bad_options_are_refused_in_the_constructor(kwargs, error, match):

@@ -64,3 +64,30 @@ def test_header_claiming_a_huge_shape_is_refused_before_allocating(coded):
     damaged = bytes(body) + struct.pack("<I", zlib.crc32(bytes(body)))
     with pytest.raises(ValueError, match="larger than|do not fit"):
         codec.decode(damaged)
+
+
+@SETTINGS
+@given(
+    eps=st.sampled_from([0.02, 0.3, 2.0]),
+    kind=st.sampled_from(["real", "grid-scale step", "spikes", "nan holes", "constant"]),
+    seed=st.integers(0, 2**16),
+)
+def test_max_abs_error_bound_holds_on_real_and_adversarial_fields(coded, eps, kind, seed):
+    codec, plane, _ = coded
+    rng = np.random.default_rng(seed)
+    x = plane.copy()
+    if kind == "grid-scale step":
+        x[:, int(rng.integers(1, x.shape[1] - 1)):] += np.float32(rng.uniform(-30, 30))
+    elif kind == "spikes":
+        idx = rng.integers(0, x.size, 25)
+        x.flat[idx] += rng.normal(0, 80, 25).astype(np.float32)
+    elif kind == "nan holes":
+        x[rng.random(x.shape) < 0.1] = np.nan
+    elif kind == "constant":
+        x[:] = np.float32(250.5)
+    config = {k: v for k, v in codec.get_config().items() if k != "id"}
+    bounded = NeuralCodec(**{**config, "max_abs_error": eps})
+    back = bounded.decode(bounded.encode(x))
+    finite = ~np.isnan(x)
+    np.testing.assert_array_equal(np.isnan(back), ~finite)
+    assert np.abs(back[finite].astype(np.float64) - x[finite]).max() <= eps

@@ -1,12 +1,14 @@
-"""Bitstream format v1: one self-describing, checksummed record per Zarr chunk.
+"""Bitstream format v2 (reads v1 too): one self-describing, checksummed record per Zarr chunk.
 
 Little-endian throughout; the full layout is in docs/format.md::
 
     header   magic "XNCB" | version u16 | flags u16 | weights sha256 [32] | dtype u8 | ndim u8 |
              quality u8 | reserved u8 | nside u32 | nlat u32 | nlon u32 |
              lat_first f64 | lon_first f64 | shape u64 x ndim
-    planes   per plane: kind u8 | mean f32 | std f32 | mask_len u32 | words_len u32 | escapes u32
-    payload  per plane: NaN mask (zlib of packed bits) | range-coder words u32 | escapes i32
+    planes   per plane: kind u8 | mean f32 | std f32 | mask_len u32 | words_len u32 | escapes u32 |
+             (v2:) correction_len u32 | correction_step f64
+    payload  per plane: NaN mask (zlib of packed bits) | range-coder words u32 | escapes i32 |
+             (v2:) error-bound correction (correction.py)
     trailer  crc32 of everything before it, u32
 
 Decoding checks magic, version, the checksum and every length before allocating anything,
@@ -22,8 +24,8 @@ import zlib
 import numpy as np
 
 MAGIC = b"XNCB"
-VERSION = 1
-SUPPORTED_VERSIONS = (1,)
+VERSION = 2
+SUPPORTED_VERSIONS = (1, 2)  # v1: release 0.1.0, no correction section
 MAX_OUTPUT_BYTES = 2 ** 34  # 16 GiB: a claimed chunk larger than this is refused
 
 KIND_NEURAL, KIND_CONSTANT, KIND_ALL_NAN = 0, 1, 2
@@ -31,7 +33,7 @@ DTYPES = {1: np.dtype("<f4"), 2: np.dtype("<f8")}
 DTYPE_CODES = {v: k for k, v in DTYPES.items()}
 
 _HEAD = struct.Struct("<4sHH32sBBBBIIIdd")
-_PLANE = struct.Struct("<BffIII")
+_PLANE = {1: struct.Struct("<BffIII"), 2: struct.Struct("<BffIIIId")}
 _CRC = struct.Struct("<I")
 
 
@@ -43,6 +45,8 @@ class PlaneRecord:
     mask: bytes = b""      # zlib-compressed np.packbits of the NaN mask, empty if none
     words: bytes = b""     # range coder output, uint32 little-endian
     escapes: bytes = b""   # int32 little-endian latents outside the tables
+    correction: bytes = b""  # error-bound correction section (v2), empty if none or all zero
+    correction_step: float = 0.0  # 0: no correction layer
 
 
 @dataclasses.dataclass
@@ -71,9 +75,10 @@ def pack(chunk: Chunk) -> bytes:
         struct.pack(f"<{len(chunk.shape)}Q", *chunk.shape),
     ]
     for p in chunk.planes:
-        parts.append(_PLANE.pack(p.kind, p.mean, p.std, len(p.mask), len(p.words), len(p.escapes) // 4))
+        parts.append(_PLANE[VERSION].pack(p.kind, p.mean, p.std, len(p.mask), len(p.words), len(p.escapes) // 4,
+                                          len(p.correction), p.correction_step))
     for p in chunk.planes:
-        parts += [p.mask, p.words, p.escapes]
+        parts += [p.mask, p.words, p.escapes, p.correction]
     body = b"".join(parts)
     return body + _CRC.pack(zlib.crc32(body))
 
@@ -118,24 +123,29 @@ def unpack(data) -> Chunk:
     if n_values * dtype.itemsize > MAX_OUTPUT_BYTES or n_values == 0:
         _fail(f"claimed shape {shape} is empty or larger than {MAX_OUTPUT_BYTES} bytes")
     n_planes = n_values // (nlat * nlon)
-    if len(buf) < offset + n_planes * _PLANE.size + _CRC.size:
+    record = _PLANE[version]
+    if len(buf) < offset + n_planes * record.size + _CRC.size:
         _fail(f"{n_planes} plane records do not fit in {len(buf)} bytes")
     records = []
     for _ in range(n_planes):
-        kind, mean, std, mask_len, words_len, n_esc = _PLANE.unpack_from(buf, offset)
-        offset += _PLANE.size
+        kind, mean, std, mask_len, words_len, n_esc, *v2 = record.unpack_from(buf, offset)
+        offset += record.size
+        correction_len, step = v2 if v2 else (0, 0.0)
         if kind not in (KIND_NEURAL, KIND_CONSTANT, KIND_ALL_NAN) or words_len % 4:
             _fail(f"bad plane record (kind {kind}, words {words_len})")
-        records.append((kind, mean, std, mask_len, words_len, n_esc * 4))
+        if not (step == 0.0 or (np.isfinite(step) and step > 0)) or (correction_len and step == 0.0):
+            _fail(f"bad correction step {step}")
+        records.append((kind, mean, std, mask_len, words_len, n_esc * 4, correction_len, step))
     planes = []
     end = len(buf) - _CRC.size
-    for kind, mean, std, mask_len, words_len, esc_len in records:
-        if offset + mask_len + words_len + esc_len > end:
+    for kind, mean, std, mask_len, words_len, esc_len, correction_len, step in records:
+        if offset + mask_len + words_len + esc_len + correction_len > end:
             _fail("section lengths run past the end of the chunk")
         mask = bytes(buf[offset:offset + mask_len]); offset += mask_len
         words = bytes(buf[offset:offset + words_len]); offset += words_len
         escapes = bytes(buf[offset:offset + esc_len]); offset += esc_len
-        planes.append(PlaneRecord(kind, mean, std, mask, words, escapes))
+        correction = bytes(buf[offset:offset + correction_len]); offset += correction_len
+        planes.append(PlaneRecord(kind, mean, std, mask, words, escapes, correction, step))
     if offset != end:
         _fail(f"{end - offset} unexplained trailing bytes")
     return Chunk(bytes(sha), dtype, quality, nside, nlat, nlon, lat_first, lon_first, tuple(shape), planes)

@@ -28,8 +28,10 @@ class NeuralCodec(Codec):
 
     codec_id = CODEC_ID
 
-    def __init__(self, quality=DEFAULT_QUALITY, model=None, weights_sha256=None, grid=None, nside=None, device="auto"):
-        self._options = CodecOptions.parse(quality, model, weights_sha256, grid, nside, device)
+    def __init__(self, quality=DEFAULT_QUALITY, model=None, weights_sha256=None, grid=None, nside=None, device="auto",
+                 max_abs_error=None):
+        self._options = CodecOptions.parse(
+            quality, model, weights_sha256, grid, nside, device, max_abs_error)
         self._engine_cache = None
 
     @property
@@ -45,7 +47,7 @@ class NeuralCodec(Codec):
 
     def encode(self, buf):
         o = self._options
-        return self._engine.encode(buf, o.grid, o.nside, o.quality)
+        return self._engine.encode(buf, o.grid, o.nside, o.quality, o.max_abs_error)
 
     def decode(self, buf, out=None):
         arr = self._engine.decode(buf, self._options.grid)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import constriction
 
-from . import bitstream
+from . import bitstream, correction
 from .bitstream import KIND_ALL_NAN, KIND_CONSTANT, KIND_NEURAL, Chunk, PlaneRecord
 from .entropy import EscapeReader, decode_groups, encode_groups
 from .grid import LatLonGrid
@@ -88,7 +88,8 @@ class Engine:
         self.model = model
 
     # -- encode ------------------------------------------------------------------------
-    def encode(self, arr, grid: LatLonGrid | None, nside: int | None, quality: int) -> bytes:
+    def encode(self, arr, grid: LatLonGrid | None, nside: int | None, quality: int,
+               max_abs_error: float | None = None) -> bytes:
         arr, grid = check_array(arr, grid)
         nside = check_nside(nside, grid, self.model)
         planes = arr.reshape(-1, grid.nlat, grid.nlon)
@@ -119,6 +120,12 @@ class Engine:
             y_all, z_all = self._analyse(faces, quality)
             for (i, _), y, z in zip(batch, y_all, z_all):
                 records[i].words, records[i].escapes = self._entropy_encode(y, z)
+            if max_abs_error is not None:
+                # replay the decoder here, then code what it will miss (correction.py)
+                y_hat = np.round(y_all).astype(np.float32)
+                recs = [records[i] for i, _ in batch]
+                for (i, _), approx in zip(batch, self._reconstruct(y_hat, quality, projector, recs)):
+                    self._correct(records[i], planes[i], approx, max_abs_error, arr.dtype)
         chunk = Chunk(bytes.fromhex(self.model.sha256), arr.dtype, quality, nside, grid.nlat, grid.nlon,
                       grid.lat_first, grid.lon_first, tuple(arr.shape), records)
         return bitstream.pack(chunk)
@@ -144,6 +151,44 @@ class Engine:
         encode_groups(encoder, np.round(y).astype(np.int64) - mu, index, self.model.y_tables, escapes)
         words = encoder.get_compressed().astype("<u4").tobytes()
         return words, np.asarray(escapes, dtype="<i4").tobytes()
+
+    @staticmethod
+    def _correct(rec: PlaneRecord, original: np.ndarray, approx: np.ndarray, max_abs_error: float, dtype) -> None:
+        """Integer corrections so that every finite value decodes within the bound."""
+        step = correction.step_for(max_abs_error)
+        # step / 2 < bound < max_abs_error: room for the output dtype's rounding below the
+        # bound, and for another machine's last-bit differences above it
+        bound = max_abs_error * (1.0 - correction.MARGIN / 2)
+        x = original.astype(np.float64)
+        finite = ~np.isnan(x)
+        q = np.where(finite, np.rint((x - approx) / step), 0.0)
+
+        def error(qq):
+            return np.abs((approx + qq * step).astype(dtype).astype(np.float64) - x)
+
+        bad = finite & (error(q) > bound)
+        for dq in (-1.0, 1.0):  # rounding to the output dtype can push a value over the edge
+            if bad.any():
+                fixed = bad & (error(q + dq) <= bound)
+                q = np.where(fixed, q + dq, q)
+                bad &= ~fixed
+        if bad.any():
+            raise ValueError(
+                f"max_abs_error={max_abs_error} is finer than {np.dtype(dtype)} can represent near "
+                f"{x[bad][0]:g}: choose a larger bound"
+            )
+        rec.correction = correction.encode(q.astype(np.int64))
+        rec.correction_step = step
+
+    def _reconstruct(self, y_hat: np.ndarray, quality: int, projector: Projector, records) -> list[np.ndarray]:
+        """Decoder-side planes (float64, before NaN masking) from rounded latents; shared by
+        decode and by encode's error-bound replay so that both compute the same numbers."""
+        faces = self._synthesise(y_hat, quality)
+        return [
+            projector.to_latlon(faces_to_ring(f.astype(np.float64))) * np.float64(np.float32(rec.std))
+            + np.float64(np.float32(rec.mean))
+            for f, rec in zip(faces, records)
+        ]
 
     # -- decode ------------------------------------------------------------------------
     def decode(self, data, grid: LatLonGrid | None = None) -> np.ndarray:
@@ -174,11 +219,12 @@ class Engine:
         for start in range(0, len(neural), step):
             batch = neural[start:start + step]
             y = np.stack([self._entropy_decode(chunk.planes[i], chunk.nside) for i in batch])
-            faces = self._synthesise(y, chunk.quality)
-            for i, f in zip(batch, faces):
-                rec = chunk.planes[i]
-                plane = projector.to_latlon(faces_to_ring(f.astype(np.float64)))
-                out[i] = plane * np.float64(np.float32(rec.std)) + np.float64(np.float32(rec.mean))
+            recs = [chunk.planes[i] for i in batch]
+            for i, rec, plane in zip(batch, recs, self._reconstruct(y, chunk.quality, projector, recs)):
+                if rec.correction_step:
+                    q = correction.decode(rec.correction, chunk.nlat * chunk.nlon).reshape(plane.shape)
+                    plane = plane + q * rec.correction_step
+                out[i] = plane
         for i, rec in enumerate(chunk.planes):
             if rec.mask:
                 out[i][bitstream.unpack_mask(rec.mask, (chunk.nlat, chunk.nlon))] = np.nan

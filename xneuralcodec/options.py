@@ -9,6 +9,7 @@ Parsers follow zarr's ``parse_<field>`` habit: ``TypeError`` for a wrong type,
 from __future__ import annotations
 
 import dataclasses
+import math
 
 from .grid import LatLonGrid
 from .weights import registry, registry_entry
@@ -44,6 +45,16 @@ def parse_nside(value) -> int | None:
     return value
 
 
+def parse_max_abs_error(value) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"expected max_abs_error as a number or None, got {value!r} instead")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"expected a positive finite max_abs_error, got {value!r} instead")
+    return float(value)
+
+
 def parse_grid(value) -> LatLonGrid | None:
     if value is None:
         return None
@@ -71,21 +82,24 @@ class CodecOptions:
     grid: LatLonGrid | None
     nside: int | None
     device: str
+    max_abs_error: float | None = None
 
     @classmethod
-    def parse(cls, quality=DEFAULT_QUALITY, model=None, weights_sha256=None, grid=None, nside=None, device="auto"):
+    def parse(cls, quality=DEFAULT_QUALITY, model=None, weights_sha256=None, grid=None, nside=None, device="auto",
+              max_abs_error=None):
         model, weights_sha256 = parse_model(model, weights_sha256)
         grid = parse_grid(grid)
         nside = parse_nside(nside)
         if grid is not None and nside is None:
             nside = grid.default_nside()
-        return cls(parse_quality(quality), model, weights_sha256, grid, nside, parse_device(device))
+        return cls(parse_quality(quality), model, weights_sha256, grid, nside, parse_device(device),
+                   parse_max_abs_error(max_abs_error))
 
     def to_config(self) -> dict:
         return {
             "quality": self.quality, "model": self.model, "weights_sha256": self.weights_sha256,
             "grid": None if self.grid is None else self.grid.to_config(), "nside": self.nside,
-            "device": self.device,
+            "device": self.device, "max_abs_error": self.max_abs_error,
         }
 
     def kwargs_repr(self) -> str:

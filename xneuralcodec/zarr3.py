@@ -28,8 +28,10 @@ class NeuralSerializer(ArrayBytesCodec):
     is_fixed_size = False
     options: CodecOptions
 
-    def __init__(self, *, quality=DEFAULT_QUALITY, model=None, weights_sha256=None, grid=None, nside=None, device="auto"):
-        object.__setattr__(self, "options", CodecOptions.parse(quality, model, weights_sha256, grid, nside, device))
+    def __init__(self, *, quality=DEFAULT_QUALITY, model=None, weights_sha256=None, grid=None, nside=None, device="auto",
+                 max_abs_error=None):
+        object.__setattr__(self, "options", CodecOptions.parse(
+            quality, model, weights_sha256, grid, nside, device, max_abs_error))
 
     @classmethod
     def from_dict(cls, data):
@@ -66,7 +68,8 @@ class NeuralSerializer(ArrayBytesCodec):
     async def _encode_single(self, chunk_array, chunk_spec):
         o = self.options
         arr = chunk_array.as_numpy_array()
-        data = await asyncio.to_thread(self._engine.encode, arr, o.grid, o.nside, o.quality)
+        data = await asyncio.to_thread(self._engine.encode, arr, o.grid, o.nside, o.quality,
+                                      o.max_abs_error)
         return chunk_spec.prototype.buffer.from_bytes(data)
 
     async def _decode_single(self, chunk_bytes, chunk_spec):

@@ -42,6 +42,10 @@ def cases():
     yield "2.5deg_q0", NeuralCodec(quality=0, grid=grid), base[None]
     yield "2.5deg_q5_float64", NeuralCodec(quality=5, grid=grid), base.astype(np.float64)
     yield "1deg_q2", NeuralCodec(quality=2), synthetic_plane(181, 360, 2, lmax=90)
+    if tuple(int(p) for p in __version__.split(".")[:2]) >= (0, 2):  # error-bound correction, format v2
+        stepped = synthetic_plane(73, 144, 3)
+        stepped[:, 70:] += 5.0  # a grid-scale jump the network smooths: the correction must fix it
+        yield "2.5deg_q1_max_abs_error", NeuralCodec(quality=1, grid=grid, max_abs_error=0.25), stepped
 
 
 def main(argv=None) -> int:
