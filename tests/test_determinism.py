@@ -54,3 +54,25 @@ def test_encode_one_thread_decode_two_threads_other_process(tmp_path):
         other = np.load(str(blob) + ".decoded.npy")
         np.testing.assert_array_equal(other, same_process)
         assert decoded_hash == hashlib.sha256(same_process.tobytes()).hexdigest()
+
+
+def test_decode_is_unchanged_under_torch_deterministic_algorithms():
+    import torch
+
+    from xneuralcodec import NeuralCodec
+
+    from .conftest import load_plane
+
+    plane, grid = load_plane("gfs_2.5deg_t500")
+    codec = NeuralCodec(grid=grid.to_config(), max_abs_error=0.5)
+    data = codec.encode(plane)
+    plain = codec.decode(data)
+    previous = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        strict_bytes = codec.encode(plane)
+        strict = codec.decode(data)
+    finally:
+        torch.use_deterministic_algorithms(previous)
+    assert strict_bytes == data
+    np.testing.assert_array_equal(strict, plain)

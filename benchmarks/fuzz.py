@@ -1,0 +1,130 @@
+"""Fuzz the decoder with damaged real chunks: ``python -m benchmarks.fuzz --cases 100000``.
+
+Chunks of real fields (2.5 and 1 degree, with NaN holes, constant and all-NaN planes, with and
+without ``max_abs_error``) are mutated in five ways: random bit flips, truncation, random
+bytes, and header or payload mutations whose CRC is recomputed so that they get past the
+checksum into the parser, the range decoder and the network. Each case must either raise
+``ValueError`` or decode to an array of the declared shape and dtype; anything else (another
+exception type, a wrong shape, a case slower than ``--slow`` seconds) is a finding. The
+summary (counts per mutation and outcome, slowest case, findings) goes to a JSON file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import platform
+import struct
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from xneuralcodec import NeuralCodec, bitstream
+
+MUTATIONS = ("bit flips", "truncation", "random bytes", "header with valid crc", "payload with valid crc")
+
+
+def seed_chunks(data_dir: Path) -> list[tuple[NeuralCodec, bytes]]:
+    import xarray as xr
+
+    gfs = xr.open_dataset(data_dir / "global/G08_gfs_pl_sfc_2.5deg_init2011-01-10T12_valid2011-01-15T12_f120.nc")
+    era5 = xr.open_dataset(data_dir / "global/G01_era5_sfc_1deg_t2m_u10_v10_msl_tp_2026-03-25_30.nc")
+    t = gfs["t"].isel(time=0).values[10:13].astype(np.float32)          # 3 levels, 73 x 144
+    t[1, 5:20, 30:60] = np.nan
+    mixed = np.stack([t[0], np.full_like(t[0], np.nan), np.full_like(t[0], 250.0), t[2]])
+    msl = era5["msl"].isel(time=-1).values.astype(np.float32)           # 181 x 360
+    grid25 = {"nlat": 73, "nlon": 144, "lat_first": 90.0, "lon_first": 0.0}
+    out = []
+    for codec, arr in [
+        (NeuralCodec(quality=3, grid=grid25), t),
+        (NeuralCodec(quality=0, grid=grid25), mixed),
+        (NeuralCodec(quality=2, grid=grid25, max_abs_error=0.3), t[0]),
+        (NeuralCodec(quality=4), msl),
+    ]:
+        out.append((codec, codec.encode(arr)))
+    return out
+
+
+def with_crc(body: bytes) -> bytes:
+    body = body[:-4]
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def mutate(blob: bytes, how: str, rng: np.random.Generator) -> bytes:
+    b = bytearray(blob)
+    if how == "bit flips":
+        for _ in range(int(rng.integers(1, 9))):
+            b[int(rng.integers(len(b)))] ^= 1 << int(rng.integers(8))
+        return bytes(b)
+    if how == "truncation":
+        return bytes(b[: int(rng.integers(len(b)))])
+    if how == "random bytes":
+        return rng.bytes(int(rng.integers(0, 2 * len(b))))
+    head = 72 + 8 * b[41] if len(b) > 41 else len(b)
+    if how == "header with valid crc":
+        lo, hi = 0, min(len(b) - 4, head + 33 * 4)
+    else:
+        lo, hi = min(head + 33 * 4, len(b) - 5), len(b) - 4
+    for _ in range(int(rng.integers(1, 5))):
+        pos = int(rng.integers(lo, max(lo + 1, hi)))
+        b[pos] = int(rng.integers(256)) if rng.random() < 0.5 else b[pos] ^ (1 << int(rng.integers(8)))
+    return with_crc(bytes(b))
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.fuzz", description=__doc__.splitlines()[0])
+    p.add_argument("--cases", type=int, default=100_000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
+    p.add_argument("--slow", type=float, default=5.0, help="seconds after which a case counts as a finding")
+    p.add_argument("--out", default="benchmarks/results/fuzz.json")
+    args = p.parse_args(argv)
+    rng = np.random.default_rng(args.seed)
+    seeds = seed_chunks(Path(args.data))
+    outcomes = collections.Counter()
+    findings = []
+    slowest = (0.0, None)
+    started = time.perf_counter()
+    for case in range(args.cases):
+        codec, blob = seeds[case % len(seeds)]
+        how = MUTATIONS[int(rng.integers(len(MUTATIONS)))]
+        damaged = mutate(blob, how, rng)
+        t0 = time.perf_counter()
+        try:
+            back = codec.decode(damaged)
+            expected = bitstream.unpack(damaged)
+            ok = back.shape == expected.shape and back.dtype == expected.dtype
+            outcome = "decoded (declared shape and dtype)" if ok else "FINDING: wrong shape or dtype"
+        except ValueError:
+            outcome = "ValueError"
+        except Exception as exc:  # noqa: BLE001 -- the point is to catch anything else
+            outcome = f"FINDING: {type(exc).__name__}"
+            findings.append({"case": case, "mutation": how, "error": repr(exc)[:300]})
+        elapsed = time.perf_counter() - t0
+        if elapsed > slowest[0]:
+            slowest = (elapsed, how)
+        if elapsed > args.slow:
+            findings.append({"case": case, "mutation": how, "error": f"slow: {elapsed:.1f} s"})
+        outcomes[(how, outcome)] += 1
+        if (case + 1) % 10_000 == 0:
+            print(f"{case + 1} cases, {len(findings)} findings, {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    summary = {
+        "command": "python -m benchmarks.fuzz " + " ".join(sys.argv[1:] if argv is None else argv),
+        "cases": args.cases, "seed": args.seed, "wall_s": time.perf_counter() - started,
+        "machine": platform.platform(),
+        "outcomes": {f"{how}: {outcome}": n for (how, outcome), n in sorted(outcomes.items())},
+        "slowest_case_s": slowest[0], "slowest_mutation": slowest[1],
+        "findings": findings[:100], "finding_count": len(findings),
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps({k: summary[k] for k in ("cases", "wall_s", "finding_count", "slowest_case_s")}), file=sys.stderr)
+    return 1 if findings else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
