@@ -186,3 +186,17 @@ def test_store_written_for_cuda_decodes_on_cpu():
     with pytest.warns(RuntimeWarning, match="no CUDA device"):
         back = NeuralCodec(device="cuda").decode(data)
     np.testing.assert_array_equal(back, NeuralCodec(device="cpu").decode(data))
+
+
+def test_max_abs_error_too_fine_for_the_data_is_refused():
+    plane, grid = load_plane("gfs_2.5deg_t500")
+    with pytest.raises(ValueError, match="max_abs_error=1e-12 is too small for values of this range"):
+        NeuralCodec(grid=grid.to_config(), max_abs_error=1e-12).encode(plane)
+    # a bound below float32 resolution still holds: the correction lands on the input value
+    fine = NeuralCodec(grid=grid.to_config(), max_abs_error=1e-6)
+    assert np.abs(fine.decode(fine.encode(plane)).astype(np.float64) - plane).max() <= 1e-6
+    constant = np.full((73, 144), 0.1, dtype=np.float64)
+    with pytest.raises(ValueError, match="constant plane"):
+        NeuralCodec(max_abs_error=1e-12).encode(constant)
+    back = NeuralCodec(max_abs_error=1e-6).decode(NeuralCodec(max_abs_error=1e-6).encode(constant))
+    assert np.abs(back - 0.1).max() <= 1e-6

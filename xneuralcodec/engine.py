@@ -78,6 +78,15 @@ def check_nside(nside: int, grid: LatLonGrid, model: LoadedModel) -> int:
     return nside
 
 
+def check_constant(values: np.ndarray, max_abs_error: float | None, stored: float | None = None) -> None:
+    """Constant planes are stored as one float32: refuse a bound that this would break."""
+    if max_abs_error is None:
+        return
+    stored = np.float64(np.float32(values.flat[0] if stored is None else stored))
+    if np.abs(values.astype(np.float64) - stored).max() > max_abs_error:
+        raise ValueError(f"max_abs_error={max_abs_error} is finer than the float32 value stored for a constant plane")
+
+
 def planes_per_batch(nside: int) -> int:
     """Planes sent through the network together; fewer at high nside to bound memory."""
     return max(1, (4 * 64 * 64) // (nside * nside))
@@ -103,11 +112,13 @@ class Engine:
             mask = bitstream.pack_mask(nan) if nan.any() else b""
             finite = plane[~nan]
             if finite.min() == finite.max():
+                check_constant(finite, max_abs_error)
                 records.append(PlaneRecord(KIND_CONSTANT, float(finite[0]), 0.0, mask))
                 continue
             filled = np.where(nan, finite.mean(dtype=np.float64), plane).astype(np.float64)
             normed, mean, std = standardise(filled)
             if not np.isfinite(std) or std == 0:  # values too close for float32 statistics
+                check_constant(finite, max_abs_error, float(mean))
                 records.append(PlaneRecord(KIND_CONSTANT, float(mean), 0.0, mask))
                 continue
             records.append(PlaneRecord(KIND_NEURAL, float(mean), float(std), mask))
@@ -177,6 +188,8 @@ class Engine:
                 f"max_abs_error={max_abs_error} is finer than {np.dtype(dtype)} can represent near "
                 f"{x[bad][0]:g}: choose a larger bound"
             )
+        if np.abs(q).max() >= 2 ** 31:
+            raise ValueError(f"max_abs_error={max_abs_error} is too small for values of this range: choose a larger bound")
         rec.correction = correction.encode(q.astype(np.int64))
         rec.correction_step = step
 
@@ -223,12 +236,14 @@ class Engine:
             for i, rec, plane in zip(batch, recs, self._reconstruct(y, chunk.quality, projector, recs)):
                 if rec.correction_step:
                     q = correction.decode(rec.correction, chunk.nlat * chunk.nlon).reshape(plane.shape)
-                    plane = plane + q * rec.correction_step
+                    with np.errstate(over="ignore"):  # only a forged header can overflow here
+                        plane = plane + q * rec.correction_step
                 out[i] = plane
         for i, rec in enumerate(chunk.planes):
             if rec.mask:
                 out[i][bitstream.unpack_mask(rec.mask, (chunk.nlat, chunk.nlon))] = np.nan
-        return out.astype(chunk.dtype).reshape(chunk.shape)
+        with np.errstate(over="ignore"):  # forged mean/std: inf, like any value out of range
+            return out.astype(chunk.dtype).reshape(chunk.shape)
 
     def _entropy_decode(self, rec: PlaneRecord, nside: int) -> np.ndarray:
         cfg = self.model.config
