@@ -135,6 +135,7 @@ def test_threads_give_identical_bytes():
         ({"quality": "high"}, TypeError, "int quality"),
         ({"device": "tpu"}, ValueError, "device in"),
         ({"nside": 100}, ValueError, "power of two"),
+        ({"nside": 512, "grid": {"nlat": 73, "nlon": 144, "lat_first": 90.0}}, ValueError, "nside at most 64"),
         ({"model": "nope"}, ValueError, "shipped model name"),
         ({"weights_sha256": 123}, TypeError, "hex string"),
         ({"grid": {"nlat": 181}}, ValueError, "grid keys"),

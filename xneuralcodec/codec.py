@@ -23,7 +23,8 @@ class NeuralCodec(Codec):
     Parameters: ``quality`` 0 (smallest) .. 5 (finest), ``model`` and ``weights_sha256``
     (default: the shipped model), ``grid`` (dict with nlat, nlon, lat_first, lon_first;
     inferred from the chunk shape when None), ``nside`` (HEALPix resolution; from the grid
-    when None), ``device`` ("auto", "cpu", "cuda").
+    when None), ``device`` ("auto", "cpu", "cuda"), ``max_abs_error`` (a hard pointwise
+    bound: a correction layer after the network keeps every finite value within it).
     """
 
     codec_id = CODEC_ID
