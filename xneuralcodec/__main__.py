@@ -41,6 +41,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m xneuralcodec", description=__doc__.splitlines()[0])
     p.add_argument("--data", help="shared data directory (holding global/G01_...nc)")
     p.add_argument("--quality", type=int, default=None, help="0 (smallest) .. 5 (finest); default: the codec default")
+    p.add_argument("--max-abs-error", type=float, default=None,
+                   help="hard pointwise bound in each variable's units (same number for all: use with care)")
     p.add_argument("--zarr-format", type=int, choices=(2, 3), default=3)
     args = p.parse_args(argv)
 
@@ -55,6 +57,8 @@ def main(argv=None) -> int:
         return 2
     ds = xr.open_dataset(sample)[VARIABLES].sel(time=SAMPLE_DAY).load()
     options = {} if args.quality is None else {"quality": args.quality}
+    if args.max_abs_error is not None:
+        options["max_abs_error"] = args.max_abs_error
     with tempfile.TemporaryDirectory() as tmp:
         store = Path(tmp) / "sample.zarr"
         t0 = time.perf_counter()
