@@ -19,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from xneuralcodec import NeuralCodec
-from xneuralcodec.baselines import reference_compressors
+from xneuralcodec.baselines import evaluate_point, reference_compressors
 from xneuralcodec.metrics import variable_kind
 
 from .run import default_data, load_groups
@@ -43,15 +43,6 @@ def neural_point(stack: np.ndarray, grid, eps: float) -> dict:
         if best is None or point["ratio"] > best["ratio"]:
             best = point
     return best
-
-
-def reference_point(compressor, stack: np.ndarray, eps: float) -> dict:
-    size, worst = 0, 0.0
-    for plane in stack:
-        nbytes, back = compressor(plane, eps)
-        size += nbytes
-        worst = max(worst, float(np.abs(back.astype(np.float64) - plane).max()))
-    return {"ratio": stack.nbytes / size, "max_abs": worst}
 
 
 def markdown(rows, names) -> str:
@@ -91,7 +82,8 @@ def main(argv=None) -> int:
             eps = k * target
             results = {"neural": neural_point(stack, grid, eps)}
             for name, compressor in references.items():
-                results[name] = reference_point(compressor, stack, eps)
+                point = evaluate_point(compressor, stack, grid, eps)
+                results[name] = {"ratio": point["ratio"], "max_abs": point["max_abs"]}
             rows.append({"group": f"{source[:3]}:{variable}", "grid": f"{grid.nlat}x{grid.nlon}", "planes": len(stack),
                          "bound": eps, "multiple_of_mae_target": k, "units": UNITS.get(variable_kind(variable), ""), "results": results})
     out = Path(args.out)

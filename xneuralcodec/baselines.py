@@ -10,7 +10,6 @@ at a target area-weighted MAE, because the benchmark compares compressors at equ
 
 Optional libraries are imported only when a compressor is built; ``reference_compressors``
 returns those that work here and, for the others, why not (e.g. ``pip install pcodec``).
-``sz3_roundtrip`` and ``sz3_at_mae`` are the original SZ3-only helpers.
 """
 
 from __future__ import annotations
@@ -26,33 +25,6 @@ import numpy as np
 
 from .grid import LatLonGrid
 from .metrics import weighted_errors
-
-
-def sz3_roundtrip(plane: np.ndarray, abs_bound: float) -> tuple[int, np.ndarray]:
-    a = np.ascontiguousarray(plane, dtype=np.float32)
-    blob = _sz3_encode(a, abs_bound)
-    return len(blob), _sz3_decode(blob, a.shape, abs_bound)
-
-
-def sz3_at_mae(planes: np.ndarray, grid: LatLonGrid, target_mae: float, iterations: int = 18) -> dict:
-    """SZ3 compression ratio of ``planes`` at (just under) ``target_mae``, bisecting on the bound."""
-    planes = np.asarray(planes, np.float32).reshape(-1, grid.nlat, grid.nlon)
-    lo, hi = 0.0, 4.0 * target_mae
-    best = None
-    for _ in range(iterations):
-        eb = 0.5 * (lo + hi)
-        size, back = 0, np.empty_like(planes)
-        for i, p in enumerate(planes):
-            n, back[i] = sz3_roundtrip(p, eb)
-            size += n
-        mae = weighted_errors(planes, back, grid)["mae"]
-        if mae <= target_mae:
-            lo, best = eb, {"abs_bound": eb, "ratio": planes.nbytes / size, "mae": mae}
-        else:
-            hi = eb
-    if best is None:
-        raise ValueError(f"SZ3 could not reach MAE {target_mae}")
-    return best
 
 
 # -- one interface for every compressor ----------------------------------------------------

@@ -66,13 +66,11 @@ def infer_grid(nlat: int, nlon: int) -> LatLonGrid:
 
 
 def check_nside(nside: int, grid: LatLonGrid, model: LoadedModel) -> int:
-    """nside must be a power of two the network can stride down, and at most twice the
-    grid's default: that bounds the work and memory of a decode by the output size."""
-    default = grid.default_nside()
-    nside = default if nside is None else nside
-    if nside < model.config.min_nside or nside & (nside - 1) or nside > 2 * default:
+    """nside must be a power of two the network can stride down, at most ``grid.max_nside``."""
+    nside = grid.default_nside() if nside is None else nside
+    if nside < model.config.min_nside or nside & (nside - 1) or nside > grid.max_nside:
         raise ValueError(
-            f"expected nside a power of two in {model.config.min_nside}..{2 * default} for a "
+            f"expected nside a power of two in {model.config.min_nside}..{grid.max_nside} for a "
             f"{grid.nlat} x {grid.nlon} grid, got {nside} instead"
         )
     return nside

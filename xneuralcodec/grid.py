@@ -98,6 +98,11 @@ class LatLonGrid:
         per_face = math.sqrt(self.nlat * self.nlon / 12.0)
         return max(32, 2 ** int(round(math.log2(per_face))))
 
+    @property
+    def max_nside(self) -> int:
+        """Largest nside accepted: twice the default bounds a decode's work by the output size."""
+        return 2 * self.default_nside()
+
     def to_config(self) -> dict:
         return dataclasses.asdict(self)
 

@@ -92,10 +92,8 @@ class CodecOptions:
         nside = parse_nside(nside)
         if grid is not None and nside is None:
             nside = grid.default_nside()
-        elif grid is not None and nside > 2 * grid.default_nside():
-            raise ValueError(
-                f"expected nside at most {2 * grid.default_nside()} for a {grid.nlat} x {grid.nlon} grid, got {nside} instead"
-            )
+        elif grid is not None and nside > grid.max_nside:
+            raise ValueError(f"expected nside at most {grid.max_nside} for a {grid.nlat} x {grid.nlon} grid, got {nside} instead")
         return cls(parse_quality(quality), model, weights_sha256, grid, nside, parse_device(device),
                    parse_max_abs_error(max_abs_error))
 
