@@ -115,8 +115,8 @@ def test_installed_wheel_ships_the_weights():
     from importlib.metadata import distribution
 
     dist = distribution("xneuralcodec")
-    direct = dist.read_text("direct_url.json") or ""
-    if '"editable": true' in direct.replace(" ", "").replace('"editable":true', '"editable": true'):
+    direct = json.loads(dist.read_text("direct_url.json") or "{}")
+    if direct.get("dir_info", {}).get("editable"):
         pytest.skip("editable install: weights come from the source tree")
     names = {str(f) for f in dist.files or []}
     assert "xneuralcodec/weights/registry.json" in names
