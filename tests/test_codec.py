@@ -132,7 +132,11 @@ def test_threads_give_identical_bytes():
     "kwargs, error, match",
     [
         ({"quality": 9}, ValueError, "quality in 0..5"),
-        ({"quality": "high"}, TypeError, "int quality"),
+        ({"quality": 2.5e9}, ValueError, "quality in 0..5"),
+        ({"quality": float("nan")}, ValueError, "quality in 0..5"),
+        ({"target_mae": 0.0}, ValueError, "positive finite target_mae"),
+        ({"target_mae": [1.0]}, TypeError, "target_mae as a number"),
+        ({"quality": "high"}, TypeError, "quality as an int or float"),
         ({"device": "tpu"}, ValueError, "device in"),
         ({"nside": 100}, ValueError, "power of two"),
         ({"nside": 512, "grid": {"nlat": 73, "nlon": 144, "lat_first": 90.0}}, ValueError, "nside at most 64"),

@@ -1,12 +1,12 @@
-"""Bitstream format v2 (reads v1 too): one self-describing, checksummed record per Zarr chunk.
+"""Bitstream format v3 (reads v1 and v2 too): one self-describing, checksummed record per Zarr chunk.
 
 Little-endian throughout; the full layout is in docs/format.md::
 
     header   magic "XNCB" | version u16 | flags u16 | weights sha256 [32] | dtype u8 | ndim u8 |
-             quality u8 | reserved u8 | nside u32 | nlat u32 | nlon u32 |
-             lat_first f64 | lon_first f64 | shape u64 x ndim
+             quality u8 (v1, v2; 0 since v3) | reserved u8 | nside u32 | nlat u32 | nlon u32 |
+             lat_first f64 | lon_first f64 | shape u64 x ndim | (v3:) target_mae f64
     planes   per plane: kind u8 | mean f32 | std f32 | mask_len u32 | words_len u32 | escapes u32 |
-             (v2:) correction_len u32 | correction_step f64
+             (v2:) correction_len u32 | correction_step f64 | (v3:) quality f32
     payload  per plane: NaN mask (zlib of packed bits) | range-coder words u32 | escapes i32 |
              (v2:) error-bound correction (correction.py)
     trailer  crc32 of everything before it, u32
@@ -24,8 +24,8 @@ import zlib
 import numpy as np
 
 MAGIC = b"XNCB"
-VERSION = 2
-SUPPORTED_VERSIONS = (1, 2)  # v1: release 0.1.0, no correction section
+VERSION = 3
+SUPPORTED_VERSIONS = (1, 2, 3)  # v1: release 0.1.0, no correction; v2: 0.2.0, one quality per chunk
 MAX_OUTPUT_BYTES = 2 ** 34  # 16 GiB: a claimed chunk larger than this is refused
 
 KIND_NEURAL, KIND_CONSTANT, KIND_ALL_NAN = 0, 1, 2
@@ -33,7 +33,8 @@ DTYPES = {1: np.dtype("<f4"), 2: np.dtype("<f8")}
 DTYPE_CODES = {v: k for k, v in DTYPES.items()}
 
 _HEAD = struct.Struct("<4sHH32sBBBBIIIdd")
-_PLANE = {1: struct.Struct("<BffIII"), 2: struct.Struct("<BffIIIId")}
+_PLANE = {1: struct.Struct("<BffIII"), 2: struct.Struct("<BffIIIId"), 3: struct.Struct("<BffIIIIdf")}
+_TARGET = struct.Struct("<d")
 _CRC = struct.Struct("<I")
 
 
@@ -47,13 +48,14 @@ class PlaneRecord:
     escapes: bytes = b""   # int32 little-endian latents outside the tables
     correction: bytes = b""  # error-bound correction section (v2), empty if none or all zero
     correction_step: float = 0.0  # 0: no correction layer
+    quality: float = 0.0   # rate point of this plane (v3); v1 and v2 chunks take the header's
 
 
 @dataclasses.dataclass
 class Chunk:
     weights_sha256: bytes
     dtype: np.dtype
-    quality: int
+    quality: int          # v1/v2 header quality (every plane's); 0 in v3, where planes carry their own
     nside: int
     nlat: int
     nlon: int
@@ -61,6 +63,7 @@ class Chunk:
     lon_first: float
     shape: tuple
     planes: list
+    target_mae: float = 0.0  # v3: the latitude-weighted MAE each plane was held to, 0 if none
 
     @property
     def n_planes(self) -> int:
@@ -73,10 +76,11 @@ def pack(chunk: Chunk) -> bytes:
                    len(chunk.shape), chunk.quality, 0, chunk.nside, chunk.nlat, chunk.nlon,
                    chunk.lat_first, chunk.lon_first),
         struct.pack(f"<{len(chunk.shape)}Q", *chunk.shape),
+        _TARGET.pack(chunk.target_mae),
     ]
     for p in chunk.planes:
         parts.append(_PLANE[VERSION].pack(p.kind, p.mean, p.std, len(p.mask), len(p.words), len(p.escapes) // 4,
-                                          len(p.correction), p.correction_step))
+                                          len(p.correction), p.correction_step, p.quality))
     for p in chunk.planes:
         parts += [p.mask, p.words, p.escapes, p.correction]
     body = b"".join(parts)
@@ -114,6 +118,14 @@ def unpack(data) -> Chunk:
         _fail("header cut short")
     shape = struct.unpack_from(f"<{ndim}Q", buf, offset)
     offset += 8 * ndim
+    target_mae = 0.0
+    if version >= 3:
+        if len(buf) < offset + _TARGET.size:
+            _fail("header cut short")
+        (target_mae,) = _TARGET.unpack_from(buf, offset)
+        offset += _TARGET.size
+        if not (np.isfinite(target_mae) and target_mae >= 0):
+            _fail(f"bad target_mae {target_mae}")
     dtype = DTYPES[dtype_code]
     if shape[-2:] != (nlat, nlon):
         _fail(f"shape {shape} does not end with the grid {nlat} x {nlon}")
@@ -128,27 +140,31 @@ def unpack(data) -> Chunk:
         _fail(f"{n_planes} plane records do not fit in {len(buf)} bytes")
     records = []
     for _ in range(n_planes):
-        kind, mean, std, mask_len, words_len, n_esc, *v2 = record.unpack_from(buf, offset)
+        kind, mean, std, mask_len, words_len, n_esc, *extra = record.unpack_from(buf, offset)
         offset += record.size
-        correction_len, step = v2 if v2 else (0, 0.0)
+        correction_len, step = extra[:2] if extra else (0, 0.0)
+        plane_quality = extra[2] if version >= 3 else float(quality)
+        if not np.isfinite(plane_quality):
+            _fail(f"bad plane quality {plane_quality}")
         if kind not in (KIND_NEURAL, KIND_CONSTANT, KIND_ALL_NAN) or words_len % 4:
             _fail(f"bad plane record (kind {kind}, words {words_len})")
         if not (step == 0.0 or (np.isfinite(step) and step > 0)) or (correction_len and step == 0.0):
             _fail(f"bad correction step {step}")
-        records.append((kind, mean, std, mask_len, words_len, n_esc * 4, correction_len, step))
+        records.append((kind, mean, std, mask_len, words_len, n_esc * 4, correction_len, step, plane_quality))
     planes = []
     end = len(buf) - _CRC.size
-    for kind, mean, std, mask_len, words_len, esc_len, correction_len, step in records:
+    for kind, mean, std, mask_len, words_len, esc_len, correction_len, step, plane_quality in records:
         if offset + mask_len + words_len + esc_len + correction_len > end:
             _fail("section lengths run past the end of the chunk")
         mask = bytes(buf[offset:offset + mask_len]); offset += mask_len
         words = bytes(buf[offset:offset + words_len]); offset += words_len
         escapes = bytes(buf[offset:offset + esc_len]); offset += esc_len
         correction = bytes(buf[offset:offset + correction_len]); offset += correction_len
-        planes.append(PlaneRecord(kind, mean, std, mask, words, escapes, correction, step))
+        planes.append(PlaneRecord(kind, mean, std, mask, words, escapes, correction, step, plane_quality))
     if offset != end:
         _fail(f"{end - offset} unexplained trailing bytes")
-    return Chunk(bytes(sha), dtype, quality, nside, nlat, nlon, lat_first, lon_first, tuple(shape), planes)
+    return Chunk(bytes(sha), dtype, quality, nside, nlat, nlon, lat_first, lon_first, tuple(shape), planes,
+                 target_mae)
 
 
 def pack_mask(mask: np.ndarray) -> bytes:

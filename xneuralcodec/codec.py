@@ -20,7 +20,9 @@ CODEC_ID = "xneuralcodec"
 class NeuralCodec(Codec):
     """Lossy neural compression of global lat/lon planes (Mirowski et al. 2024).
 
-    Parameters: ``quality`` 0 (smallest) .. 5 (finest), ``model`` and ``weights_sha256``
+    Parameters: ``quality`` 0 (smallest) .. 5 (finest; floats in between interpolate),
+    ``target_mae`` (per plane, the smallest rate whose latitude-weighted MAE is at most
+    this; overrides ``quality``), ``model`` and ``weights_sha256``
     (default: the shipped model), ``grid`` (dict with nlat, nlon, lat_first, lon_first;
     inferred from the chunk shape when None), ``nside`` (HEALPix resolution; from the grid
     when None), ``device`` ("auto", "cpu", "cuda"), ``max_abs_error`` (a hard pointwise
@@ -30,9 +32,9 @@ class NeuralCodec(Codec):
     codec_id = CODEC_ID
 
     def __init__(self, quality=DEFAULT_QUALITY, model=None, weights_sha256=None, grid=None, nside=None, device="auto",
-                 max_abs_error=None):
+                 max_abs_error=None, target_mae=None):
         self._options = CodecOptions.parse(
-            quality, model, weights_sha256, grid, nside, device, max_abs_error)
+            quality, model, weights_sha256, grid, nside, device, max_abs_error, target_mae)
         self._engine_cache = None
 
     @property
@@ -48,7 +50,7 @@ class NeuralCodec(Codec):
 
     def encode(self, buf):
         o = self._options
-        return self._engine.encode(buf, o.grid, o.nside, o.quality, o.max_abs_error)
+        return self._engine.encode(buf, o.grid, o.nside, o.quality, o.max_abs_error, o.target_mae)
 
     def decode(self, buf, out=None):
         arr = self._engine.decode(buf, self._options.grid)

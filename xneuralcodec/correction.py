@@ -30,6 +30,42 @@ def step_for(max_abs_error: float) -> float:
     return 2.0 * max_abs_error * (1.0 - MARGIN)
 
 
+def quantise(original: np.ndarray, approx: np.ndarray, max_abs_error: float, dtype) -> tuple[np.ndarray, float]:
+    """(q, step): integer corrections that bring every finite value of ``original`` within
+    the bound once ``approx + q * step`` is cast to ``dtype`` (NaN positions get 0)."""
+    step = step_for(max_abs_error)
+    # step / 2 < bound < max_abs_error: room for the output dtype's rounding below the
+    # bound, and for another machine's last-bit differences above it
+    bound = max_abs_error * (1.0 - MARGIN / 2)
+    x = original.astype(np.float64)
+    finite = ~np.isnan(x)
+    q = np.where(finite, np.rint((x - approx) / step), 0.0)
+
+    def error(qq):
+        return np.abs((approx + qq * step).astype(dtype).astype(np.float64) - x)
+
+    bad = finite & (error(q) > bound)
+    for dq in (-1.0, 1.0):  # rounding to the output dtype can push a value over the edge
+        if bad.any():
+            fixed = bad & (error(q + dq) <= bound)
+            q = np.where(fixed, q + dq, q)
+            bad &= ~fixed
+    if bad.any():
+        raise ValueError(
+            f"max_abs_error={max_abs_error} is finer than {np.dtype(dtype)} can represent near "
+            f"{x[bad][0]:g}: choose a larger bound"
+        )
+    if np.abs(q).max() >= 2 ** 31:
+        raise ValueError(f"max_abs_error={max_abs_error} is too small for values of this range: choose a larger bound")
+    return q.astype(np.int64), step
+
+
+def corrected(original: np.ndarray, approx: np.ndarray, max_abs_error: float, dtype) -> np.ndarray:
+    """The plane as the decoder will return it (before the NaN mask) with this bound's correction."""
+    q, step = quantise(original, approx, max_abs_error, dtype)
+    return approx + q * step
+
+
 def encode(q: np.ndarray) -> bytes:
     """Integer corrections (any shape) -> section bytes; b"" when all are zero."""
     q = np.asarray(q, dtype=np.int64).ravel()

@@ -21,7 +21,9 @@ from . import bitstream, correction
 from .bitstream import KIND_ALL_NAN, KIND_CONSTANT, KIND_NEURAL, Chunk, PlaneRecord
 from .entropy import EscapeReader, decode_groups, encode_groups
 from .grid import LatLonGrid
+from .metrics import area_weights
 from .projection import Projector, faces_to_ring, ring_to_faces
+from .rate_control import correction_bound_for_mae, plane_mae, search_quality
 from .weights import LoadedModel
 
 SUPPORTED_DTYPES = (np.dtype("float32"), np.dtype("float64"))
@@ -95,10 +97,11 @@ class Engine:
         self.model = model
 
     # -- encode ------------------------------------------------------------------------
-    def encode(self, arr, grid: LatLonGrid | None, nside: int | None, quality: int,
-               max_abs_error: float | None = None) -> bytes:
+    def encode(self, arr, grid: LatLonGrid | None, nside: int | None, quality: float,
+               max_abs_error: float | None = None, target_mae: float | None = None) -> bytes:
         arr, grid = check_array(arr, grid)
         nside = check_nside(nside, grid, self.model)
+        quality = float(np.float32(quality))  # as stored in the plane records
         planes = arr.reshape(-1, grid.nlat, grid.nlon)
         records: list[PlaneRecord] = []
         neural: list[tuple[int, np.ndarray]] = []
@@ -119,34 +122,81 @@ class Engine:
                 check_constant(finite, max_abs_error, float(mean))
                 records.append(PlaneRecord(KIND_CONSTANT, float(mean), 0.0, mask))
                 continue
-            records.append(PlaneRecord(KIND_NEURAL, float(mean), float(std), mask))
+            records.append(PlaneRecord(KIND_NEURAL, float(mean), float(std), mask, quality=quality))
             neural.append((i, normed))
         projector = Projector(grid, nside)
         step = planes_per_batch(nside)
         for start in range(0, len(neural), step):
             batch = neural[start:start + step]
             faces = np.stack([ring_to_faces(projector.to_healpix(p)) for _, p in batch]).astype(np.float32)
-            y_all, z_all = self._analyse(faces, quality)
+            analysed = self._analyse(faces)
+            approx: list[np.ndarray | None] = [None] * len(batch)
+            if target_mae is not None:
+                for k, (i, _) in enumerate(batch):
+                    records[i].quality, approx[k] = self._rate_for_target(
+                        analysed[k], planes[i], records[i], projector, grid, arr.dtype, target_mae, max_abs_error)
+            gains = np.stack([self.model.gain(records[i].quality) for i, _ in batch])
+            y_all, z_all = self._latents(analysed, gains)
             for (i, _), y, z in zip(batch, y_all, z_all):
                 records[i].words, records[i].escapes = self._entropy_encode(y, z)
-            if max_abs_error is not None:
-                # replay the decoder here, then code what it will miss (correction.py)
-                y_hat = np.round(y_all).astype(np.float32)
-                recs = [records[i] for i, _ in batch]
-                for (i, _), approx in zip(batch, self._reconstruct(y_hat, quality, projector, recs)):
-                    self._correct(records[i], planes[i], approx, max_abs_error, arr.dtype)
-        chunk = Chunk(bytes.fromhex(self.model.sha256), arr.dtype, quality, nside, grid.nlat, grid.nlon,
-                      grid.lat_first, grid.lon_first, tuple(arr.shape), records)
+            if max_abs_error is None and target_mae is None:
+                continue
+            missing = [k for k, a in enumerate(approx) if a is None]
+            if missing:  # replay the decoder here, then code what it will miss (correction.py)
+                recs = [records[batch[k][0]] for k in missing]
+                for k, plane in zip(missing, self._reconstruct(np.round(y_all[missing]).astype(np.float32), projector, recs)):
+                    approx[k] = plane
+            for (i, _), plane in zip(batch, approx):
+                bound = max_abs_error
+                if target_mae is not None:
+                    bound = self._bound_for_target(planes[i], plane, grid, arr.dtype, target_mae, max_abs_error)
+                if bound is not None:
+                    self._correct(records[i], planes[i], plane, bound, arr.dtype)
+        chunk = Chunk(bytes.fromhex(self.model.sha256), arr.dtype, 0, nside, grid.nlat, grid.nlon,
+                      grid.lat_first, grid.lon_first, tuple(arr.shape), records, target_mae or 0.0)
         return bitstream.pack(chunk)
 
+    def _rate_for_target(self, analysed, original, rec, projector, grid, dtype, target_mae, max_abs_error):
+        """(quality, decoder replay at it): the coarsest rate whose decoded plane meets the target."""
+        weights = area_weights(grid)
+        replays: dict[float, np.ndarray] = {}
+
+        def mae_at(quality: float) -> float:
+            y_hat = np.round(self._latents(analysed[None], self.model.gain(quality)[None])[0]).astype(np.float32)
+            rec.quality = quality
+            replays[quality] = approx = self._reconstruct(y_hat, projector, [rec])[0]
+            if max_abs_error is not None:  # the decoded plane includes the correction
+                approx = correction.corrected(original, approx, max_abs_error, dtype)
+            return plane_mae(original, approx.astype(dtype), weights)
+
+        quality, _ = search_quality(mae_at, target_mae, float(self.model.config.qualities - 1))
+        return quality, replays[quality]
+
+    @staticmethod
+    def _bound_for_target(original, approx, grid, dtype, target_mae, max_abs_error) -> float | None:
+        """The correction bound the plane needs: the user's, tightened if the MAE target needs it."""
+        weights = area_weights(grid)
+        corrected = approx if max_abs_error is None else correction.corrected(original, approx, max_abs_error, dtype)
+        if plane_mae(original, corrected.astype(dtype), weights) <= target_mae:
+            return max_abs_error
+        return correction_bound_for_mae(original, approx, weights, target_mae, dtype, max_abs_error)
+
     @torch.no_grad()
-    def _analyse(self, faces: np.ndarray, quality: int):
+    def _analyse(self, faces: np.ndarray) -> np.ndarray:
+        """g_a of a batch of spheres (B, 12, n, n) -> (B, 12, M, n/8, n/8), before any gain."""
         net = self.model.network
         x = torch.from_numpy(faces).to(self.model.device).reshape(-1, 1, *faces.shape[-2:])
-        gain = torch.from_numpy(self.model.gains[quality]).to(x.device)[None, :, None, None]
-        y = net.g_a(x) * gain
+        y = net.g_a(x)
+        return y.cpu().numpy().reshape(faces.shape[0], 12, *y.shape[1:])
+
+    @torch.no_grad()
+    def _latents(self, analysed: np.ndarray, gains: np.ndarray):
+        """Scaled latents y (float64) and rounded hyper-latents z (int64), one gain row per sphere."""
+        net = self.model.network
+        b = analysed.shape[0]
+        y = torch.from_numpy(analysed).to(self.model.device) * torch.from_numpy(gains).to(self.model.device)[:, None, :, None, None]
+        y = y.reshape(-1, *y.shape[2:])
         z = torch.round(net.h_a(y))
-        b = faces.shape[0]
         y = y.cpu().numpy().astype(np.float64).reshape(b, 12, *y.shape[1:])
         z = z.cpu().numpy().astype(np.int64).reshape(b, 12, *z.shape[1:])
         return y, z
@@ -164,37 +214,14 @@ class Engine:
     @staticmethod
     def _correct(rec: PlaneRecord, original: np.ndarray, approx: np.ndarray, max_abs_error: float, dtype) -> None:
         """Integer corrections so that every finite value decodes within the bound."""
-        step = correction.step_for(max_abs_error)
-        # step / 2 < bound < max_abs_error: room for the output dtype's rounding below the
-        # bound, and for another machine's last-bit differences above it
-        bound = max_abs_error * (1.0 - correction.MARGIN / 2)
-        x = original.astype(np.float64)
-        finite = ~np.isnan(x)
-        q = np.where(finite, np.rint((x - approx) / step), 0.0)
+        q, rec.correction_step = correction.quantise(original, approx, max_abs_error, dtype)
+        rec.correction = correction.encode(q)
 
-        def error(qq):
-            return np.abs((approx + qq * step).astype(dtype).astype(np.float64) - x)
-
-        bad = finite & (error(q) > bound)
-        for dq in (-1.0, 1.0):  # rounding to the output dtype can push a value over the edge
-            if bad.any():
-                fixed = bad & (error(q + dq) <= bound)
-                q = np.where(fixed, q + dq, q)
-                bad &= ~fixed
-        if bad.any():
-            raise ValueError(
-                f"max_abs_error={max_abs_error} is finer than {np.dtype(dtype)} can represent near "
-                f"{x[bad][0]:g}: choose a larger bound"
-            )
-        if np.abs(q).max() >= 2 ** 31:
-            raise ValueError(f"max_abs_error={max_abs_error} is too small for values of this range: choose a larger bound")
-        rec.correction = correction.encode(q.astype(np.int64))
-        rec.correction_step = step
-
-    def _reconstruct(self, y_hat: np.ndarray, quality: int, projector: Projector, records) -> list[np.ndarray]:
-        """Decoder-side planes (float64, before NaN masking) from rounded latents; shared by
-        decode and by encode's error-bound replay so that both compute the same numbers."""
-        faces = self._synthesise(y_hat, quality)
+    def _reconstruct(self, y_hat: np.ndarray, projector: Projector, records) -> list[np.ndarray]:
+        """Decoder-side planes (float64, before NaN masking) from rounded latents at each
+        record's quality; shared by decode and by encode's replays so that both compute the
+        same numbers."""
+        faces = self._synthesise(y_hat, np.stack([self.model.gain(rec.quality) for rec in records]))
         return [
             projector.to_latlon(faces_to_ring(f.astype(np.float64))) * np.float64(np.float32(rec.std))
             + np.float64(np.float32(rec.mean))
@@ -211,8 +238,9 @@ class Engine:
             )
         if grid is not None and (chunk.nlat, chunk.nlon) != (grid.nlat, grid.nlon):
             raise ValueError(f"chunk grid {chunk.nlat} x {chunk.nlon} does not match the codec grid {grid.nlat} x {grid.nlon}")
-        if not 0 <= chunk.quality < self.model.config.qualities:
-            raise ValueError(f"not a valid xneuralcodec chunk: quality {chunk.quality} out of range")
+        finest = self.model.config.qualities - 1
+        if any(rec.kind == KIND_NEURAL and not 0 <= rec.quality <= finest for rec in chunk.planes):
+            raise ValueError(f"not a valid xneuralcodec chunk: a plane's quality is outside 0..{finest}")
         chunk_grid = LatLonGrid(chunk.nlat, chunk.nlon, chunk.lat_first, chunk.lon_first)
         check_nside(chunk.nside, chunk_grid, self.model)
         out = np.empty((chunk.n_planes, chunk.nlat, chunk.nlon), dtype=np.float64)
@@ -231,7 +259,7 @@ class Engine:
             batch = neural[start:start + step]
             y = np.stack([self._entropy_decode(chunk.planes[i], chunk.nside) for i in batch])
             recs = [chunk.planes[i] for i in batch]
-            for i, rec, plane in zip(batch, recs, self._reconstruct(y, chunk.quality, projector, recs)):
+            for i, rec, plane in zip(batch, recs, self._reconstruct(y, projector, recs)):
                 if rec.correction_step:
                     q = correction.decode(rec.correction, chunk.nlat * chunk.nlon).reshape(plane.shape)
                     with np.errstate(over="ignore"):  # only a forged header can overflow here
@@ -263,10 +291,11 @@ class Engine:
         return (v + mu).astype(np.float32)
 
     @torch.no_grad()
-    def _synthesise(self, y: np.ndarray, quality: int) -> np.ndarray:
+    def _synthesise(self, y: np.ndarray, gains: np.ndarray) -> np.ndarray:
+        """g_s of rounded latents (B, 12, M, m, m) divided by each sphere's gains (B, M)."""
         net = self.model.network
         b = y.shape[0]
-        gain = torch.from_numpy(self.model.gains[quality]).to(self.model.device)[None, :, None, None]
+        gain = torch.from_numpy(np.repeat(gains, 12, axis=0)).to(self.model.device)[:, :, None, None]
         y_t = torch.from_numpy(y.reshape(-1, *y.shape[2:])).to(self.model.device) / gain
         x = net.g_s(y_t)
         return x.cpu().numpy().reshape(b, 12, *x.shape[-2:])

@@ -40,20 +40,45 @@ def healpix_pad(x: torch.Tensor) -> torch.Tensor:
 
 
 def conv2d_matmul(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: int = 1) -> torch.Tensor:
-    """Valid 2-D convolution as unfold + matmul.
+    """Valid 2-D convolution as GEMMs, used at inference.
 
-    Used at inference: oneDNN's convolutions change their summation order with the thread
-    count (decoded values then differ in the last bit between 1 and 2 threads), while this
-    GEMM path was checked to give identical results (tests/test_determinism.py).
+    oneDNN's convolutions change their summation order with the thread count (decoded
+    values then differ in the last bit between 1 and 2 threads); these GEMM paths give
+    identical results (tests/test_determinism.py). Few output channels (the last decoder
+    layer) go tap by tap: unfolding a 64-channel full-resolution map costs more than the
+    convolution itself.
     """
+    if stride == 1 and weight.shape[0] < weight.shape[1]:
+        return _conv2d_taps(x, weight, bias)
     b, c, h, w = x.shape
     cout, _, kh, kw = weight.shape
     oh, ow = (h - kh) // stride + 1, (w - kw) // stride + 1
     cols = F.unfold(x, (kh, kw), stride=stride)                      # (B, C*kh*kw, L)
-    out = torch.matmul(weight.reshape(cout, -1), cols)              # (B, Cout, L)
+    out = torch.bmm(weight.reshape(1, cout, -1).expand(b, -1, -1), cols)  # (B, Cout, L)
     if bias is not None:
         out = out + bias[:, None]
     return out.reshape(b, cout, oh, ow)
+
+
+def _conv2d_taps(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """Stride-1 valid convolution for few output channels: one GEMM gives every kernel
+    tap's response at every pixel of the flattened map, then the taps' shifted views are
+    summed in a fixed order (rows wrap into the next one; the wrapped columns are cut off)."""
+    b, c, h, w = x.shape
+    cout, _, kh, kw = weight.shape
+    oh, ow = h - kh + 1, w - kw + 1
+    taps = weight.permute(2, 3, 0, 1).reshape(1, kh * kw * cout, c).expand(b, -1, -1)
+    responses = torch.bmm(taps, x.reshape(b, c, h * w))             # (B, taps*Cout, h*w)
+    span = (oh - 1) * w + ow
+    out = None
+    for t in range(kh * kw):
+        start = (t // kw) * w + t % kw
+        term = responses[:, t * cout:(t + 1) * cout, start:start + span]
+        out = term.clone() if out is None else out.add_(term)
+    out = F.pad(out, (0, kw - 1)).reshape(b, cout, oh, w)[..., :ow]
+    if bias is not None:
+        out = out + bias[:, None, None]
+    return out
 
 
 class HealpixConv(nn.Module):

@@ -19,12 +19,23 @@ QUALITIES = 6
 DEVICES = ("auto", "cpu", "cuda")
 
 
-def parse_quality(value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"expected an int quality, got {value!r} instead")
-    if not 0 <= value < QUALITIES:
+def parse_quality(value) -> int | float:
+    """An int picks a trained rate point; a float in between interpolates the gains."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"expected quality as an int or float, got {value!r} instead")
+    if not (math.isfinite(value) and 0 <= value <= QUALITIES - 1):
         raise ValueError(f"expected quality in 0..{QUALITIES - 1} (higher = finer), got {value} instead")
     return value
+
+
+def parse_target_mae(value) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"expected target_mae as a number or None, got {value!r} instead")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"expected a positive finite target_mae, got {value!r} instead")
+    return float(value)
 
 
 def parse_device(value) -> str:
@@ -76,17 +87,18 @@ def parse_model(name, sha256) -> tuple[str, str]:
 
 @dataclasses.dataclass(frozen=True)
 class CodecOptions:
-    quality: int
+    quality: int | float
     model: str
     weights_sha256: str
     grid: LatLonGrid | None
     nside: int | None
     device: str
     max_abs_error: float | None = None
+    target_mae: float | None = None
 
     @classmethod
     def parse(cls, quality=DEFAULT_QUALITY, model=None, weights_sha256=None, grid=None, nside=None, device="auto",
-              max_abs_error=None):
+              max_abs_error=None, target_mae=None):
         model, weights_sha256 = parse_model(model, weights_sha256)
         grid = parse_grid(grid)
         nside = parse_nside(nside)
@@ -95,13 +107,13 @@ class CodecOptions:
         elif grid is not None and nside > grid.max_nside:
             raise ValueError(f"expected nside at most {grid.max_nside} for a {grid.nlat} x {grid.nlon} grid, got {nside} instead")
         return cls(parse_quality(quality), model, weights_sha256, grid, nside, parse_device(device),
-                   parse_max_abs_error(max_abs_error))
+                   parse_max_abs_error(max_abs_error), parse_target_mae(target_mae))
 
     def to_config(self) -> dict:
         return {
             "quality": self.quality, "model": self.model, "weights_sha256": self.weights_sha256,
             "grid": None if self.grid is None else self.grid.to_config(), "nside": self.nside,
-            "device": self.device, "max_abs_error": self.max_abs_error,
+            "device": self.device, "max_abs_error": self.max_abs_error, "target_mae": self.target_mae,
         }
 
     def kwargs_repr(self) -> str:

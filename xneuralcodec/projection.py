@@ -20,6 +20,7 @@ import math
 import ducc0
 import healpy as hp
 import numpy as np
+import torch
 
 from .grid import LatLonGrid
 
@@ -36,7 +37,8 @@ def _healpix_info(nside: int) -> dict:
 class Projector:
     """Maps planes of one lat/lon grid to HEALPix faces of one nside, and back.
 
-    Single-threaded ducc0 calls on purpose: the result must not depend on thread count.
+    ducc0 runs on as many threads as torch does: its transforms give bitwise-identical
+    results for any thread count (checked by tests/test_determinism.py across processes).
     """
 
     def __init__(self, grid: LatLonGrid, nside: int):
@@ -52,20 +54,20 @@ class Projector:
         """(nlat, nlon) float -> RING map (12 nside^2,) float64."""
         plane = np.ascontiguousarray(self._north_first(np.asarray(plane, dtype=np.float64)))
         alm = ducc0.sht.analysis_2d(
-            map=plane[None], spin=0, lmax=self.lmax, geometry=self.grid.geometry, phi0=self._phi0, nthreads=1
+            map=plane[None], spin=0, lmax=self.lmax, geometry=self.grid.geometry, phi0=self._phi0, nthreads=torch.get_num_threads()
         )
-        return ducc0.sht.synthesis(alm=alm, lmax=self.lmax, spin=0, nthreads=1, **_healpix_info(self.nside))[0]
+        return ducc0.sht.synthesis(alm=alm, lmax=self.lmax, spin=0, nthreads=torch.get_num_threads(), **_healpix_info(self.nside))[0]
 
     def to_latlon(self, ring_map: np.ndarray) -> np.ndarray:
         """RING map (12 nside^2,) -> (nlat, nlon) float64."""
         ring_map = np.ascontiguousarray(ring_map, dtype=np.float64)[None]
         alm = ducc0.sht.pseudo_analysis(
             map=ring_map, lmax=self.lmax, spin=0, maxiter=_LSMR_MAXITER, epsilon=_LSMR_EPSILON,
-            nthreads=1, **_healpix_info(self.nside),
+            nthreads=torch.get_num_threads(), **_healpix_info(self.nside),
         )[0]
         plane = ducc0.sht.synthesis_2d(
             alm=alm, ntheta=self.grid.nlat, nphi=self.grid.nlon, lmax=self.lmax, spin=0,
-            geometry=self.grid.geometry, phi0=self._phi0, nthreads=1,
+            geometry=self.grid.geometry, phi0=self._phi0, nthreads=torch.get_num_threads(),
         )[0]
         return self._north_first(plane)
 

@@ -46,6 +46,7 @@ def parse_args(argv):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint-every", type=int, default=250)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
+    p.add_argument("--init", help="start from these exported weights (.safetensors) instead of random ones")
     p.add_argument("--minutes", type=float, default=0.0, help="stop (with a checkpoint) after this wall time")
     return p.parse_args(argv)
 
@@ -106,6 +107,9 @@ def _train(args, out: Path) -> int:
     rng = random.Random(args.seed)
     step = 0
     ckpt_path = out / "checkpoint.pt"
+    if args.init and not ckpt_path.exists():
+        model.load_state_dict(_exported_float_state(args.init))
+        log.info("initialised from %s", args.init)
     if ckpt_path.exists():
         ckpt = torch.load(ckpt_path, weights_only=False)
         model.load_state_dict(ckpt["model"])
@@ -164,6 +168,17 @@ def _train(args, out: Path) -> int:
     (out / "train_summary.json").write_text(json.dumps({"step": step, "planes": len(planes), "skipped": skipped,
                                                          "lambdas": LAMBDAS, "args": vars(args)}, indent=2))
     return 0
+
+
+def _exported_float_state(path) -> dict:
+    """The float network of an exported weights file (export.py stores it under 'float.')."""
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(path))
+    state = {k[len("float."):]: v for k, v in tensors.items() if k.startswith("float.")}
+    if not state:
+        raise ValueError(f"{path} holds no float network tensors (not an xneuralcodec weights file?)")
+    return state
 
 
 if __name__ == "__main__":

@@ -91,6 +91,17 @@ class LoadedModel:
     def gains(self) -> np.ndarray:
         return self.network.log_gain.detach().exp().cpu().numpy().astype(np.float32)
 
+    def gain(self, quality: float) -> np.ndarray:
+        """(M,) gain vector of a rate point. Trained points give their own vector exactly;
+        in between, log-gains are interpolated linearly (Cui et al. 2021), which moves
+        the rate smoothly from one trained point to the next."""
+        if quality == int(quality):
+            return self.gains[int(quality)]
+        log_gain = self.network.log_gain.detach().cpu().numpy().astype(np.float64)
+        low = min(int(quality), len(log_gain) - 2)
+        t = quality - low
+        return np.exp((1.0 - t) * log_gain[low] + t * log_gain[low + 1]).astype(np.float32)
+
 
 def _build(name: str, sha256: str, path: Path, device: torch.device) -> LoadedModel:
     global LOAD_COUNT

@@ -46,6 +46,12 @@ def cases():
         stepped = synthetic_plane(73, 144, 3)
         stepped[:, 70:] += 5.0  # a grid-scale jump the network smooths: the correction must fix it
         yield "2.5deg_q1_max_abs_error", NeuralCodec(quality=1, grid=grid, max_abs_error=0.25), stepped
+    if tuple(int(p) for p in __version__.split(".")[:2]) >= (0, 3):  # per-plane rate, format v3
+        planes = np.stack([synthetic_plane(73, 144, 4), 0.2 * synthetic_plane(73, 144, 5), np.full_like(base, 250.0)])
+        planes[0, 5:9, 100:120] = np.nan
+        yield "2.5deg_target_mae", NeuralCodec(grid=grid, target_mae=0.9), planes
+        yield "2.5deg_q2.5_fractional", NeuralCodec(quality=2.5, grid=grid), synthetic_plane(73, 144, 6)
+        yield "2.5deg_target_mae_unreachable", NeuralCodec(grid=grid, target_mae=0.05, max_abs_error=0.5), stepped
 
 
 def main(argv=None) -> int:

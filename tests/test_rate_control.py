@@ -1,0 +1,96 @@
+"""Rate control in the user's units: ``target_mae`` per plane and fractional qualities."""
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import xneuralcodec
+from xneuralcodec import NeuralCodec, bitstream
+from xneuralcodec.grid import LatLonGrid
+from xneuralcodec.metrics import weighted_errors
+from xneuralcodec.rate_control import search_quality
+
+from .conftest import load_plane
+
+
+def _mae(plane, back, grid):
+    return weighted_errors(plane, back, grid)["mae"]
+
+
+@pytest.mark.parametrize("key, loose, tight", [
+    ("era5_1deg_t2m", 1.2, 0.7),        # K
+    ("era5_1deg_msl", 120.0, 40.0),     # Pa
+    ("gfs_2.5deg_t500", 1.0, 0.5),      # K
+])
+def test_target_mae_holds_and_a_looser_target_costs_fewer_bytes(key, loose, tight):
+    plane, grid = load_plane(key)
+    sizes = {}
+    for target in (loose, tight):
+        codec = NeuralCodec(grid=grid.to_config(), target_mae=target)
+        data = codec.encode(plane)
+        back = codec.decode(data)
+        chunk = bitstream.unpack(data)
+        assert chunk.target_mae == target
+        assert _mae(plane, back, grid) <= target
+        # not needlessly fine: the chosen rate lands within reach of the target
+        assert _mae(plane, back, grid) > 0.5 * target or chunk.planes[0].quality == 0.0
+        sizes[target] = len(data)
+    assert sizes[loose] < sizes[tight]
+
+
+def test_unreachable_target_falls_back_to_the_correction_layer():
+    plane, grid = load_plane("era5_1deg_t2m")
+    finest = NeuralCodec(quality=5, grid=grid.to_config())
+    floor = _mae(plane, finest.decode(finest.encode(plane)), grid)
+    target = 0.5 * floor
+    codec = NeuralCodec(grid=grid.to_config(), target_mae=target)
+    data = codec.encode(plane)
+    record = bitstream.unpack(data).planes[0]
+    assert record.quality == 5.0 and record.correction_step > 0 and record.correction
+    assert _mae(plane, codec.decode(data), grid) <= target
+
+
+def test_target_mae_with_max_abs_error_keeps_both_promises():
+    plane, grid = load_plane("gfs_2.5deg_t500")
+    codec = NeuralCodec(grid=grid.to_config(), target_mae=0.6, max_abs_error=2.0)
+    back = codec.decode(codec.encode(plane))
+    assert _mae(plane, back, grid) <= 0.6
+    assert np.abs(back.astype(np.float64) - plane).max() <= 2.0
+
+
+def test_fractional_quality_lies_between_its_trained_neighbours():
+    plane, grid = load_plane("era5_1deg_msl")
+    results = {}
+    for q in (2, 2.5, 3):
+        codec = NeuralCodec(quality=q, grid=grid.to_config())
+        data = codec.encode(plane)
+        results[q] = (len(data), _mae(plane, codec.decode(data), grid))
+    assert results[2][0] < results[2.5][0] < results[3][0]
+    assert results[2][1] > results[2.5][1] > results[3][1]
+
+
+def test_planes_of_one_chunk_get_their_own_rate(era5_1deg, tmp_path):
+    ds = era5_1deg[["t2m"]]
+    target = 0.9
+    store = tmp_path / "target.zarr"
+    ds.to_zarr(store, encoding=xneuralcodec.encoding(ds, target_mae=target), consolidated=False)
+    back = xr.open_zarr(store, consolidated=False).t2m.load()
+    grid = LatLonGrid.from_coords(ds.lat.values, ds.lon.values)
+    for t in range(ds.sizes["time"]):
+        assert _mae(ds.t2m.values[t], back.values[t], grid) <= target
+    config = xr.open_zarr(store, consolidated=False).t2m.encoding["serializer"].to_dict()["configuration"]
+    assert config["target_mae"] == target
+
+
+def test_search_returns_a_measured_quality_even_when_error_is_not_monotone():
+    calls = []
+
+    def bumpy(q):  # falls overall, with a bump that misleads plain bisection
+        calls.append(q)
+        return 1.0 - 0.15 * q + (0.3 if 2.4 < q < 2.6 else 0.0)
+
+    quality, mae = search_quality(bumpy, 0.6, 5.0)
+    assert mae <= 0.6 and bumpy(quality) <= 0.6
+    assert quality in calls and 0 < quality <= 5.0
+    assert search_quality(lambda q: 2.0 - 0.1 * q, 1.0, 5.0) == (5.0, 1.5)   # unreachable: finest
+    assert search_quality(lambda q: 0.1, 1.0, 5.0) == (0.0, 0.1)             # coarsest suffices
