@@ -1,8 +1,8 @@
 """The neural codec behind the reference compressors' interface, so one harness runs all.
 
-Its knob is the discrete quality (0 coarsest .. 5 finest), a "precision" parameter:
-``ratio_at_mae`` therefore interpolates its ratio between the two qualities that bracket
-a target MAE instead of bisecting.
+Its knob is the quality, continuous from 0 (coarsest) to 5 (finest): integers are the
+trained rate points, fractions interpolate their gains. ``ratio_at_mae`` therefore
+bisects it like an error bound and reports a measured point, never an interpolated one.
 """
 
 from __future__ import annotations
@@ -15,21 +15,25 @@ from xneuralcodec.grid import LatLonGrid
 from xneuralcodec.options import QUALITIES
 
 
-def neural_compressor(grid: LatLonGrid, qualities=range(QUALITIES)) -> Compressor:
-    """NeuralCodec on ``grid`` (each plane its own chunk), one codec object per quality."""
-    qualities = sorted(qualities)
-    if not qualities or qualities != list(range(qualities[0], qualities[-1] + 1)):
-        raise ValueError(f"expected consecutive qualities, got {qualities} instead")
-    codecs = {q: NeuralCodec(quality=q, grid=grid.to_config()) for q in qualities}
+def neural_compressor(grid: LatLonGrid, finest: float = QUALITIES - 1) -> Compressor:
+    """NeuralCodec on ``grid`` (each plane its own chunk), one codec object per quality used."""
+    if not 0 < finest <= QUALITIES - 1:
+        raise ValueError(f"expected the finest quality in (0, {QUALITIES - 1}], got {finest} instead")
+    codecs = {}
+
+    def codec(quality):
+        quality = float(np.float32(quality))
+        if quality not in codecs:
+            codecs[quality] = NeuralCodec(quality=quality, grid=grid.to_config())
+        return codecs[quality]
 
     def encode(plane, quality):
-        return codecs[quality].encode(plane)
+        return codec(quality).encode(plane)
 
     def decode(blob, shape, quality):
-        return np.asarray(codecs[quality].decode(blob)).reshape(shape)
+        return np.asarray(codec(quality).decode(blob)).reshape(shape)
 
-    return Compressor("neural", "precision", encode, decode, library="xneuralcodec",
-                      parameter_range=(qualities[0], qualities[-1]))
+    return Compressor("neural", "quality", encode, decode, library="xneuralcodec", parameter_range=(0.0, float(finest)))
 
 
 def neural_config(grid: LatLonGrid) -> dict:

@@ -1,10 +1,11 @@
 """Benchmark the neural codec against reference compressors: ``python -m benchmarks.run --quick``.
 
 For every (file, variable) group of the validation split it measures the neural codec at
-every quality and each available reference compressor over a sweep of its knob
+every trained quality and each available reference compressor over a sweep of its knob
 (rate-distortion curves, one PNG per group), each compressor's ratio at the paper's MAE
-target (bisection; the neural codec's discrete qualities are interpolated), encode and
-decode throughput at that point, and the paper's metrics there (share of the globe above
+target and at half of it (bisection on each knob, the neural quality included), encode and
+decode throughput at the target (the neural codec with 1 and 2 torch threads too), and
+the paper's metrics there (share of the globe above
 an error threshold, power spectra, cyclone cores, warm tail). Results go to
 ``<out>/benchmark-<mode>.json`` and ``.md`` plus PNGs; the machine and library versions
 are recorded with them.
@@ -139,10 +140,11 @@ def sweep_parameters(compressor: Compressor, target_mae: float, settings: Settin
     """The knob values for the rate-distortion curve: bounds from target/8 to 8 x target."""
     if compressor.kind == "lossless":
         return [None]
+    if compressor.kind == "quality":  # the trained rate points
+        lo, hi = compressor.parameter_range
+        return [float(q) for q in range(math.ceil(lo), math.floor(hi) + 1)]
     if compressor.kind == "precision":
         lo, hi = compressor.parameter_range
-        if compressor.name == "neural":
-            return list(range(lo, hi + 1))
         return sorted({int(round(p)) for p in np.linspace(lo, hi, min(settings.precision_points, hi - lo + 1))})
     return [float(target_mae * 2.0 ** e) for e in np.linspace(-3, 3, settings.bound_points)]
 
@@ -153,7 +155,7 @@ def matched_point(compressor: Compressor, planes, grid, target_mae: float, itera
         point = ratio_at_mae(compressor, planes, grid, target_mae, iterations=iterations)
         point["reached"] = True
     except TargetNotReached as exc:
-        if compressor.kind != "precision":
+        if compressor.kind not in ("precision", "quality"):
             raise
         point = evaluate_point(compressor, planes, grid, compressor.parameter_range[1])
         point.update(target_mae=target_mae, method="finest setting", reached=False, note=str(exc))
@@ -208,8 +210,32 @@ def benchmark_compressor(compressor: Compressor, planes, grid, target_mae: float
         point.pop("reconstruction")
         sweep.append(point)
     matched = matched_point(compressor, planes, grid, target_mae, settings.iterations)
+    try:
+        half = matched_point(compressor, planes, grid, target_mae / 2, settings.iterations)
+        half.pop("reconstruction")
+    except TargetNotReached as exc:
+        half = {"target_mae": target_mae / 2, "reached": False, "ratio": None, "note": str(exc)}
     timing = time_compressor(compressor, planes, matched["parameter"], repeats=settings.repeats)
-    return {"kind": compressor.kind, "library": compressor.library, "sweep": sweep, "matched": matched, "timing": timing}
+    result = {"kind": compressor.kind, "library": compressor.library, "sweep": sweep, "matched": matched,
+              "matched_half_target": half, "timing": timing}
+    if compressor.name == "neural":  # the issue's decode target is for 2 cores: time it there too
+        result["timing_by_threads"] = _threaded_timings(compressor, planes, matched["parameter"], settings.repeats)
+    return result
+
+
+def _threaded_timings(compressor: Compressor, planes, parameter, repeats: int) -> dict:
+    """Throughput with 1 and with 2 torch threads (where the machine has 2 cores)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    timings = {}
+    try:
+        for threads in sorted({1, min(2, os.cpu_count() or 1)}):
+            torch.set_num_threads(threads)
+            timings[str(threads)] = time_compressor(compressor, planes, parameter, repeats=repeats)
+    finally:
+        torch.set_num_threads(previous)
+    return timings
 
 
 # -- one group -----------------------------------------------------------------------------
@@ -246,6 +272,9 @@ def benchmark_group(source: str, variable: str, planes: list, references: dict, 
             "decode_time_ratio": neural["timing"]["decode_s"] / sz3["timing"]["decode_s"],
             # None when the neural codec's finest quality misses the target: no matched point
             "ratio_at_target": neural["matched"]["ratio"] / sz3["matched"]["ratio"] if neural["matched"]["reached"] else None,
+            "ratio_at_half_target": (neural["matched_half_target"]["ratio"] / sz3["matched_half_target"]["ratio"]
+                                     if neural["matched_half_target"]["reached"] and sz3["matched_half_target"]["reached"]
+                                     else None),
         }
     return group
 

@@ -63,6 +63,22 @@ def test_lossless_and_precision_compressors():
     assert below["mae"] > 0.05 and bitround["ratio_at_parameter"] <= bitround["ratio"] <= below["ratio"]
 
 
+def test_a_continuous_quality_knob_is_bisected_to_a_measured_point():
+    # a toy "quality" codec: rounds to a step that shrinks as the knob rises
+    def encode(plane, q):
+        return np.round(plane / 2.0 ** (1 - q)).astype(np.int32).tobytes()
+
+    def decode(blob, shape, q):
+        return (np.frombuffer(blob, np.int32).reshape(shape) * 2.0 ** (1 - q)).astype(np.float32)
+
+    toy = Compressor("toy", "quality", encode, decode, parameter_range=(0.0, 5.0))
+    point = ratio_at_mae(toy, smooth_planes(), GRID, 0.1, iterations=8)
+    assert point["method"] == "bisection" and point["mae"] <= 0.1
+    assert 0 < point["parameter"] < 5 and point["parameter"] != int(point["parameter"])
+    coarser = evaluate_point(toy, smooth_planes(), GRID, point["parameter"] - 5.0 / 2 ** 8)
+    assert coarser["mae"] > 0.1  # the bisection stopped at the edge, to its resolution
+
+
 def test_unreachable_target_and_bad_input_are_reported():
     never_finer = Compressor("noisy", "precision", lambda p, q: p.tobytes(),
                              lambda b, shape, q: np.frombuffer(b, np.float32).reshape(shape) + 1.0,
@@ -122,7 +138,7 @@ def test_quick_benchmark_writes_json_markdown_and_plots(tmp_path):
         assert group["planes"] == 1 and group["target_mae"] > 0 and not group["failed"]
         assert set(group["compressors"]) | set(report["skipped_compressors"]) >= {"neural", "sz3", "zstd", "bitround_zstd", "quantize_pcodec"}
         neural = group["compressors"]["neural"]
-        assert [p["parameter"] for p in neural["sweep"]] == [0, 1, 2, 3, 4, 5]
+        assert [p["parameter"] for p in neural["sweep"]] == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
         for name, result in group["compressors"].items():
             assert result["sweep"] and result["matched"]["ratio"] > 1, name
             assert result["timing"]["encode_mb_s"] > 0 and result["timing"]["decode_mb_s"] > 0, name
@@ -136,10 +152,18 @@ def test_quick_benchmark_writes_json_markdown_and_plots(tmp_path):
             assert group["compressors"]["sz3"]["metrics"]["cyclones"][0]["cores"]
         if group["variable"] == "t":
             assert group["compressors"]["sz3"]["metrics"]["upper_tail"][0]["points"] >= 1
-        assert set(group["neural_vs_sz3"]) == {"encode_time_ratio", "decode_time_ratio", "ratio_at_target"}
+        assert set(group["neural_vs_sz3"]) == {"encode_time_ratio", "decode_time_ratio", "ratio_at_target",
+                                               "ratio_at_half_target"}
+        for name in ("neural", "sz3"):
+            half = group["compressors"][name]["matched_half_target"]
+            assert half["target_mae"] == group["target_mae"] / 2
+            assert not half["reached"] or half["mae"] <= half["target_mae"], name
+        assert set(neural["timing_by_threads"]) >= {"1"}
+        assert neural["matched"]["method"] in ("bisection", "coarsest setting meets the target", "finest setting")
 
     table = (tmp_path / "benchmark-quick.md").read_text()
     assert "## Compression ratio at matched MAE" in table and "## Throughput at the matched point" in table
+    assert "## Compression ratio at half the target MAE" in table and "## Targets (issue 4)" in table
     for key in groups:
         assert f"| {key} |" in table
 

@@ -29,7 +29,7 @@ from .metrics import weighted_errors
 
 # -- one interface for every compressor ----------------------------------------------------
 
-PARAMETER_KINDS = ("abs_bound", "precision", "lossless")
+PARAMETER_KINDS = ("abs_bound", "precision", "quality", "lossless")
 
 
 class TargetNotReached(ValueError):
@@ -41,7 +41,8 @@ class Compressor:
     """A compressor as the benchmark sees it: a name, one knob, and encode/decode halves.
 
     ``kind`` says what the knob is: "abs_bound" (absolute error bound, larger = coarser),
-    "precision" (an int in ``parameter_range``, larger = finer) or "lossless" (ignored).
+    "precision" (an int in ``parameter_range``, larger = finer), "quality" (a float in
+    ``parameter_range``, larger = finer: the neural codec's rate) or "lossless" (ignored).
     ``decode(blob, shape, parameter)`` gets the knob too, as a Zarr codec's stored config
     would give it. Calling the compressor round-trips one plane.
     """
@@ -51,12 +52,12 @@ class Compressor:
     encode: Callable[[np.ndarray, Any], Any]
     decode: Callable[[Any, tuple, Any], np.ndarray]
     library: str = ""
-    parameter_range: tuple[int, int] | None = None
+    parameter_range: tuple[float, float] | None = None
 
     def __post_init__(self):
         if self.kind not in PARAMETER_KINDS:
             raise ValueError(f"expected a compressor kind in {PARAMETER_KINDS}, got {self.kind!r} instead")
-        if self.kind == "precision" and (self.parameter_range is None or self.parameter_range[0] > self.parameter_range[1]):
+        if self.kind in ("precision", "quality") and (self.parameter_range is None or self.parameter_range[0] > self.parameter_range[1]):
             raise ValueError(f"expected a (lowest, highest) parameter_range for a precision compressor, got {self.parameter_range!r}")
 
     def __call__(self, plane, parameter=None) -> tuple[int, np.ndarray]:
@@ -313,6 +314,8 @@ def ratio_at_mae(compressor: Compressor, planes, grid: LatLonGrid, target_mae: f
         return {**evaluate_point(compressor, planes, grid), "target_mae": target_mae, "method": "lossless"}
     if compressor.kind == "precision":
         return _interpolated_at_mae(compressor, planes, grid, target_mae)
+    if compressor.kind == "quality":
+        return _bisected_quality_at_mae(compressor, planes, grid, target_mae, iterations)
     return _bisected_at_mae(compressor, planes, grid, target_mae, iterations)
 
 
@@ -345,6 +348,26 @@ def _bisected_at_mae(compressor, planes, grid, target_mae, iterations) -> dict:
             lo, best = mid, point
         else:
             hi = mid
+    return {**best, "target_mae": target_mae, "method": "bisection"}
+
+
+def _bisected_quality_at_mae(compressor, planes, grid, target_mae, iterations) -> dict:
+    """A continuous "larger = finer" knob: bisection for the coarsest measured setting that meets the target."""
+    coarse, fine = compressor.parameter_range
+    best = evaluate_point(compressor, planes, grid, fine)
+    if best["mae"] > target_mae:
+        raise TargetNotReached(
+            f"{compressor.name} misses MAE {target_mae:g} even at its finest setting {fine} (MAE {best['mae']:g})")
+    point = evaluate_point(compressor, planes, grid, coarse)
+    if point["mae"] <= target_mae:
+        return {**point, "target_mae": target_mae, "method": "coarsest setting meets the target"}
+    for _ in range(iterations):
+        mid = 0.5 * (coarse + fine)
+        point = evaluate_point(compressor, planes, grid, mid)
+        if point["mae"] <= target_mae:
+            fine, best = mid, point
+        else:
+            coarse = mid
     return {**best, "target_mae": target_mae, "method": "bisection"}
 
 
