@@ -1,0 +1,301 @@
+"""The ``xneuralcodec`` command line, run through ``main([...])`` on real ERA5 1 degree fields.
+
+Two time steps of G01 keep every command to a second or two; one compressed store is
+shared by the info / evaluate / decompress tests.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from xneuralcodec import cli, cli_io
+from xneuralcodec.grid import LatLonGrid
+from xneuralcodec.metrics import weighted_errors
+
+from .conftest import DATA, FILES
+
+G01 = DATA / FILES["era5_1deg_t2m"][0]
+G14_GAUSSIAN = DATA / "global/G14_ncep_cfs_gfs_flux_T62_gaussian_2006-03-31.nc"
+SUBSET = ["--isel", "time=0:2"]
+
+
+def require(path):
+    if not path.is_file():
+        pytest.skip(f"shared data file {path} is not available (set XNEURALCODEC_DATA)")
+    return path
+
+
+def original(**isel) -> xr.Dataset:
+    with xr.open_dataset(require(G01)) as ds:
+        return ds.isel(time=slice(0, 2), **isel).load()
+
+
+def run(argv, capsys) -> tuple[int, str, str]:
+    code = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def listing(directory) -> set[str]:
+    return {p.name for p in directory.iterdir()}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """G01, 2 time steps, every variable through the neural codec, Zarr format 3."""
+    path = tmp_path_factory.mktemp("cli") / "g01.zarr"
+    assert cli.main(["compress", str(require(G01)), str(path), *SUBSET, "--no-progress"]) == 0
+    return path
+
+
+# -- compress ------------------------------------------------------------------------------
+
+def test_compress_writes_a_store_plain_xarray_reads_with_sane_errors(store):
+    ds = original()
+    back = xr.open_zarr(store).load()  # no consolidated= needed: the CLI consolidates metadata
+    assert set(back.data_vars) == {"t2m", "u10", "v10", "msl", "tp"}
+    assert back.sizes == {"time": 2, "lat": 181, "lon": 360}
+    np.testing.assert_array_equal(back.time.values, ds.time.values)
+    grid = LatLonGrid.from_coords(ds.lat.values, ds.lon.values)
+    t2m = weighted_errors(ds.t2m.values, back.t2m.values, grid)
+    assert 0 < t2m["mae"] < 2.0  # K: lossy, but close
+    assert weighted_errors(ds.msl.values, back.msl.values, grid)["mae"] < 100.0  # Pa
+    assert back.t2m.encoding["serializer"].options.quality == 3
+    assert back.t2m.attrs["units"] == "K"
+    assert not [p for p in store.parent.iterdir() if ".partial-" in p.name]
+
+
+def test_compress_zarr_format_2_with_variables_chunks_and_quality(tmp_path, capsys):
+    path = tmp_path / "v2.zarr"
+    code, out, _ = run(["compress", require(G01), path, *SUBSET, "--zarr-format", "2", "--variables", "t2m",
+                        "--chunks", "time=2", "--quality", "1"], capsys)
+    assert code == 0 and "copied losslessly: u10, msl, v10, tp" in out
+    assert (path / ".zgroup").is_file() and (path / ".zmetadata").is_file()
+    back = xr.open_zarr(path)
+    codec = back.t2m.encoding["compressors"][0]
+    assert codec.codec_id == "xneuralcodec" and codec.options.quality == 1
+    assert back.t2m.encoding["chunks"] == (2, 181, 360)
+    ds = original()
+    np.testing.assert_array_equal(back.u10.values, ds.u10.values)  # not named: copied losslessly
+    grid = LatLonGrid.from_coords(ds.lat.values, ds.lon.values)
+    assert weighted_errors(ds.t2m.values, back.t2m.values, grid)["mae"] < 2.0
+
+    code, out, _ = run(["info", path, "--json"], capsys)
+    arrays = {a["name"]: a for a in json.loads(out)["arrays"]}
+    assert code == 0 and json.loads(out)["zarr_format"] == 2
+    assert arrays["t2m"]["codec_config"]["quality"] == 1 and arrays["u10"]["codec_config"] is None
+
+
+def test_overwrite_replaces_a_store_only_when_asked(store, tmp_path, capsys):
+    path = tmp_path / "again.zarr"
+    assert run(["compress", G01, path, "--isel", "time=0", "--variables", "t2m"], capsys)[0] == 0
+    code, _, err = run(["compress", G01, path, "--isel", "time=0", "--variables", "t2m"], capsys)
+    assert code == 1 and err.startswith("error: ") and "--overwrite" in err
+    code, _, _ = run(["compress", G01, path, "--isel", "time=0", "--variables", "t2m", "--quality", "5",
+                      "--overwrite"], capsys)
+    assert code == 0 and xr.open_zarr(path).t2m.encoding["serializer"].options.quality == 5
+    assert listing(tmp_path) == {"again.zarr"}
+
+
+# -- info ----------------------------------------------------------------------------------
+
+def test_info_shows_ratio_and_codec_config(store, capsys):
+    code, out, _ = run(["info", store], capsys)
+    assert code == 0
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.split()[:1] in (["t2m"], ["msl"])}
+    assert float(rows["t2m"][-1]) > 1 and rows["t2m"][-4:-3] == ["q3"]
+    assert "quality=3" in out and "model=hyperprior-v1" in out and "nside=64" in out
+
+    code, out, _ = run(["info", store, "--json"], capsys)
+    summary = json.loads(out)
+    t2m = next(a for a in summary["arrays"] if a["name"] == "t2m")
+    assert code == 0 and summary["zarr_format"] == 3 and summary["ratio"] > 1
+    assert t2m["ratio"] > 10 and t2m["shape"] == [2, 181, 360] and t2m["chunks"] == [1, 181, 360]
+    assert t2m["codec_config"]["quality"] == 3 and t2m["codec_config"]["grid"]["nlat"] == 181
+    assert t2m["uncompressed_bytes"] == 2 * 181 * 360 * 4 > t2m["stored_bytes"]
+
+
+# -- evaluate ------------------------------------------------------------------------------
+
+def test_evaluate_writes_plots_and_reports_the_real_mae(store, tmp_path, capsys):
+    plots = tmp_path / "plots"
+    code, out, _ = run(["evaluate", G01, store, "--out", plots, "--time", "1", "--variables", "t2m", "--json"], capsys)
+    assert code == 0
+    row = json.loads(out)["variables"][0]
+    ds, back = original(), xr.open_zarr(store).load()
+    direct = weighted_errors(ds.t2m.values, back.t2m.values, LatLonGrid.from_coords(ds.lat.values, ds.lon.values))
+    assert row["variable"] == "t2m" and row["planes"] == 2 and row["ratio"] > 10
+    for key in ("mae", "rmse", "max_abs"):
+        assert row[key] == pytest.approx(direct[key], rel=1e-9)
+    assert listing(plots) == {"t2m_map_t1.png", "t2m_spectrum_t1.png"}
+    for png in plots.iterdir():
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
+def test_evaluate_table_matches_the_store_subset(store, capsys):
+    # the store holds 2 of the file's 20 times: evaluate must pick those, matched by coordinate
+    code, out, _ = run(["evaluate", G01, store], capsys)
+    assert code == 0
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.split()[:1] in (["t2m"], ["u10"])}
+    # columns: variable, codec ("neural q3"), planes, ratio, MAE, RMSE, max err, units
+    assert rows["t2m"][1:4] == ["neural", "q3", "2"] and float(rows["t2m"][4]) > 10
+    assert 0 < float(rows["t2m"][5]) < 2.0 and 0 < float(rows["u10"][5]) < 2.0
+    assert rows["t2m"][-1] == "K"
+
+
+def test_evaluate_without_matplotlib_fails_only_when_plots_are_asked_for(store, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    code, _, err = run(["evaluate", G01, store, "--out", tmp_path / "plots", "--variables", "t2m"], capsys)
+    assert code == 1 and "pip install matplotlib" in err and listing(tmp_path) == set()
+    code, out, _ = run(["evaluate", G01, store, "--variables", "t2m", "--json"], capsys)
+    assert code == 0 and json.loads(out)["variables"][0]["mae"] < 2.0
+
+
+# -- decompress ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["decoded.nc", "decoded.zarr"])
+def test_decompress_gives_the_values_the_store_decodes_to(store, tmp_path, capsys, name):
+    path = tmp_path / name
+    code, out, _ = run(["decompress", store, path], capsys)
+    assert code == 0 and str(path) in out
+    expected = xr.open_zarr(store).load()
+    with (xr.open_dataset(path) if name.endswith(".nc") else xr.open_zarr(path)) as got:
+        assert set(got.data_vars) == set(expected.data_vars)
+        for var in expected.data_vars:
+            np.testing.assert_array_equal(got[var].values, expected[var].values)
+            assert got[var].dtype == np.float32
+        np.testing.assert_array_equal(got.time.values, expected.time.values)
+        if name.endswith(".zarr"):
+            assert type(got.t2m.encoding["serializer"]).__name__ == "BytesCodec"  # not the neural codec
+            assert got.t2m.encoding["compressors"] == ()
+    assert listing(tmp_path) == {name}
+
+
+# -- bench ---------------------------------------------------------------------------------
+
+def test_bench_compares_with_references_at_the_same_mae(capsys):
+    code, out, _ = run(["bench", require(G01), "--isel", "time=0", "--variables", "t2m", "--json"], capsys)
+    assert code == 0
+    result = json.loads(out)["variables"][0]
+    rows = {r["compressor"]: r for r in result["rows"]}
+    neural = rows.pop("neural q3")
+    assert result["variable"] == "t2m" and neural["ratio"] > 10 and 0 < neural["mae"] < 2.0
+    assert neural["encode_mb_s"] > 0 and neural["decode_mb_s"] > 0
+    for name, row in rows.items():  # whatever reference ran was held to the neural MAE
+        assert row["mae"] <= neural["mae"] * (1 + 1e-9), name
+    assert set(rows) | set(result["skipped"]) | set(json.loads(out)["unavailable"]) >= {"sz3", "zstd"}
+
+
+# -- bad input: one line on stderr, non-zero exit, nothing written -------------------------
+
+@pytest.mark.parametrize("argv, message", [
+    (["compress", "{tmp}/missing.nc", "{tmp}/out.zarr"], "does not exist"),
+    (["compress", "{g01}", "{tmp}/out.zarr", "--variables", "nope"], "unknown variable(s) nope"),
+    (["compress", "{g01}", "{tmp}/out.zarr", "--isel", "time=99"], "out of range"),
+    (["compress", "{g01}", "{tmp}/out.zarr", "--chunks", "lat=10"], "whole lat x lon planes"),
+    (["compress", "{g01}", "{tmp}/out.zarr", "--quality", "9"], "--quality"),
+    (["compress", "{g01}", "{tmp}/out.nc"], "writes a Zarr store"),
+    (["info", "{tmp}/missing.zarr"], "does not exist"),
+    (["info", "{g01}"], "not a Zarr store"),
+    (["evaluate", "{g01}", "{tmp}/missing.zarr"], "does not exist"),
+    (["bogus"], "invalid choice"),
+])
+def test_bad_input_is_one_error_line(argv, message, tmp_path, capsys):
+    argv = [a.format(tmp=tmp_path, g01=require(G01)) for a in argv]
+    code, out, err = run(argv, capsys)
+    assert code != 0 and out == ""
+    assert err.startswith("error: ") and err.count("\n") == 1 and message in err, err
+    assert "Traceback" not in err and listing(tmp_path) == set()
+
+
+def test_non_global_and_non_lat_lon_data_are_refused(tmp_path, capsys):
+    code, _, err = run(["compress", require(G14_GAUSSIAN), tmp_path / "g.zarr"], capsys)
+    assert code == 1 and "Gaussian" in err and err.count("\n") == 1
+    flat = tmp_path / "flat.nc"
+    xr.Dataset({"a": (("y", "x"), np.ones((4, 5), np.float32))}).to_netcdf(flat)
+    code, _, err = run(["compress", flat, tmp_path / "flat.zarr"], capsys)
+    assert code == 1 and "latitude and longitude" in err
+    assert listing(tmp_path) == {"flat.nc"}
+
+
+def test_grib_without_cfgrib_says_what_to_install(tmp_path, capsys):
+    if importlib.util.find_spec("cfgrib") is not None:
+        pytest.skip("cfgrib is installed here")
+    grib = tmp_path / "x.grib2"
+    grib.write_bytes(b"GRIB")
+    code, _, err = run(["compress", grib, tmp_path / "x.zarr"], capsys)
+    assert code == 1 and "pip install cfgrib" in err
+
+
+def test_existing_output_is_kept_without_overwrite(store, capsys):
+    before = sorted(p.relative_to(store) for p in store.rglob("*"))
+    code, _, err = run(["compress", G01, store, "--isel", "time=0"], capsys)
+    assert code == 1 and "already exists" in err and "--overwrite" in err
+    assert sorted(p.relative_to(store) for p in store.rglob("*")) == before
+
+
+# -- failures midway leave nothing behind --------------------------------------------------
+
+def _fail_on_call(monkeypatch, n: int, exc: BaseException):
+    """Make the n-th ``Dataset.to_zarr`` call of the run raise ``exc`` (coordinates are call 1)."""
+    real, calls = xr.Dataset.to_zarr, []
+
+    def to_zarr(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == n:
+            raise exc
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(xr.Dataset, "to_zarr", to_zarr)
+    return calls
+
+
+def test_interrupted_compress_leaves_no_partial_store(tmp_path, monkeypatch, capsys):
+    calls = _fail_on_call(monkeypatch, 3, KeyboardInterrupt())  # after coordinates and one variable
+    code, _, err = run(["compress", require(G01), tmp_path / "out.zarr", *SUBSET], capsys)
+    assert code == 130 and "interrupted" in err and len(calls) == 3
+    assert listing(tmp_path) == set()
+
+
+def test_failed_overwrite_keeps_the_old_store(tmp_path, monkeypatch, capsys):
+    path = tmp_path / "out.zarr"
+    assert run(["compress", require(G01), path, "--isel", "time=0", "--variables", "t2m"], capsys)[0] == 0
+    old = xr.open_zarr(path).load()
+    _fail_on_call(monkeypatch, 4, ValueError("disk on fire"))
+    code, _, err = run(["compress", G01, path, *SUBSET, "--overwrite"], capsys)
+    assert code == 1 and err == "error: disk on fire\n"
+    assert listing(tmp_path) == {"out.zarr"}
+    monkeypatch.undo()
+    xr.testing.assert_identical(xr.open_zarr(path).load(), old)
+
+
+def test_atomic_output_cleans_up_on_any_exception(tmp_path):
+    with pytest.raises(RuntimeError):
+        with cli_io.atomic_output(tmp_path / "x.zarr") as tmp:
+            (tmp / "sub").mkdir(parents=True)
+            raise RuntimeError("boom")
+    assert listing(tmp_path) == set()
+
+
+# -- help and the demo ---------------------------------------------------------------------
+
+def test_help_describes_every_command_with_an_example(capsys):
+    assert cli.main(["--help"]) == 0
+    top = capsys.readouterr().out
+    for command in ("compress", "decompress", "info", "evaluate", "bench", "demo"):
+        assert command in top
+    for command in ("compress", "decompress", "info", "evaluate", "bench"):
+        assert cli.main([command, "--help"]) == 0
+        text = capsys.readouterr().out
+        assert "example:" in text and f"xneuralcodec {command}" in text
+
+
+def test_demo_subcommand_runs_the_readme_demo(tmp_path, capsys):
+    assert cli.main(["demo", "--data", str(tmp_path)]) == 2  # the demo's own "sample not found" exit
+    assert "not found" in capsys.readouterr().err
