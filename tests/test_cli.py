@@ -92,6 +92,17 @@ def test_compress_zarr_format_2_with_variables_chunks_and_quality(tmp_path, caps
     assert arrays["t2m"]["codec_config"]["quality"] == 1 and arrays["u10"]["codec_config"] is None
 
 
+def test_compress_with_a_target_mae_holds_it_on_every_plane(tmp_path, capsys):
+    path = tmp_path / "target.zarr"
+    code, _, err = run(["compress", G01, path, *SUBSET, "--variables", "t2m", "--target-mae", "0.9", "--no-progress"], capsys)
+    assert code == 0, err
+    ds, back = original(), xr.open_zarr(path).load()
+    grid = LatLonGrid.from_coords(ds.lat.values, ds.lon.values)
+    for t in range(2):
+        assert weighted_errors(ds.t2m.values[t], back.t2m.values[t], grid)["mae"] <= 0.9
+    assert back.t2m.encoding["serializer"].options.target_mae == 0.9
+
+
 def test_overwrite_replaces_a_store_only_when_asked(store, tmp_path, capsys):
     path = tmp_path / "again.zarr"
     assert run(["compress", G01, path, "--isel", "time=0", "--variables", "t2m"], capsys)[0] == 0

@@ -59,14 +59,15 @@ def positive_float(text: str) -> float:
     return value
 
 
-def quality(text: str) -> int:
+def quality(text: str) -> int | float:
+    """0..5 like the codec: an integer is a trained rate point, a fraction interpolates."""
     try:
-        value = int(text)
+        value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer 0..5, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a number 0..5, got {text!r}") from None
     if not 0 <= value <= 5:
-        raise argparse.ArgumentTypeError(f"expected 0 (smallest files) .. 5 (finest), got {value}")
-    return value
+        raise argparse.ArgumentTypeError(f"expected 0 (smallest files) .. 5 (finest), got {text}")
+    return int(value) if value.is_integer() else value
 
 
 def integer(text: str) -> int:
@@ -320,7 +321,7 @@ def build_parser() -> Parser:
     codec = Parser(add_help=False)
     group = codec.add_argument_group("codec options (default: the codec's own defaults)")
     group.add_argument("--quality", type=quality, metavar="0-5",
-                       help="rate point 0 (smallest files) .. 5 (finest); default 3")
+                       help="rate point 0 (smallest files) .. 5 (finest), fractions allowed; default 3")
     group.add_argument("--target-mae", type=positive_float, metavar="MAE",
                        help="rate control: per plane, the coarsest rate whose area-weighted MAE is at most this, "
                             "in each variable's units (the same number for every variable)")
