@@ -139,22 +139,28 @@ class Engine:
             y_all, z_all = self._latents(analysed, gains)
             for (i, _), y, z in zip(batch, y_all, z_all):
                 records[i].words, records[i].escapes = self._entropy_encode(y, z)
-            if max_abs_error is None and target_mae is None:
-                continue
-            missing = [k for k, a in enumerate(approx) if a is None]
-            if missing:  # replay the decoder here, then code what it will miss (correction.py)
-                recs = [records[batch[k][0]] for k in missing]
-                for k, plane in zip(missing, self._reconstruct(np.round(y_all[missing]).astype(np.float32), projector, recs)):
-                    approx[k] = plane
-            for (i, _), plane in zip(batch, approx):
-                bound = max_abs_error
-                if target_mae is not None:
-                    bound = self._bound_for_target(planes[i], plane, grid, arr.dtype, target_mae, max_abs_error)
-                if bound is not None:
-                    self._correct(records[i], planes[i], plane, bound, arr.dtype)
+            if max_abs_error is not None or target_mae is not None:
+                self._add_corrections([i for i, _ in batch], records, planes, approx, y_all, projector, grid,
+                                      arr.dtype, max_abs_error, target_mae)
         chunk = Chunk(bytes.fromhex(self.model.sha256), arr.dtype, 0, nside, grid.nlat, grid.nlon,
                       grid.lat_first, grid.lon_first, tuple(arr.shape), records, target_mae or 0.0)
         return bitstream.pack(chunk)
+
+    def _add_corrections(self, indices, records, planes, approx, y_all, projector, grid, dtype, max_abs_error,
+                         target_mae) -> None:
+        """Replay the decoder where no rate search already did, then code what it will miss
+        (correction.py): within max_abs_error, and tighter where the MAE target needs it."""
+        missing = [k for k, a in enumerate(approx) if a is None]
+        if missing:
+            recs = [records[indices[k]] for k in missing]
+            for k, plane in zip(missing, self._reconstruct(np.round(y_all[missing]).astype(np.float32), projector, recs)):
+                approx[k] = plane
+        for i, plane in zip(indices, approx):
+            bound = max_abs_error
+            if target_mae is not None:
+                bound = self._bound_for_target(planes[i], plane, grid, dtype, target_mae, max_abs_error)
+            if bound is not None:
+                self._correct(records[i], planes[i], plane, bound, dtype)
 
     def _rate_for_target(self, analysed, original, rec, projector, grid, dtype, target_mae, max_abs_error):
         """(quality, decoder replay at it): the coarsest rate whose decoded plane meets the target."""
