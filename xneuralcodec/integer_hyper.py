@@ -15,8 +15,10 @@ every partial sum stays below 2**52, and much faster than numpy's integer matmul
 from __future__ import annotations
 
 import numpy as np
+import torch
+from torch.nn import functional as F
 
-from .projection import padding_index
+from .layers import healpix_pad
 
 FRAC_WEIGHTS = 12      # fractional bits of weights
 FRAC_ACT = 8           # fractional bits of activations
@@ -24,14 +26,16 @@ ACT_LIMIT = 2 ** 22    # activations are clipped to +-ACT_LIMIT (fixed point), k
 
 
 def _conv3x3(a: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
-    """a: (12, C, n, n) integer-valued float64 -> (12, Cout, n, n), before rescaling."""
-    _, c, n, _ = a.shape
-    flat = a.transpose(1, 0, 2, 3).reshape(c, 12 * n * n)
-    padded = flat[:, padding_index(n, 1).reshape(-1)].reshape(c, 12, n + 2, n + 2)
-    cols = np.stack([padded[:, :, dy:dy + n, dx:dx + n] for dy in range(3) for dx in range(3)], axis=1)
-    cols = cols.reshape(c * 9, 12 * n * n)
-    out = weight.reshape(weight.shape[0], c * 9) @ cols + bias[:, None]
-    return out.reshape(-1, 12, n, n).transpose(1, 0, 2, 3)
+    """a: (12, C, n, n) integer-valued float64 -> (12, Cout, n, n), before rescaling.
+
+    Runs through torch's float64 unfold and GEMM: every partial sum is an integer below
+    2**52, so the result is exact whatever order or thread count the GEMM sums in."""
+    cout = weight.shape[0]
+    x = healpix_pad(torch.from_numpy(np.ascontiguousarray(a)))
+    cols = F.unfold(x, (3, 3))                                          # (12, C*9, n*n)
+    w = torch.from_numpy(weight.reshape(1, cout, -1)).expand(cols.shape[0], -1, -1)
+    out = torch.bmm(w, cols).numpy() + bias[None, :, None]
+    return out.reshape(a.shape[0], cout, *a.shape[2:])
 
 
 def _rescale(acc: np.ndarray) -> np.ndarray:

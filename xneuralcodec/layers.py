@@ -12,31 +12,45 @@ resolutions exactly.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from .projection import padding_index
 
-_PAD_CACHE: dict[tuple[int, str], torch.Tensor] = {}
+_PAD_CACHE: dict[tuple[int, str], tuple[torch.Tensor, ...]] = {}
 
 
-def _pad_table(n: int, device: torch.device) -> torch.Tensor:
+def _border_tables(n: int, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """For the 4n+4 border pixels of each padded face: destination (face, position) in the
+    padded (n+2)^2 grid and source (face, pixel) in the unpadded n^2 grid."""
     key = (n, str(device))
-    table = _PAD_CACHE.get(key)
-    if table is None:
-        table = torch.from_numpy(padding_index(n, 1).reshape(-1)).to(device)
-        _PAD_CACHE[key] = table
-    return table
+    tables = _PAD_CACHE.get(key)
+    if tables is None:
+        table = padding_index(n, 1)                                   # (12, n+2, n+2) flat sources
+        border = np.ones((n + 2, n + 2), dtype=bool)
+        border[1:-1, 1:-1] = False
+        positions = np.flatnonzero(border)
+        source = table.reshape(12, -1)[:, positions].ravel()
+        tables = tuple(torch.from_numpy(np.ascontiguousarray(t)).to(device) for t in (
+            np.repeat(np.arange(12), positions.size), np.tile(positions, 12), source // (n * n), source % (n * n)))
+        _PAD_CACHE[key] = tables
+    return tables
 
 
 def healpix_pad(x: torch.Tensor) -> torch.Tensor:
-    """(B*12, C, n, n) -> (B*12, C, n+2, n+2), border pixels taken from neighbouring faces."""
+    """(B*12, C, n, n) -> (B*12, C, n+2, n+2), border pixels taken from neighbouring faces.
+
+    The interior is a strided copy; only the 4n+4 border pixels per face are gathered."""
     b12, c, n, _ = x.shape
     b = b12 // 12
-    flat = x.reshape(b, 12, c, n * n).transpose(1, 2).reshape(b, c, 12 * n * n)
-    padded = flat.index_select(2, _pad_table(n, x.device))
-    return padded.reshape(b, c, 12, n + 2, n + 2).transpose(1, 2).reshape(b12, c, n + 2, n + 2)
+    dst_face, dst_pos, src_face, src_pix = _border_tables(n, x.device)
+    out = x.new_empty(b12, c, n + 2, n + 2)
+    out[:, :, 1:-1, 1:-1] = x
+    gathered = x.reshape(b, 12, c, n * n)[:, src_face, :, src_pix]    # (K, B, C)
+    out.view(b, 12, c, (n + 2) * (n + 2))[:, dst_face, :, dst_pos] = gathered
+    return out
 
 
 def conv2d_matmul(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: int = 1) -> torch.Tensor:
@@ -122,6 +136,11 @@ class GDN(nn.Module):
         beta = self.beta_root.pow(2) + 1e-6
         gamma = self.gamma_root.pow(2)
         b, c, h, w = x.shape
+        if not torch.is_grad_enabled():  # inference: one batched GEMM, no transposes, in place
+            norm = torch.bmm(gamma.expand(b, -1, -1), (x * x).reshape(b, c, h * w))
+            norm.add_(beta[:, None]).sqrt_()
+            norm = norm.reshape(b, c, h, w)
+            return norm.mul_(x) if self.inverse else x / norm
         norm = torch.matmul(gamma, (x * x).reshape(b, c, h * w)) + beta[:, None]
         norm = torch.sqrt(norm).reshape(b, c, h, w)
         return x * norm if self.inverse else x / norm
