@@ -50,3 +50,15 @@ def test_registry_is_plain_json_with_hashes():
     reg = json.loads((weights.weights_dir() / "registry.json").read_text())
     for entry in reg["models"].values():
         assert len(entry["sha256"]) == 64 and entry["file"].endswith(".safetensors")
+
+
+def test_device_choice_follows_what_torch_sees(monkeypatch):
+    # the CUDA branch cannot run here: check its decision logic with a GPU faked in and out
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert weights.resolve_device("auto") == torch.device("cuda")
+    assert weights.resolve_device("cuda") == torch.device("cuda")
+    assert weights.resolve_device("cpu") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert weights.resolve_device("auto") == torch.device("cpu")
+    with pytest.warns(RuntimeWarning, match="no CUDA device"):
+        assert weights.resolve_device("cuda") == torch.device("cpu")
