@@ -1,0 +1,69 @@
+"""Rate control in the user's units: ``python -m benchmarks.target_mae``.
+
+Encodes held-out planes with ``NeuralCodec(target_mae=x)`` for a ladder of targets and
+prints, per plane and target, the quality the codec chose, the ratio, the MAE it reached
+(area-weighted, recomputed here from the decoded plane) and the encode time; results go to
+``benchmarks/results/target-mae.{json,md}``. The MAE must never exceed the target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from xneuralcodec import NeuralCodec, bitstream
+from xneuralcodec.metrics import variable_kind, weighted_errors
+
+from .run import REPO, default_data, group_key, load_groups
+from .targets import UNITS
+
+LADDERS = {  # group -> targets in the variable's units, loose to tight
+    "G01:t2m": (2.0, 1.0, 0.6, 0.4, 0.2),
+    "G01:msl": (200.0, 100.0, 50.0, 25.0),
+    "G01:u10": (1.0, 0.5, 0.25),
+    "G04:t2m": (0.8, 0.4, 0.2),
+    "G08:t": (0.8, 0.4, 0.2),
+}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.target_mae", description=__doc__.splitlines()[0])
+    p.add_argument("--data", default=None, help="shared data directory (default ../shared/data/global)")
+    p.add_argument("--groups", nargs="+", default=list(LADDERS), choices=list(LADDERS))
+    p.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
+    args = p.parse_args(argv)
+
+    groups = load_groups([args.data or default_data()], tuple(args.groups), max_planes=1)
+    rows = []
+    lines = ["| group | plane | target MAE | chosen quality | correction | ratio | MAE reached | encode s |",
+             "|---|---|---|---|---|---|---|---|"]
+    print(lines[0] + "\n" + lines[1])
+    for (source, variable), planes in groups.items():
+        plane, key = planes[0], group_key(source, variable)
+        for target in LADDERS[key]:
+            codec = NeuralCodec(grid=plane.grid.to_config(), target_mae=target)
+            t0 = time.perf_counter()
+            data = codec.encode(plane.values)
+            seconds = time.perf_counter() - t0
+            record = bitstream.unpack(data).planes[0]
+            mae = weighted_errors(plane.values, codec.decode(data), plane.grid)["mae"]
+            if mae > target:
+                raise AssertionError(f"{key} target {target}: reached MAE {mae} above the target")
+            row = {"group": key, "plane": plane.label.split(":", 1)[-1], "target_mae": target,
+                   "units": UNITS.get(variable_kind(variable), ""), "quality": record.quality, "correction_bytes": len(record.correction),
+                   "ratio": plane.values.astype("float32").nbytes / len(data), "mae": mae, "encode_s": seconds}
+            rows.append(row)
+            lines.append(f"| {key} | {row['plane']} | {target:g} | {record.quality:.3g} | "
+                         f"{'yes' if record.correction_step else 'no'} | {row['ratio']:.1f} | {mae:.4g} | {seconds:.2f} |")
+            print(lines[-1], flush=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "target-mae.json").write_text(json.dumps({"command": "python -m benchmarks.target_mae", "rows": rows}, indent=1))
+    (out / "target-mae.md").write_text("\n".join(lines) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
