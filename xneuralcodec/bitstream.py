@@ -64,6 +64,7 @@ class Chunk:
     shape: tuple
     planes: list
     target_mae: float = 0.0  # v3: the latitude-weighted MAE each plane was held to, 0 if none
+    version: int = VERSION   # format version the chunk was read from (correction.py reads v2 and v3)
 
     @property
     def n_planes(self) -> int:
@@ -164,7 +165,7 @@ def unpack(data) -> Chunk:
     if offset != end:
         _fail(f"{end - offset} unexplained trailing bytes")
     return Chunk(bytes(sha), dtype, quality, nside, nlat, nlon, lat_first, lon_first, tuple(shape), planes,
-                 target_mae)
+                 target_mae, version)
 
 
 def pack_mask(mask: np.ndarray) -> bytes:

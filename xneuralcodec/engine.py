@@ -267,7 +267,7 @@ class Engine:
             recs = [chunk.planes[i] for i in batch]
             for i, rec, plane in zip(batch, recs, self._reconstruct(y, projector, recs)):
                 if rec.correction_step:
-                    q = correction.decode(rec.correction, chunk.nlat * chunk.nlon).reshape(plane.shape)
+                    q = correction.decode(rec.correction, (chunk.nlat, chunk.nlon), chunk.version)
                     with np.errstate(over="ignore"):  # only a forged header can overflow here
                         plane = plane + q * rec.correction_step
                 out[i] = plane
