@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from xneuralcodec import cli, cli_io
+from xneuralcodec import cli, cli_io, weights
 from xneuralcodec.grid import LatLonGrid
 from xneuralcodec.metrics import weighted_errors
 
@@ -121,7 +121,7 @@ def test_info_shows_ratio_and_codec_config(store, capsys):
     assert code == 0
     rows = {line.split()[0]: line.split() for line in out.splitlines() if line.split()[:1] in (["t2m"], ["msl"])}
     assert float(rows["t2m"][-1]) > 1 and rows["t2m"][-4:-3] == ["q3"]
-    assert "quality=3" in out and "model=hyperprior-v1" in out and "nside=64" in out
+    assert "quality=3" in out and f"model={weights.registry()['default']}" in out and "nside=64" in out
 
     code, out, _ = run(["info", store, "--json"], capsys)
     summary = json.loads(out)

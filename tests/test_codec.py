@@ -19,7 +19,9 @@ from .conftest import load_plane
 # the model, the projection or the entropy path shows up here.
 # Measured with hyperprior-v1 (MAE/std, ratio): 0.25 deg t2m 0.0198, 183x; 1 deg t2m
 # 0.0332, 95x; msl 0.0285, 91x; u10 0.0858, 29x; 2.5 deg GFS t500 0.0316, 48x; 3 deg z500
-# 0.0218, 46x. Windows: MAE/std at most ~1.3x measured, ratio at least ~0.7x measured.
+# 0.0218, 46x; with hyperprior-v2 (release 0.3.0): 0.0187, 178x; 0.0321, 91x; 0.0268, 90x;
+# 0.0842, 30x; 0.0298, 47x; 0.0198, 46x. Windows: MAE/std at most ~1.3x measured, ratio at
+# least ~0.7x measured.
 WINDOWS = {
     "era5_0.25deg": (0.026, 130),
     "era5_1deg_t2m": (0.043, 65),

@@ -96,7 +96,7 @@ def header(report: dict, argv) -> str:
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
-    model = load_model(args.model) if args.model else load_model()
+    model = load_model(args.model)
     engine = Engine(model)
     groups = defaultdict(list)
     for plane in iter_planes(args.data):

@@ -45,7 +45,7 @@ def freeze(model: HyperpriorModel) -> dict[str, np.ndarray]:
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="python -m xneuralcodec.export", description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", default="runs/default/checkpoint.pt")
-    p.add_argument("--name", default="hyperprior-v1")
+    p.add_argument("--name", required=True, help="model name, e.g. hyperprior-v3 (never reuse a shipped name)")
     p.add_argument("--weights-dir", default="weights")
     p.add_argument("--default", action="store_true", help="make this the registry's default model")
     return p.parse_args(argv)

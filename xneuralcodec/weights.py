@@ -25,7 +25,6 @@ from .integer_hyper import IntegerHyperSynthesis
 from .model import HyperpriorModel, ModelConfig
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
-DEFAULT_MODEL = "hyperprior-v1"
 LOAD_COUNT = 0  # models built in this process; tests use it to prove the cache works
 _CACHE: dict[tuple[str, str], "LoadedModel"] = {}
 _LOCK = threading.Lock()
@@ -134,8 +133,10 @@ def _build(name: str, sha256: str, path: Path, device: torch.device) -> LoadedMo
     )
 
 
-def load_model(name: str = DEFAULT_MODEL, sha256: str | None = None, device: str = "auto") -> LoadedModel:
-    """The shipped model ``name``; ``sha256``, when given, must match the registry."""
+def load_model(name: str | None = None, sha256: str | None = None, device: str = "auto") -> LoadedModel:
+    """The shipped model ``name`` (default: the registry's default); ``sha256``, when given,
+    must match the registry."""
+    name = registry()["default"] if name is None else name
     entry = registry_entry(name)
     if sha256 is not None and sha256 != entry["sha256"]:
         raise ValueError(
