@@ -168,7 +168,7 @@ class Engine:
         replays: dict[float, np.ndarray] = {}
 
         def mae_at(quality: float) -> float:
-            y_hat = np.round(self._latents(analysed[None], self.model.gain(quality)[None])[0]).astype(np.float32)
+            y_hat = torch.round(self._scaled(analysed[None], self.model.gain(quality)[None])).cpu().numpy()
             rec.quality = quality
             replays[quality] = approx = self._reconstruct(y_hat, projector, [rec])[0]
             if max_abs_error is not None:  # the decoded plane includes the correction
@@ -195,12 +195,17 @@ class Engine:
         y = net.g_a(x)
         return y.cpu().numpy().reshape(faces.shape[0], 12, *y.shape[1:])
 
+    def _scaled(self, analysed: np.ndarray, gains: np.ndarray) -> torch.Tensor:
+        """Latents times each sphere's gain row: (B, 12, M, m, m) float32 on the device."""
+        device = self.model.device
+        return torch.from_numpy(analysed).to(device) * torch.from_numpy(gains).to(device)[:, None, :, None, None]
+
     @torch.no_grad()
     def _latents(self, analysed: np.ndarray, gains: np.ndarray):
         """Scaled latents y (float64) and rounded hyper-latents z (int64), one gain row per sphere."""
         net = self.model.network
         b = analysed.shape[0]
-        y = torch.from_numpy(analysed).to(self.model.device) * torch.from_numpy(gains).to(self.model.device)[:, None, :, None, None]
+        y = self._scaled(analysed, gains)
         y = y.reshape(-1, *y.shape[2:])
         z = torch.round(net.h_a(y))
         y = y.cpu().numpy().astype(np.float64).reshape(b, 12, *y.shape[1:])

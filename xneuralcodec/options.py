@@ -28,14 +28,19 @@ def parse_quality(value) -> int | float:
     return value
 
 
-def parse_target_mae(value) -> float | None:
+def _parse_optional_error(value, name: str) -> float | None:
+    """None, or a positive finite error in the variable's units (target_mae, max_abs_error)."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"expected target_mae as a number or None, got {value!r} instead")
+        raise TypeError(f"expected {name} as a number or None, got {value!r} instead")
     if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"expected a positive finite target_mae, got {value!r} instead")
+        raise ValueError(f"expected a positive finite {name}, got {value!r} instead")
     return float(value)
+
+
+def parse_target_mae(value) -> float | None:
+    return _parse_optional_error(value, "target_mae")
 
 
 def parse_device(value) -> str:
@@ -57,13 +62,7 @@ def parse_nside(value) -> int | None:
 
 
 def parse_max_abs_error(value) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"expected max_abs_error as a number or None, got {value!r} instead")
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"expected a positive finite max_abs_error, got {value!r} instead")
-    return float(value)
+    return _parse_optional_error(value, "max_abs_error")
 
 
 def parse_grid(value) -> LatLonGrid | None:
