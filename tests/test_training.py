@@ -27,6 +27,16 @@ def test_train_resume_export_and_code(tmp_path):
     assert "resumed from step 3" in (run / "train.log").read_text()
     assert torch.load(run / "checkpoint.pt", weights_only=False)["step"] == 5
 
+    # a second stage (fine-tuning after pre-training) starts from the first run's checkpoint
+    tuned = tmp_path / "tuned"
+    assert train.main(["--data", str(src), "--out", str(tuned), "--steps", "1", "--init", str(run / "checkpoint.pt")]) == 0
+    assert "initialised from" in (tuned / "train.log").read_text()
+    start = torch.load(run / "checkpoint.pt", weights_only=False)["model"]
+    after = torch.load(tuned / "checkpoint.pt", weights_only=False)["model"]
+    assert after.keys() == start.keys()
+    # one small step moves the weights a little: they began at the checkpoint, not at random
+    assert all(torch.allclose(after[k].float(), start[k].float(), atol=1e-2) for k in start)
+
     wdir = tmp_path / "weights"
     assert export.main(["--checkpoint", str(run / "checkpoint.pt"), "--name", "tiny", "--weights-dir", str(wdir)]) == 0
     reg = json.loads((wdir / "registry.json").read_text())

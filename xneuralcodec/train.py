@@ -46,7 +46,8 @@ def parse_args(argv):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint-every", type=int, default=250)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
-    p.add_argument("--init", help="start from these exported weights (.safetensors) instead of random ones")
+    p.add_argument("--init", help="start from these weights instead of random ones: an exported .safetensors "
+                   "file or another run's checkpoint.pt (e.g. pre-training on generated states)")
     p.add_argument("--minutes", type=float, default=0.0, help="stop (with a checkpoint) after this wall time")
     return p.parse_args(argv)
 
@@ -108,7 +109,7 @@ def _train(args, out: Path) -> int:
     step = 0
     ckpt_path = out / "checkpoint.pt"
     if args.init and not ckpt_path.exists():
-        model.load_state_dict(_exported_float_state(args.init))
+        model.load_state_dict(_initial_float_state(args.init))
         log.info("initialised from %s", args.init)
     if ckpt_path.exists():
         ckpt = torch.load(ckpt_path, weights_only=False)
@@ -170,10 +171,13 @@ def _train(args, out: Path) -> int:
     return 0
 
 
-def _exported_float_state(path) -> dict:
-    """The float network of an exported weights file (export.py stores it under 'float.')."""
+def _initial_float_state(path) -> dict:
+    """The float network of an exported weights file (export.py stores it under 'float.')
+    or of a training checkpoint."""
     from safetensors.torch import load_file
 
+    if str(path).endswith(".pt"):
+        return torch.load(path, weights_only=False)["model"]
     tensors = load_file(str(path))
     state = {k[len("float."):]: v for k, v in tensors.items() if k.startswith("float.")}
     if not state:
