@@ -5,7 +5,7 @@ import pytest
 import xarray as xr
 
 import xneuralcodec
-from xneuralcodec import NeuralCodec, bitstream
+from xneuralcodec import NeuralCodec, bitstream, engine
 from xneuralcodec.grid import LatLonGrid
 from xneuralcodec.metrics import weighted_errors
 from xneuralcodec.rate_control import search_quality
@@ -38,16 +38,22 @@ def test_target_mae_holds_and_a_looser_target_costs_fewer_bytes(key, loose, tigh
     assert sizes[loose] < sizes[tight]
 
 
-def test_unreachable_target_falls_back_to_the_correction_layer():
-    plane, grid = load_plane("era5_1deg_t2m")
+@pytest.mark.parametrize("key", ["era5_1deg_t2m", "era5_1deg_u10"])
+def test_unreachable_target_falls_back_to_the_smallest_rate_plus_correction(key, monkeypatch):
+    plane, grid = load_plane(key)
     finest = NeuralCodec(quality=5, grid=grid.to_config())
     floor = _mae(plane, finest.decode(finest.encode(plane)), grid)
     target = 0.5 * floor
     codec = NeuralCodec(grid=grid.to_config(), target_mae=target)
     data = codec.encode(plane)
     record = bitstream.unpack(data).planes[0]
-    assert record.quality == 5.0 and record.correction_step > 0 and record.correction
+    assert record.quality in (0.0, 1.0, 2.0, 3.0, 4.0, 5.0) and record.correction_step > 0 and record.correction
     assert _mae(plane, codec.decode(data), grid) <= target
+    # no larger than the finest rate with its correction, the choice before release 0.4.0
+    monkeypatch.setattr(engine.Engine, "_smallest_with_correction", lambda self, *args: 5.0)
+    finest_corrected = NeuralCodec(grid=grid.to_config(), target_mae=target).encode(plane)
+    assert bitstream.unpack(finest_corrected).planes[0].quality == 5.0
+    assert len(data) < len(finest_corrected) if record.quality < 5.0 else len(data) == len(finest_corrected)
 
 
 def test_target_mae_with_max_abs_error_keeps_both_promises():
