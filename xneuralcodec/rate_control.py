@@ -8,7 +8,8 @@ The analysis transform runs once per plane; each candidate costs one synthesis a
 inverse projection.
 
 Where even the finest rate misses the target, the correction layer (``correction.py``)
-takes over with the coarsest step that brings the MAE under it, so the promise always holds.
+takes over with the coarsest step that brings the MAE under it, so the promise always holds;
+the engine then keeps whichever trained rate plus its correction is smallest.
 """
 
 from __future__ import annotations
