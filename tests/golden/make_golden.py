@@ -52,6 +52,8 @@ def cases():
         yield "2.5deg_target_mae", NeuralCodec(grid=grid, target_mae=0.9), planes
         yield "2.5deg_q2.5_fractional", NeuralCodec(quality=2.5, grid=grid), synthetic_plane(73, 144, 6)
         yield "2.5deg_target_mae_unreachable", NeuralCodec(grid=grid, target_mae=0.05, max_abs_error=0.5), stepped
+    if tuple(int(p) for p in __version__.split(".")[:2]) >= (0, 4):  # corrections as west differences, format v4
+        yield "2.5deg_q0_max_abs_error_west", NeuralCodec(quality=0, grid=grid, max_abs_error=0.05), synthetic_plane(73, 144, 7)
 
 
 def main(argv=None) -> int:
