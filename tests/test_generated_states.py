@@ -69,3 +69,12 @@ def test_generated_files_read_as_training_planes(tmp_path):
     skipped = {}
     planes = list(iter_planes([tmp_path], skipped))
     assert len(planes) == 10 and not skipped and planes[0].grid == grid
+
+
+@pytest.mark.parametrize("argv", [["--days", "0"], ["--spinup-days", "-1"], ["--save-every", "45"]])
+def test_generator_refuses_meaningless_durations_before_importing_jcm(argv, capsys):
+    from xneuralcodec import generate_states
+
+    with pytest.raises(SystemExit) as exc:
+        generate_states.main(["--out", "unused", *argv])
+    assert exc.value.code == 2 and "expected --days > 0" in capsys.readouterr().err

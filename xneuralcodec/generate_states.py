@@ -45,11 +45,16 @@ REFERENCE_PRESSURE = 1.0e5  # Pa; jcm's surface pressure is normalised by it
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="python -m xneuralcodec.generate_states", description=__doc__.splitlines()[0])
     p.add_argument("--out", required=True, help="directory for the netCDF chunks (resumes if present)")
-    p.add_argument("--days", type=float, default=360.0, help="simulated days kept after spin-up")
+    p.add_argument("--days", type=float, default=360.0,
+                   help="simulated days kept after spin-up (rounded up to whole 30-day chunks)")
     p.add_argument("--spinup-days", type=float, default=120.0, help="simulated days discarded first")
-    p.add_argument("--save-every", type=float, default=1.0, help="days between saved states")
+    p.add_argument("--save-every", type=float, default=1.0, help="days between saved states (at most 30)")
     p.add_argument("--start", default="2000-01-01", help="model start date (sets the season)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if not (args.days > 0 and args.spinup_days > 0 and 0 < args.save_every <= CHUNK_DAYS):
+        p.error(f"expected --days > 0, --spinup-days > 0 and 0 < --save-every <= {CHUNK_DAYS:g}, got "
+                f"{args.days:g}, {args.spinup_days:g} and {args.save_every:g} instead")
+    return args
 
 
 def to_pressure_levels(values: np.ndarray, sigma: np.ndarray, surface_pressure: np.ndarray, levels: np.ndarray) -> np.ndarray:
