@@ -100,3 +100,18 @@ def test_search_returns_a_measured_quality_even_when_error_is_not_monotone():
     assert quality in calls and 0 < quality <= 5.0
     assert search_quality(lambda q: 2.0 - 0.1 * q, 1.0, 5.0) == (5.0, 1.5)   # unreachable: finest
     assert search_quality(lambda q: 0.1, 1.0, 5.0) == (0.0, 0.1)             # coarsest suffices
+
+
+@pytest.mark.parametrize("key, target, expected_nside", [
+    ("era5_1deg_msl", 120.0, 32),    # smooth: the coarser sphere is far cheaper
+    ("era5_1deg_u10", 0.5, 64),      # detailed: the default sphere stays
+])
+def test_target_mae_keeps_the_shorter_of_the_default_and_half_nside(key, target, expected_nside):
+    plane, grid = load_plane(key)
+    codec = NeuralCodec(grid=grid.to_config(), target_mae=target)
+    data = codec.encode(plane)
+    chunk = bitstream.unpack(data)
+    assert chunk.nside == expected_nside
+    assert _mae(plane, codec.decode(data), grid) <= target
+    both = [codec._engine._encode_at(plane, grid, nside, 3.0, None, target) for nside in (64, 32)]
+    assert len(data) == min(map(len, both))
