@@ -4,7 +4,8 @@ Encodes one held-out plane per validation group with ``NeuralCodec(target_mae=x)
 ladder of targets (the paper's target and half of it, more for the groups in ``LADDERS``)
 and prints, per plane and target, the quality the codec chose, whether the correction layer
 was needed, the ratio, the MAE it reached (area-weighted, recomputed here from the decoded
-plane), the encode time, and SZ3's ratio at the same target on the same plane (bisected
+plane), the HEALPix nside the encoder kept (the default or half of it), the encode time,
+and SZ3's ratio at the same target on the same plane (bisected
 error bound). Unlike the fixed-quality sweep of ``benchmarks.run``, every target is reached:
 where the finest quality misses, the correction layer makes up the rest. Results go to
 ``benchmarks/results/target-mae.{json,md}``. The MAE must never exceed the target.
@@ -50,8 +51,8 @@ def main(argv=None) -> int:
     groups = load_groups([args.data or default_data()], tuple(args.groups) if args.groups else None, max_planes=1)
     sz3 = sz3_compressor()
     rows = []
-    lines = ["| group | plane | target MAE | chosen quality | correction | ratio | MAE reached | encode s | SZ3 ratio | neural / SZ3 |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| group | plane | target MAE | nside (default) | chosen quality | correction | ratio | MAE reached | encode s | SZ3 ratio | neural / SZ3 |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     print(lines[0] + "\n" + lines[1])
     for (source, variable), planes in groups.items():
         plane, key = planes[0], group_key(source, variable)
@@ -60,16 +61,18 @@ def main(argv=None) -> int:
             t0 = time.perf_counter()
             data = codec.encode(plane.values)
             seconds = time.perf_counter() - t0
-            record = bitstream.unpack(data).planes[0]
+            chunk = bitstream.unpack(data)
+            record = chunk.planes[0]
             mae = weighted_errors(plane.values, codec.decode(data), plane.grid)["mae"]
             if mae > target:
                 raise AssertionError(f"{key} target {target}: reached MAE {mae} above the target")
             row = {"group": key, "plane": plane.label.split(":", 1)[-1], "target_mae": target,
-                   "units": UNITS.get(variable_kind(variable), ""), "quality": record.quality, "correction_bytes": len(record.correction),
+                   "units": UNITS.get(variable_kind(variable), ""), "nside": chunk.nside,
+                   "default_nside": plane.grid.default_nside(), "quality": record.quality, "correction_bytes": len(record.correction),
                    "ratio": plane.values.astype("float32").nbytes / len(data), "mae": mae, "encode_s": seconds}
             row["sz3_ratio"] = ratio_at_mae(sz3, plane.values[None], plane.grid, target)["ratio"]
             rows.append(row)
-            lines.append(f"| {key} | {row['plane']} | {target:.4g} | {record.quality:.3g} | "
+            lines.append(f"| {key} | {row['plane']} | {target:.4g} | {chunk.nside} ({row['default_nside']}) | {record.quality:.3g} | "
                          f"{'yes' if record.correction_step else 'no'} | {row['ratio']:.1f} | {mae:.4g} | {seconds:.2f} | "
                          f"{row['sz3_ratio']:.1f} | {row['ratio'] / row['sz3_ratio']:.2f} |")
             print(lines[-1], flush=True)
