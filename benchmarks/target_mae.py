@@ -4,7 +4,7 @@ Encodes one held-out plane per validation group with ``NeuralCodec(target_mae=x)
 ladder of targets (the paper's target and half of it, more for the groups in ``LADDERS``)
 and prints, per plane and target, the quality the codec chose, whether the correction layer
 was needed, the ratio, the MAE it reached (area-weighted, recomputed here from the decoded
-plane), the HEALPix nside the encoder kept (the default or half of it), the encode time,
+plane), the HEALPix nside the encoder kept (the default or a coarser one), the encode time,
 and SZ3's ratio at the same target on the same plane (bisected
 error bound). Unlike the fixed-quality sweep of ``benchmarks.run``, every target is reached:
 where the finest quality misses, the correction layer makes up the rest. Results go to

@@ -106,7 +106,7 @@ def test_search_returns_a_measured_quality_even_when_error_is_not_monotone():
     ("era5_1deg_msl", 120.0, 32),    # smooth: the coarser sphere is far cheaper
     ("era5_1deg_u10", 0.5, 64),      # detailed: the default sphere stays
 ])
-def test_target_mae_keeps_the_shorter_of_the_default_and_half_nside(key, target, expected_nside):
+def test_target_mae_keeps_the_shortest_of_the_default_and_coarser_spheres(key, target, expected_nside):
     plane, grid = load_plane(key)
     codec = NeuralCodec(grid=grid.to_config(), target_mae=target)
     data = codec.encode(plane)
