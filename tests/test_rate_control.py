@@ -106,12 +106,28 @@ def test_search_returns_a_measured_quality_even_when_error_is_not_monotone():
     ("era5_1deg_msl", 120.0, 32),    # smooth: the coarser sphere is far cheaper
     ("era5_1deg_u10", 0.5, 64),      # detailed: the default sphere stays
 ])
-def test_target_mae_keeps_the_shortest_of_the_default_and_coarser_spheres(key, target, expected_nside):
+def test_auto_nside_keeps_the_shortest_of_the_default_and_coarser_spheres(key, target, expected_nside):
     plane, grid = load_plane(key)
-    codec = NeuralCodec(grid=grid.to_config(), target_mae=target)
+    codec = NeuralCodec(grid=grid.to_config(), target_mae=target, nside="auto")
     data = codec.encode(plane)
     chunk = bitstream.unpack(data)
     assert chunk.nside == expected_nside
     assert _mae(plane, codec.decode(data), grid) <= target
     both = [codec._engine._encode_at(plane, grid, nside, 3.0, None, target) for nside in (64, 32)]
     assert len(data) == min(map(len, both))
+    # without "auto" the sphere is the grid's default, whatever the target
+    fixed = NeuralCodec(grid=grid.to_config(), target_mae=target).encode(plane)
+    assert bitstream.unpack(fixed).nside == 64
+
+
+def test_auto_nside_is_stored_in_the_config_and_needs_a_target():
+    import numcodecs
+
+    codec = NeuralCodec(target_mae=0.5, nside="auto")
+    config = codec.get_config()
+    assert config["nside"] == "auto"
+    assert numcodecs.get_codec(config).get_config() == config
+    with pytest.raises(ValueError, match="target_mae"):
+        NeuralCodec(quality=2, nside="auto")
+    with pytest.raises(TypeError, match="'auto'"):
+        NeuralCodec(target_mae=0.5, nside="coarse")

@@ -259,6 +259,7 @@ def _evaluate_variable(name, original, store, entry: dict, out: Path | None, tim
     written.append(maps)
     row["plots"].append(str(maps))
     nside = (entry.get("codec_config") or {}).get("nside")
+    nside = nside if isinstance(nside, int) else None  # "auto": each chunk's header has its own
     spectrum = out / f"{name}_spectrum_t{time_index}.png"
     try:
         plot_spectrum(spectrum, a, b, grid, f"{title}: spherical power spectrum", 2 * nside if nside else None)

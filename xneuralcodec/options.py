@@ -51,11 +51,14 @@ def parse_device(value) -> str:
     return value
 
 
-def parse_nside(value) -> int | None:
-    if value is None:
-        return None
+AUTO_NSIDE = "auto"  # with target_mae: search the sphere too, from the grid's default down to 32
+
+
+def parse_nside(value) -> int | str | None:
+    if value is None or value == AUTO_NSIDE:
+        return value
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"expected an int nside or None, got {value!r} instead")
+        raise TypeError(f"expected an int nside, 'auto' or None, got {value!r} instead")
     if value < 32 or value > 4096 or value & (value - 1):
         raise ValueError(f"expected nside a power of two in 32..4096, got {value} instead")
     return value
@@ -90,7 +93,7 @@ class CodecOptions:
     model: str
     weights_sha256: str
     grid: LatLonGrid | None
-    nside: int | None
+    nside: int | str | None
     device: str
     max_abs_error: float | None = None
     target_mae: float | None = None
@@ -101,12 +104,16 @@ class CodecOptions:
         model, weights_sha256 = parse_model(model, weights_sha256)
         grid = parse_grid(grid)
         nside = parse_nside(nside)
+        target_mae = parse_target_mae(target_mae)
+        if nside == AUTO_NSIDE and target_mae is None:
+            raise ValueError("nside='auto' searches the sphere for the coarsest that meets target_mae: "
+                             "set target_mae too, or give an int nside")
         if grid is not None and nside is None:
             nside = grid.default_nside()
-        elif grid is not None and nside > grid.max_nside:
+        elif grid is not None and nside != AUTO_NSIDE and nside > grid.max_nside:
             raise ValueError(f"expected nside at most {grid.max_nside} for a {grid.nlat} x {grid.nlon} grid, got {nside} instead")
         return cls(parse_quality(quality), model, weights_sha256, grid, nside, parse_device(device),
-                   parse_max_abs_error(max_abs_error), parse_target_mae(target_mae))
+                   parse_max_abs_error(max_abs_error), target_mae)
 
     def to_config(self) -> dict:
         return {
