@@ -88,7 +88,7 @@ def _names(values) -> list[str] | None:
 def codec_options(args) -> dict:
     """Only the options the user gave, so the codec's own defaults stay the defaults."""
     pairs = (("quality", args.quality), ("target_mae", args.target_mae), ("max_abs_error", args.max_abs_error),
-             ("device", args.device))
+             ("device", args.device), ("nside", "auto" if args.coarser_spheres else None))
     return {key: value for key, value in pairs if value is not None}
 
 
@@ -326,6 +326,9 @@ def build_parser() -> Parser:
     group.add_argument("--target-mae", type=positive_float, metavar="MAE",
                        help="rate control: per plane, the coarsest rate whose area-weighted MAE is at most this, "
                             "in each variable's units (the same number for every variable)")
+    group.add_argument("--coarser-spheres", action="store_true",
+                       help="with --target-mae: also try coarser HEALPix spheres and keep the smallest chunk "
+                            "(far smaller for smooth fields at loose targets; drops their small scales)")
     group.add_argument("--max-abs-error", type=positive_float, metavar="EPS",
                        help="hard pointwise bound, in each variable's units (the same number for every variable)")
     group.add_argument("--device", choices=("auto", "cpu", "cuda"),
