@@ -54,6 +54,8 @@ def cases():
         yield "2.5deg_target_mae_unreachable", NeuralCodec(grid=grid, target_mae=0.05, max_abs_error=0.5), stepped
     if tuple(int(p) for p in __version__.split(".")[:2]) >= (0, 4):  # corrections as west differences, format v4
         yield "2.5deg_q0_max_abs_error_west", NeuralCodec(quality=0, grid=grid, max_abs_error=0.05), synthetic_plane(73, 144, 7)
+        grid1 = {"nlat": 181, "nlon": 360, "lat_first": 90.0, "lon_first": 0.0}
+        yield "1deg_target_mae_auto_nside", NeuralCodec(grid=grid1, target_mae=1.5, nside="auto"), synthetic_plane(181, 360, 8, lmax=90)
 
 
 def main(argv=None) -> int:
