@@ -22,6 +22,7 @@ from .bitstream import KIND_ALL_NAN, KIND_CONSTANT, KIND_NEURAL, Chunk, PlaneRec
 from .entropy import EscapeReader, decode_groups, encode_groups
 from .grid import LatLonGrid
 from .metrics import area_weights
+from .options import AUTO_NSIDE
 from .projection import Projector, faces_to_ring, ring_to_faces
 from .rate_control import correction_bound_for_mae, plane_mae, search_quality
 from .weights import LoadedModel
@@ -106,7 +107,7 @@ class Engine:
         0.8 K 443x at 256, 2424x at 32), at the price of every scale the coarser sphere cannot
         hold, which the MAE barely sees; hence opt-in. Each coarser sphere costs a quarter of
         the one before."""
-        search = nside == "auto"
+        search = nside == AUTO_NSIDE
         arr, grid = check_array(arr, grid)
         nside = check_nside(None if search else nside, grid, self.model)
         data = self._encode_at(arr, grid, nside, quality, max_abs_error, target_mae)
