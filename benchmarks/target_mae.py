@@ -1,15 +1,14 @@
 """Rate control in the user's units: ``python -m benchmarks.target_mae``.
 
 Encodes one held-out plane per validation group with ``NeuralCodec(target_mae=x)`` for a
-ladder of targets (the paper's target and half of it, more for the groups in ``LADDERS``)
-and prints, per plane and target, the quality the codec chose, whether the correction layer
-was needed, the ratio, the MAE it reached (area-weighted, recomputed here from the decoded
-plane), the encode time and the decode throughput (MB/s of float32 output, median of 3);
-the same with ``nside="auto"`` (the encoder also tries coarser
-HEALPix spheres and keeps the shortest chunk); and SZ3's ratio at the same target on the
-same plane (bisected
-error bound). Unlike the fixed-quality sweep of ``benchmarks.run``, every target is reached:
-where the finest quality misses, the correction layer makes up the rest. Results go to
+ladder of targets (the paper's target and half of it, more for the groups in ``LADDERS``).
+Per plane and target it prints the quality the codec chose, whether the correction layer was
+needed, the ratio, the MAE reached (area-weighted, recomputed here from the decoded plane),
+the encode time and the decode throughput (MB/s of float32 output, median of 3); the same
+with ``nside="auto"`` (the encoder also tries coarser HEALPix spheres and keeps the shortest
+chunk); and SZ3's ratio at the same target on the same plane (bisected error bound). Unlike
+the fixed-quality sweep of ``benchmarks.run``, every target is reached: where the finest
+quality misses, the correction layer makes up the rest. Results go to
 ``benchmarks/results/target-mae.{json,md}``. The MAE must never exceed the target.
 """
 
