@@ -30,10 +30,10 @@ QUALITIES = (0, 2, 4)
 REFERENCES = ("sz3", "sperr", "ebcc")
 
 
-def neural_point(stack: np.ndarray, grid, eps: float) -> dict:
+def neural_point(stack: np.ndarray, grid, eps: float, variable: str | None = None) -> dict:
     best = None
     for q in QUALITIES:
-        codec = NeuralCodec(quality=q, grid=grid.to_config(), max_abs_error=eps)
+        codec = NeuralCodec(quality=q, grid=grid.to_config(), max_abs_error=eps, variable=variable)
         size, worst = 0, 0.0
         for plane in stack:
             data = codec.encode(plane)
@@ -80,7 +80,7 @@ def main(argv=None) -> int:
         target, _ = mae_target(variable, stack)
         for k in args.multiples:
             eps = k * target
-            results = {"neural": neural_point(stack, grid, eps)}
+            results = {"neural": neural_point(stack, grid, eps, variable)}
             for name, compressor in references.items():
                 point = evaluate_point(compressor, stack, grid, eps)
                 results[name] = {"ratio": point["ratio"], "max_abs": point["max_abs"]}

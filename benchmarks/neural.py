@@ -15,8 +15,9 @@ from xneuralcodec.grid import LatLonGrid
 from xneuralcodec.options import QUALITIES
 
 
-def neural_compressor(grid: LatLonGrid, finest: float = QUALITIES - 1) -> Compressor:
-    """NeuralCodec on ``grid`` (each plane its own chunk), one codec object per quality used."""
+def neural_compressor(grid: LatLonGrid, finest: float = QUALITIES - 1, variable: str | None = None) -> Compressor:
+    """NeuralCodec on ``grid`` (each plane its own chunk), one codec object per quality used,
+    told the variable's name as ``xneuralcodec.encoding`` would (no level: groups mix levels)."""
     if not 0 < finest <= QUALITIES - 1:
         raise ValueError(f"expected the finest quality in (0, {QUALITIES - 1}], got {finest} instead")
     codecs = {}
@@ -24,7 +25,7 @@ def neural_compressor(grid: LatLonGrid, finest: float = QUALITIES - 1) -> Compre
     def codec(quality):
         quality = float(np.float32(quality))
         if quality not in codecs:
-            codecs[quality] = NeuralCodec(quality=quality, grid=grid.to_config())
+            codecs[quality] = NeuralCodec(quality=quality, grid=grid.to_config(), variable=variable)
         return codecs[quality]
 
     def encode(plane, quality):

@@ -251,7 +251,7 @@ def benchmark_group(source: str, variable: str, planes: list, references: dict, 
         "compressors": {}, "failed": {},
         "spectra": {"l": np.arange(grid.lmax + 1), "original": power_spectrum(stack, grid), "reconstructed": {}, "ratio": {}},
     }
-    compressors = {"neural": neural_compressor(grid), **references}
+    compressors = {"neural": neural_compressor(grid, variable=variable), **references}
     for name, compressor in tqdm(compressors.items(), desc=group["key"], leave=False, disable=not progress):
         try:
             result = benchmark_compressor(compressor, stack, grid, target, settings)

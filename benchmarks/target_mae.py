@@ -66,7 +66,7 @@ def main(argv=None) -> int:
             row = {"group": key, "plane": plane.label.split(":", 1)[-1], "target_mae": target,
                    "units": UNITS.get(variable_kind(variable), ""), "default_nside": plane.grid.default_nside()}
             for prefix, nside in (("", None), ("auto_", "auto")):
-                codec = NeuralCodec(grid=plane.grid.to_config(), target_mae=target, nside=nside)
+                codec = NeuralCodec(grid=plane.grid.to_config(), target_mae=target, nside=nside, variable=variable)
                 t0 = time.perf_counter()
                 data = codec.encode(plane.values)
                 seconds = time.perf_counter() - t0

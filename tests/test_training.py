@@ -51,3 +51,27 @@ def test_train_resume_export_and_code(tmp_path):
     plane = np.cumsum(rng.normal(size=(61, 120)), axis=1).astype(np.float32)
     back = engine.decode(engine.encode(plane, None, None, 2))
     assert back.shape == plane.shape and np.isfinite(back).all()
+
+
+def test_conditioned_training_from_unconditioned_weights_exports_a_conditioned_model(tmp_path):
+    src = DATA / FILES["era5_3deg_z500"][0]
+    if not src.is_file():
+        import pytest
+        pytest.skip(f"{src} not available")
+    plain, film = tmp_path / "plain", tmp_path / "film"
+    assert train.main(["--data", str(src), "--out", str(plain), "--steps", "1"]) == 0
+    assert train.main(["--data", str(src), "--out", str(film), "--steps", "2", "--conditioned", "--tilt-degrees", "20",
+                       "--init", str(plain / "checkpoint.pt")]) == 0
+    ckpt = torch.load(film / "checkpoint.pt", weights_only=False)
+    assert ckpt["config"]["conditioned"] and any(k.startswith("film_s.") for k in ckpt["model"])
+    wdir = tmp_path / "weights"
+    assert export.main(["--checkpoint", str(film / "checkpoint.pt"), "--name", "tiny-film", "--weights-dir", str(wdir)]) == 0
+    reg = json.loads((wdir / "registry.json").read_text())
+    model = _build("tiny-film", reg["models"]["tiny-film"]["sha256"], wdir / "tiny-film.safetensors", torch.device("cpu"))
+    assert model.config.conditioned
+    engine = Engine(model)
+    plane = np.cumsum(np.random.default_rng(0).normal(size=(61, 120)), axis=1).astype(np.float32)
+    from xneuralcodec.conditioning import Condition
+    for condition in (Condition(), Condition.of("z", 500.0)):
+        back = engine.decode(engine.encode(plane, None, None, 2, condition=condition))
+        assert back.shape == plane.shape and np.isfinite(back).all()

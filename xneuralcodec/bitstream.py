@@ -1,12 +1,13 @@
-"""Bitstream format v4 (reads v1 to v3 too): one self-describing, checksummed record per Zarr chunk.
+"""Bitstream format v5 (reads v1 to v4 too): one self-describing, checksummed record per Zarr chunk.
 
 Little-endian throughout; the full layout is in docs/format.md::
 
     header   magic "XNCB" | version u16 | flags u16 | weights sha256 [32] | dtype u8 | ndim u8 |
              quality u8 (v1, v2; 0 since v3) | reserved u8 | nside u32 | nlat u32 | nlon u32 |
-             lat_first f64 | lon_first f64 | shape u64 x ndim | (v3, v4:) target_mae f64
+             lat_first f64 | lon_first f64 | shape u64 x ndim | (v3 on:) target_mae f64 |
+             (v5:) variable kind u8 | reserved u8 u16 | level hPa f32 (conditioning.py; 0: unknown)
     planes   per plane: kind u8 | mean f32 | std f32 | mask_len u32 | words_len u32 | escapes u32 |
-             (v2:) correction_len u32 | correction_step f64 | (v3, v4:) quality f32
+             (v2:) correction_len u32 | correction_step f64 | (v3 on:) quality f32
     payload  per plane: NaN mask (zlib of packed bits) | range-coder words u32 | escapes i32 |
              (v2:) error-bound correction (correction.py; v4 adds a predictor byte to it)
     trailer  crc32 of everything before it, u32
@@ -23,11 +24,14 @@ import zlib
 
 import numpy as np
 
+from .conditioning import KINDS
+
 MAGIC = b"XNCB"
-VERSION = 4
+VERSION = 5
 # v1: release 0.1.0, no correction; v2: 0.2.0, one quality per chunk; v3: 0.3.0, corrections
-# without a predictor; v4 (0.4.0) differs from v3 only inside the correction section
-SUPPORTED_VERSIONS = (1, 2, 3, 4)
+# without a predictor; v4: 0.4.0, differs from v3 only inside the correction section;
+# v5 (0.5.0) adds the condition (variable kind, level) to the header
+SUPPORTED_VERSIONS = (1, 2, 3, 4, 5)
 MAX_OUTPUT_BYTES = 2 ** 34  # 16 GiB: a claimed chunk larger than this is refused
 
 KIND_NEURAL, KIND_CONSTANT, KIND_ALL_NAN = 0, 1, 2
@@ -36,8 +40,9 @@ DTYPE_CODES = {v: k for k, v in DTYPES.items()}
 
 _HEAD = struct.Struct("<4sHH32sBBBBIIIdd")
 _PLANE = {1: struct.Struct("<BffIII"), 2: struct.Struct("<BffIIIId"), 3: struct.Struct("<BffIIIIdf")}
-_PLANE[4] = _PLANE[3]
+_PLANE[4] = _PLANE[5] = _PLANE[3]
 _TARGET = struct.Struct("<d")
+_CONDITION = struct.Struct("<BBHf")
 _CRC = struct.Struct("<I")
 
 
@@ -67,7 +72,9 @@ class Chunk:
     shape: tuple
     planes: list
     target_mae: float = 0.0  # v3: the latitude-weighted MAE each plane was held to, 0 if none
-    version: int = VERSION   # format version the chunk was read from (correction.py reads v2 to v4)
+    version: int = VERSION   # format version the chunk was read from (correction.py reads v2 on)
+    kind: int = 0            # v5: variable kind the network was conditioned on (conditioning.KINDS)
+    level: float = 0.0       # v5: pressure level in hPa, 0 if unknown
 
     @property
     def n_planes(self) -> int:
@@ -81,6 +88,7 @@ def pack(chunk: Chunk) -> bytes:
                    chunk.lat_first, chunk.lon_first),
         struct.pack(f"<{len(chunk.shape)}Q", *chunk.shape),
         _TARGET.pack(chunk.target_mae),
+        _CONDITION.pack(chunk.kind, 0, 0, chunk.level),
     ]
     for p in chunk.planes:
         parts.append(_PLANE[VERSION].pack(p.kind, p.mean, p.std, len(p.mask), len(p.words), len(p.escapes) // 4,
@@ -130,6 +138,16 @@ def unpack(data) -> Chunk:
         offset += _TARGET.size
         if not (np.isfinite(target_mae) and target_mae >= 0):
             _fail(f"bad target_mae {target_mae}")
+    condition_kind, level = 0, 0.0
+    if version >= 5:
+        if len(buf) < offset + _CONDITION.size:
+            _fail("header cut short")
+        condition_kind, reserved8, reserved16, level = _CONDITION.unpack_from(buf, offset)
+        offset += _CONDITION.size
+        if condition_kind >= len(KINDS) or reserved8 or reserved16:
+            _fail(f"unknown variable kind {condition_kind} (or reserved bytes set)")
+        if not (np.isfinite(level) and 0 <= level <= 1100):
+            _fail(f"bad level {level}")
     dtype = DTYPES[dtype_code]
     if shape[-2:] != (nlat, nlon):
         _fail(f"shape {shape} does not end with the grid {nlat} x {nlon}")
@@ -168,7 +186,7 @@ def unpack(data) -> Chunk:
     if offset != end:
         _fail(f"{end - offset} unexplained trailing bytes")
     return Chunk(bytes(sha), dtype, quality, nside, nlat, nlon, lat_first, lon_first, tuple(shape), planes,
-                 target_mae, version)
+                 target_mae, version, condition_kind, float(level))
 
 
 def pack_mask(mask: np.ndarray) -> bytes:

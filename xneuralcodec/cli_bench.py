@@ -65,7 +65,7 @@ def bench_variable(name: str, planes: np.ndarray, grid: LatLonGrid, codec_option
                    bar=None) -> dict:
     """Neural codec, then every available reference at the neural MAE, on one variable's planes."""
     planes = np.ascontiguousarray(planes, dtype=np.float32).reshape((-1, grid.nlat, grid.nlon))
-    rows = [bench_neural(planes, grid, codec_options)]
+    rows = [bench_neural(planes, grid, {"variable": name, **codec_options})]
     if bar is not None:
         bar.update(1)
     skipped = {}

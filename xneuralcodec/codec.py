@@ -26,15 +26,18 @@ class NeuralCodec(Codec):
     (default: the shipped model), ``grid`` (dict with nlat, nlon, lat_first, lon_first;
     inferred from the chunk shape when None), ``nside`` (HEALPix resolution; from the grid
     when None), ``device`` ("auto", "cpu", "cuda"), ``max_abs_error`` (a hard pointwise
-    bound: a correction layer after the network keeps every finite value within it).
+    bound: a correction layer after the network keeps every finite value within it),
+    ``variable`` and ``level`` (the variable's name, e.g. "t2m" or "z", and its pressure
+    level in hPa: a conditioned model codes better knowing them; ``xneuralcodec.encoding``
+    fills them in from the dataset).
     """
 
     codec_id = CODEC_ID
 
     def __init__(self, quality=DEFAULT_QUALITY, model=None, weights_sha256=None, grid=None, nside=None, device="auto",
-                 max_abs_error=None, target_mae=None):
+                 max_abs_error=None, target_mae=None, variable=None, level=None):
         self._options = CodecOptions.parse(
-            quality, model, weights_sha256, grid, nside, device, max_abs_error, target_mae)
+            quality, model, weights_sha256, grid, nside, device, max_abs_error, target_mae, variable, level)
         self._engine_cache = None
 
     @property
@@ -50,7 +53,7 @@ class NeuralCodec(Codec):
 
     def encode(self, buf):
         o = self._options
-        return self._engine.encode(buf, o.grid, o.nside, o.quality, o.max_abs_error, o.target_mae)
+        return self._engine.encode(buf, o.grid, o.nside, o.quality, o.max_abs_error, o.target_mae, o.condition)
 
     def decode(self, buf, out=None):
         arr = self._engine.decode(buf, self._options.grid)

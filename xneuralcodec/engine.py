@@ -19,6 +19,7 @@ import constriction
 
 from . import bitstream, correction
 from .bitstream import KIND_ALL_NAN, KIND_CONSTANT, KIND_NEURAL, Chunk, PlaneRecord
+from .conditioning import Condition
 from .entropy import EscapeReader, decode_groups, encode_groups
 from .grid import LatLonGrid
 from .metrics import area_weights
@@ -99,8 +100,10 @@ class Engine:
 
     # -- encode ------------------------------------------------------------------------
     def encode(self, arr, grid: LatLonGrid | None, nside: int | str | None, quality: float,
-               max_abs_error: float | None = None, target_mae: float | None = None) -> bytes:
-        """``nside="auto"`` (with ``target_mae``) also codes the chunk on every coarser sphere
+               max_abs_error: float | None = None, target_mae: float | None = None,
+               condition: Condition = Condition()) -> bytes:
+        """``condition`` (the variable kind and level, stored in the header) steers a
+        conditioned model's FiLM layers; unconditioned models only record it. ``nside="auto"`` (with ``target_mae``) also codes the chunk on every coarser sphere
         than the grid's default, down to the network's smallest (halving nside each time), and
         keeps the shortest. Smooth fields meet a loose target for far fewer bytes on a coarser
         sphere (measured on ERA5 0.25 degree t2m: at 0.4 K 183x at nside 256, 408x at 128; at
@@ -109,17 +112,18 @@ class Engine:
         the one before."""
         search = nside == AUTO_NSIDE
         arr, grid = check_array(arr, grid)
+        condition = Condition(condition.kind, float(np.float32(condition.level)))  # as the header stores it
         nside = check_nside(None if search else nside, grid, self.model)
-        data = self._encode_at(arr, grid, nside, quality, max_abs_error, target_mae)
+        data = self._encode_at(arr, grid, nside, quality, max_abs_error, target_mae, condition)
         while search and target_mae is not None and nside // 2 >= self.model.config.min_nside:
             nside //= 2
-            coarser = self._encode_at(arr, grid, nside, quality, max_abs_error, target_mae)
+            coarser = self._encode_at(arr, grid, nside, quality, max_abs_error, target_mae, condition)
             if len(coarser) < len(data):
                 data = coarser
         return data
 
     def _encode_at(self, arr, grid: LatLonGrid, nside: int, quality: float, max_abs_error: float | None,
-                   target_mae: float | None) -> bytes:
+                   target_mae: float | None, condition: Condition) -> bytes:
         quality = float(np.float32(quality))  # as stored in the plane records
         planes = arr.reshape(-1, grid.nlat, grid.nlon)
         records: list[PlaneRecord] = []
@@ -148,31 +152,34 @@ class Engine:
         for start in range(0, len(neural), step):
             batch = neural[start:start + step]
             faces = np.stack([ring_to_faces(projector.to_healpix(p)) for _, p in batch]).astype(np.float32)
-            analysed = self._analyse(faces)
+            analysed = self._analyse(faces, condition)
             approx: list[np.ndarray | None] = [None] * len(batch)
             if target_mae is not None:
                 for k, (i, _) in enumerate(batch):
                     records[i].quality, approx[k] = self._rate_for_target(
-                        analysed[k], planes[i], records[i], projector, grid, arr.dtype, target_mae, max_abs_error)
+                        analysed[k], planes[i], records[i], projector, grid, arr.dtype, target_mae, max_abs_error,
+                        condition)
             gains = np.stack([self.model.gain(records[i].quality) for i, _ in batch])
             y_all, z_all = self._latents(analysed, gains)
             for (i, _), y, z in zip(batch, y_all, z_all):
                 records[i].words, records[i].escapes = self._entropy_encode(y, z)
             if max_abs_error is not None or target_mae is not None:
                 self._add_corrections([i for i, _ in batch], records, planes, approx, y_all, projector, grid,
-                                      arr.dtype, max_abs_error, target_mae)
+                                      arr.dtype, max_abs_error, target_mae, condition)
         chunk = Chunk(bytes.fromhex(self.model.sha256), arr.dtype, 0, nside, grid.nlat, grid.nlon,
-                      grid.lat_first, grid.lon_first, tuple(arr.shape), records, target_mae or 0.0)
+                      grid.lat_first, grid.lon_first, tuple(arr.shape), records, target_mae or 0.0,
+                      kind=condition.kind, level=condition.level)
         return bitstream.pack(chunk)
 
     def _add_corrections(self, indices, records, planes, approx, y_all, projector, grid, dtype, max_abs_error,
-                         target_mae) -> None:
+                         target_mae, condition) -> None:
         """Replay the decoder where no rate search already did, then code what it will miss
         (correction.py): within max_abs_error, and tighter where the MAE target needs it."""
         missing = [k for k, a in enumerate(approx) if a is None]
         if missing:
             recs = [records[indices[k]] for k in missing]
-            for k, plane in zip(missing, self._reconstruct(np.round(y_all[missing]).astype(np.float32), projector, recs)):
+            y_hat = np.round(y_all[missing]).astype(np.float32)
+            for k, plane in zip(missing, self._reconstruct(y_hat, projector, recs, condition)):
                 approx[k] = plane
         for i, plane in zip(indices, approx):
             bound = max_abs_error
@@ -181,7 +188,8 @@ class Engine:
             if bound is not None:
                 self._correct(records[i], planes[i], plane, bound, dtype)
 
-    def _rate_for_target(self, analysed, original, rec, projector, grid, dtype, target_mae, max_abs_error):
+    def _rate_for_target(self, analysed, original, rec, projector, grid, dtype, target_mae, max_abs_error,
+                         condition):
         """(quality, decoder replay at it): the coarsest rate whose decoded plane meets the target."""
         weights = area_weights(grid)
         replays: dict[float, np.ndarray] = {}
@@ -189,7 +197,7 @@ class Engine:
         def mae_at(quality: float) -> float:
             y_hat = torch.round(self._scaled(analysed[None], self.model.gain(quality)[None])).cpu().numpy()
             rec.quality = quality
-            replays[quality] = approx = self._reconstruct(y_hat, projector, [rec])[0]
+            replays[quality] = approx = self._reconstruct(y_hat, projector, [rec], condition)[0]
             if max_abs_error is not None:  # the decoded plane includes the correction
                 approx = correction.corrected(original, approx, max_abs_error, dtype)
             return plane_mae(original, approx.astype(dtype), weights)
@@ -229,11 +237,11 @@ class Engine:
         return correction_bound_for_mae(original, approx, weights, target_mae, dtype, max_abs_error)
 
     @torch.no_grad()
-    def _analyse(self, faces: np.ndarray) -> np.ndarray:
+    def _analyse(self, faces: np.ndarray, condition: Condition) -> np.ndarray:
         """g_a of a batch of spheres (B, 12, n, n) -> (B, 12, M, n/8, n/8), before any gain."""
         net = self.model.network
         x = torch.from_numpy(faces).to(self.model.device).reshape(-1, 1, *faces.shape[-2:])
-        y = net.g_a(x)
+        y = net.analyse(x, self._condition_batch(condition, faces.shape[0]))
         return y.cpu().numpy().reshape(faces.shape[0], 12, *y.shape[1:])
 
     def _scaled(self, analysed: np.ndarray, gains: np.ndarray) -> torch.Tensor:
@@ -269,11 +277,16 @@ class Engine:
         q, rec.correction_step = correction.quantise(original, approx, max_abs_error, dtype)
         rec.correction = correction.encode(q)
 
-    def _reconstruct(self, y_hat: np.ndarray, projector: Projector, records) -> list[np.ndarray]:
+    def _condition_batch(self, condition: Condition, batch: int) -> torch.Tensor:
+        """(B, CONDITION_SIZE) network input: every sphere of a chunk shares its condition."""
+        vec = torch.from_numpy(condition.vector()).to(self.model.device)
+        return vec[None].expand(batch, -1)
+
+    def _reconstruct(self, y_hat: np.ndarray, projector: Projector, records, condition: Condition) -> list[np.ndarray]:
         """Decoder-side planes (float64, before NaN masking) from rounded latents at each
         record's quality; shared by decode and by encode's replays so that both compute the
         same numbers."""
-        faces = self._synthesise(y_hat, np.stack([self.model.gain(rec.quality) for rec in records]))
+        faces = self._synthesise(y_hat, np.stack([self.model.gain(rec.quality) for rec in records]), condition)
         return [
             projector.to_latlon(faces_to_ring(f.astype(np.float64))) * np.float64(np.float32(rec.std))
             + np.float64(np.float32(rec.mean))
@@ -306,12 +319,13 @@ class Engine:
             else:
                 neural.append(i)
         projector = Projector(chunk_grid, chunk.nside)
+        condition = Condition(chunk.kind, chunk.level)
         step = planes_per_batch(chunk.nside)
         for start in range(0, len(neural), step):
             batch = neural[start:start + step]
             y = np.stack([self._entropy_decode(chunk.planes[i], chunk.nside) for i in batch])
             recs = [chunk.planes[i] for i in batch]
-            for i, rec, plane in zip(batch, recs, self._reconstruct(y, projector, recs)):
+            for i, rec, plane in zip(batch, recs, self._reconstruct(y, projector, recs, condition)):
                 if rec.correction_step:
                     q = correction.decode(rec.correction, (chunk.nlat, chunk.nlon), chunk.version)
                     with np.errstate(over="ignore"):  # only a forged header can overflow here
@@ -343,11 +357,11 @@ class Engine:
         return (v + mu).astype(np.float32)
 
     @torch.no_grad()
-    def _synthesise(self, y: np.ndarray, gains: np.ndarray) -> np.ndarray:
+    def _synthesise(self, y: np.ndarray, gains: np.ndarray, condition: Condition) -> np.ndarray:
         """g_s of rounded latents (B, 12, M, m, m) divided by each sphere's gains (B, M)."""
         net = self.model.network
         b = y.shape[0]
         gain = torch.from_numpy(np.repeat(gains, 12, axis=0)).to(self.model.device)[:, :, None, None]
         y_t = torch.from_numpy(y.reshape(-1, *y.shape[2:])).to(self.model.device) / gain
-        x = net.g_s(y_t)
+        x = net.synthesise(y_t, self._condition_batch(condition, b))
         return x.cpu().numpy().reshape(b, 12, *x.shape[-2:])

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .baselines import ratio_at_mae, sz3_compressor
+from .conditioning import Condition, level_of_index
 from .data import iter_planes
 from .engine import Engine
 from .metrics import weighted_errors
@@ -43,13 +44,15 @@ def parse_args(argv):
 def evaluate_group(engine: Engine, planes, qualities, with_sz3=True) -> list[dict]:
     grid = planes[0].grid
     stack = np.stack([p.values for p in planes])
+    # what the network is told: the variable, and each plane's pressure level where the file has one
+    conditions = [Condition.of(p.variable, level_of_index(p.index)) for p in planes]
     rows = []
     for q in qualities:
         size, enc_s, dec_s = 0, 0.0, 0.0
         back = np.empty_like(stack)
         for i, plane in enumerate(stack):
             t0 = time.perf_counter()
-            data = engine.encode(plane, grid, None, q)
+            data = engine.encode(plane, grid, None, q, condition=conditions[i])
             t1 = time.perf_counter()
             back[i] = engine.decode(data, grid)
             t2 = time.perf_counter()

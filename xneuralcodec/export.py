@@ -54,7 +54,7 @@ def parse_args(argv):
 def main(argv=None) -> int:
     args = parse_args(argv)
     ckpt = torch.load(args.checkpoint, weights_only=False, map_location="cpu")
-    config = ModelConfig()
+    config = ModelConfig(**ckpt.get("config", {}))
     model = HyperpriorModel(config)
     model.load_state_dict(ckpt["model"])
     tensors = freeze(model)

@@ -8,7 +8,11 @@ Shapes for one sphere of nside n (N hidden, M latent, Z hyper-latent channels)::
 
 One network serves several rate points (``quality``): a learned per-channel gain vector
 scales the latents before rounding (Cui et al. 2021, "Asymmetric gained deep image
-compression with continuous rate adaptation"). ``h_s`` uses ReLU and stride-free integer
+compression with continuous rate adaptation"). A conditioned model (``conditioned=True``)
+also scales and shifts the channels after every (inverse) GDN of ``g_a`` and ``g_s`` by
+FiLM layers (Perez et al. 2018) fed the plane's kind of variable and pressure level
+(``conditioning.py``), as in Mirowski et al. 2024; they start as the identity, so a
+conditioned model can be fine-tuned from an unconditioned one. ``h_s`` uses ReLU and stride-free integer
 friendly layers because at run time it is evaluated in exact integer arithmetic
 (``integer_hyper.py``, Ballé et al. 2019), so encoder and decoder agree bit for bit.
 """
@@ -21,6 +25,7 @@ import math
 import torch
 from torch import nn
 
+from .conditioning import CONDITION_SIZE
 from .layers import GDN, HealpixConv, HealpixUp
 
 LOG_SCALE_MIN = math.log(0.11)
@@ -33,6 +38,7 @@ class ModelConfig:
     latent: int = 48
     hyper: int = 24
     qualities: int = 6
+    conditioned: bool = False  # FiLM on variable kind and level (weights from 0.5.0 on)
 
     @property
     def stride(self) -> int:
@@ -57,6 +63,9 @@ class HyperpriorModel(nn.Module):
         self.h_a = nn.Sequential(HealpixConv(m, n), nn.ReLU(), HealpixConv(n, z, 2))
         # integer-evaluable: conv / relu / pixel-shuffle up only
         self.h_s = nn.Sequential(HealpixUp(z, n), nn.ReLU(), HealpixConv(n, n), nn.ReLU(), HealpixConv(n, 2 * m))
+        if config.conditioned:
+            self.film_a = nn.ModuleList([FiLM(n), FiLM(n)])
+            self.film_s = nn.ModuleList([FiLM(n), FiLM(n)])
         self.log_gain = nn.Parameter(torch.zeros(config.qualities, m))
         self.z_log_scale = nn.Parameter(torch.zeros(z))
         with torch.no_grad():  # spread the rate points: higher quality index -> finer latents
@@ -67,15 +76,36 @@ class HyperpriorModel(nn.Module):
         g = self.log_gain[quality].exp()
         return g.repeat_interleave(12, dim=0)[:, :, None, None]
 
+    def analyse(self, x: torch.Tensor, condition: torch.Tensor | None) -> torch.Tensor:
+        """g_a with FiLM after each GDN; ``condition`` (B, CONDITION_SIZE) or None."""
+        return self._run(self.g_a, getattr(self, "film_a", None), x, condition)
+
+    def synthesise(self, y: torch.Tensor, condition: torch.Tensor | None) -> torch.Tensor:
+        """g_s with FiLM after each inverse GDN."""
+        return self._run(self.g_s, getattr(self, "film_s", None), y, condition)
+
+    @staticmethod
+    def _run(layers: nn.Sequential, films, x, condition):
+        if films is None:
+            return layers(x)
+        if condition is None:
+            raise ValueError("a conditioned model needs a condition (conditioning.condition_vector)")
+        film = iter(films)
+        for layer in layers:
+            x = layer(x)
+            if isinstance(layer, GDN):
+                x = next(film)(x, condition)
+        return x
+
     def hyper_parameters(self, z_hat):
         """Float mean and log-scale of y_s (training twin of integer_hyper)."""
         mu, log_sigma = self.h_s(z_hat).chunk(2, dim=1)
         return mu, log_sigma.clamp(LOG_SCALE_MIN, LOG_SCALE_MAX)
 
-    def forward(self, x: torch.Tensor, quality: torch.Tensor):
+    def forward(self, x: torch.Tensor, quality: torch.Tensor, condition: torch.Tensor | None = None):
         """Training pass with noise/STE quantisation; returns x_hat and bits of y and z."""
         gain = self.gain(quality)
-        y = self.g_a(x) * gain
+        y = self.analyse(x, condition) * gain
         z = self.h_a(y)
         z_noisy = z + torch.empty_like(z).uniform_(-0.5, 0.5)
         z_bits = _gaussian_bits(z_noisy, torch.zeros_like(z), self.z_log_scale[None, :, None, None].clamp(LOG_SCALE_MIN, LOG_SCALE_MAX))
@@ -84,8 +114,24 @@ class HyperpriorModel(nn.Module):
         y_noisy = y + torch.empty_like(y).uniform_(-0.5, 0.5)
         y_bits = _gaussian_bits(y_noisy, mu, log_sigma)
         y_hat = mu + (torch.round(y - mu) - (y - mu)).detach() + (y - mu)
-        x_hat = self.g_s(y_hat / gain)
+        x_hat = self.synthesise(y_hat / gain, condition)
         return x_hat, y_bits, z_bits
+
+
+class FiLM(nn.Module):
+    """Per-channel scale and shift from the condition vector; the identity at initialisation."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.linear = nn.Linear(CONDITION_SIZE, 2 * channels)
+        nn.init.zeros_(self.linear.weight)
+        nn.init.zeros_(self.linear.bias)
+
+    def forward(self, x: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        scale, shift = self.linear(condition).chunk(2, dim=1)           # (B, C) each
+        scale = (1.0 + scale).repeat_interleave(12, dim=0)[:, :, None, None]
+        shift = shift.repeat_interleave(12, dim=0)[:, :, None, None]
+        return x * scale + shift
 
 
 _SQRT2 = math.sqrt(2.0)

@@ -1,7 +1,8 @@
 """Codec options shared by the Zarr v2 and v3 faces: parsing, defaults and the stored config.
 
 Everything that changes the bytes is an option and lands in the stored config: the model by
-name and weights sha256 (never a path), the quality level, the grid and the HEALPix nside.
+name and weights sha256 (never a path), the quality level, the grid, the HEALPix nside and
+the variable and level the network is conditioned on.
 Parsers follow zarr's ``parse_<field>`` habit: ``TypeError`` for a wrong type,
 ``ValueError`` for a wrong value, saying what was expected and what came instead.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from .conditioning import Condition, parse_level, parse_variable
 from .grid import LatLonGrid
 from .weights import registry, registry_entry
 
@@ -97,10 +99,12 @@ class CodecOptions:
     device: str
     max_abs_error: float | None = None
     target_mae: float | None = None
+    variable: str | None = None
+    level: float | None = None
 
     @classmethod
     def parse(cls, quality=DEFAULT_QUALITY, model=None, weights_sha256=None, grid=None, nside=None, device="auto",
-              max_abs_error=None, target_mae=None):
+              max_abs_error=None, target_mae=None, variable=None, level=None):
         model, weights_sha256 = parse_model(model, weights_sha256)
         grid = parse_grid(grid)
         nside = parse_nside(nside)
@@ -113,13 +117,18 @@ class CodecOptions:
         elif grid is not None and nside != AUTO_NSIDE and nside > grid.max_nside:
             raise ValueError(f"expected nside at most {grid.max_nside} for a {grid.nlat} x {grid.nlon} grid, got {nside} instead")
         return cls(parse_quality(quality), model, weights_sha256, grid, nside, parse_device(device),
-                   parse_max_abs_error(max_abs_error), target_mae)
+                   parse_max_abs_error(max_abs_error), target_mae, parse_variable(variable), parse_level(level))
+
+    @property
+    def condition(self) -> Condition:
+        return Condition.of(self.variable, self.level)
 
     def to_config(self) -> dict:
         return {
             "quality": self.quality, "model": self.model, "weights_sha256": self.weights_sha256,
             "grid": None if self.grid is None else self.grid.to_config(), "nside": self.nside,
             "device": self.device, "max_abs_error": self.max_abs_error, "target_mae": self.target_mae,
+            "variable": self.variable, "level": self.level,
         }
 
     def kwargs_repr(self) -> str:

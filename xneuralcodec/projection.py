@@ -50,12 +50,16 @@ class Projector:
     def _north_first(self, plane: np.ndarray) -> np.ndarray:
         return plane if self.grid.north_first else plane[::-1]
 
-    def to_healpix(self, plane: np.ndarray) -> np.ndarray:
-        """(nlat, nlon) float -> RING map (12 nside^2,) float64."""
+    def to_healpix(self, plane: np.ndarray, rotation: tuple[float, float, float] | None = None) -> np.ndarray:
+        """(nlat, nlon) float -> RING map (12 nside^2,) float64. ``rotation`` (Euler angles
+        psi, theta, phi in radians) turns the field on the sphere on the way (training
+        augmentation); the band limit, and so the field's spectrum, is unchanged."""
         plane = np.ascontiguousarray(self._north_first(np.asarray(plane, dtype=np.float64)))
         alm = ducc0.sht.analysis_2d(
             map=plane[None], spin=0, lmax=self.lmax, geometry=self.grid.geometry, phi0=self._phi0, nthreads=torch.get_num_threads()
         )
+        if rotation is not None:
+            alm = ducc0.sht.rotate_alm(alm, self.lmax, *rotation, nthreads=torch.get_num_threads())
         return ducc0.sht.synthesis(alm=alm, lmax=self.lmax, spin=0, nthreads=torch.get_num_threads(), **_healpix_info(self.nside))[0]
 
     def to_latlon(self, ring_map: np.ndarray) -> np.ndarray:

@@ -1,10 +1,13 @@
 """Train the HEALPix hyperprior on real fields: ``python -m xneuralcodec.train``.
 
 Every step takes one whole plane of the training split, augments it in ways that keep its
-statistics real (a random rotation about the polar axis, a north-south mirror), normalises
-it per plane exactly as the codec does, projects it to HEALPix faces at the codec's default
-nside for its grid, draws a quality level and minimises ``lambda[q] * MSE + bits per
-pixel``. Checkpoints are written every ``--checkpoint-every`` steps and a rerun with the
+statistics real (a random rotation about the polar axis, a north-south mirror and, with
+``--tilt-degrees``, a rotation of the sphere by spherical harmonics that moves the pole by
+up to that angle), normalises it per plane exactly as the codec does, projects it to
+HEALPix faces at the codec's default nside for its grid, draws a quality level and
+minimises ``lambda[q] * MSE + bits per pixel``. ``--conditioned`` trains FiLM layers on the
+plane's kind of variable and level (``conditioning.py``), each dropped at random so that
+unknown variables and levels are trained too. Checkpoints are written every ``--checkpoint-every`` steps and a rerun with the
 same ``--out`` resumes from the last one (model, optimiser, step and random state).
 """
 
@@ -24,6 +27,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from .conditioning import UNKNOWN, condition_vector, kind_of, level_of_index
 from .data import iter_planes
 from .model import HyperpriorModel, ModelConfig
 from .projection import Projector, ring_to_faces
@@ -48,6 +52,11 @@ def parse_args(argv):
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
     p.add_argument("--init", help="start from these weights instead of random ones: an exported .safetensors "
                    "file or another run's checkpoint.pt (e.g. pre-training on generated states)")
+    p.add_argument("--conditioned", action="store_true", help="FiLM conditioning on variable kind and level")
+    p.add_argument("--drop-condition", type=float, default=0.25,
+                   help="probability of hiding the kind (and, independently, the level) in a step")
+    p.add_argument("--tilt-degrees", type=float, default=0.0,
+                   help="rotate half of the spheres so that the pole moves by up to this angle (0: off)")
     p.add_argument("--minutes", type=float, default=0.0, help="stop (with a checkpoint) after this wall time")
     return p.parse_args(argv)
 
@@ -68,13 +77,32 @@ def augment(values: np.ndarray, rng: random.Random) -> np.ndarray:
     return np.ascontiguousarray(values)
 
 
-def sphere_tensor(plane, values, rng) -> torch.Tensor:
+def random_tilt(rng: random.Random, max_degrees: float) -> tuple[float, float, float] | None:
+    """Euler angles that move the pole by up to ``max_degrees`` towards a random longitude
+    (half of the time; None otherwise). Small tilts keep the fields plausible (the cold
+    poles stay near the poles) while showing the network new positions and orientations
+    of every structure relative to the HEALPix faces."""
+    if max_degrees <= 0 or rng.random() < 0.5:
+        return None
+    psi = rng.uniform(0.0, 2.0 * math.pi)
+    return psi, math.radians(rng.uniform(-max_degrees, max_degrees)), -psi
+
+
+def sphere_tensor(plane, values, rotation=None) -> torch.Tensor:
     from .engine import standardise  # the codec's own normalisation
 
     normed, _, _ = standardise(values.astype(np.float64))
     nside = min(plane.grid.default_nside(), TRAIN_MAX_NSIDE)
-    faces = ring_to_faces(Projector(plane.grid, nside).to_healpix(normed))
+    faces = ring_to_faces(Projector(plane.grid, nside).to_healpix(normed, rotation))
     return torch.from_numpy(faces.astype(np.float32))[:, None]
+
+
+def plane_condition(plane, rng: random.Random, drop: float) -> torch.Tensor:
+    """(1, CONDITION_SIZE) condition of a training plane, kind and level each hidden with
+    probability ``drop``."""
+    kind = UNKNOWN if rng.random() < drop else kind_of(plane.variable)
+    level = 0.0 if rng.random() < drop else level_of_index(plane.index)
+    return torch.from_numpy(condition_vector(kind, level))[None]
 
 
 def main(argv=None) -> int:
@@ -101,7 +129,7 @@ def _train(args, out: Path) -> int:
     planes, skipped = load_training_planes(args.data)
     log.info("training planes: %d (skipped %s)", len(planes), skipped)
 
-    config = ModelConfig()
+    config = ModelConfig(conditioned=args.conditioned)
     torch.manual_seed(args.seed)
     model = HyperpriorModel(config)
     optimiser = torch.optim.Adam(model.parameters(), lr=args.lr)
@@ -109,7 +137,7 @@ def _train(args, out: Path) -> int:
     step = 0
     ckpt_path = out / "checkpoint.pt"
     if args.init and not ckpt_path.exists():
-        model.load_state_dict(_initial_float_state(args.init))
+        _load_initial(model, _initial_float_state(args.init))
         log.info("initialised from %s", args.init)
     if ckpt_path.exists():
         ckpt = torch.load(ckpt_path, weights_only=False)
@@ -141,9 +169,10 @@ def _train(args, out: Path) -> int:
         for group in optimiser.param_groups:
             group["lr"] = args.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * step / args.steps)))
         plane = rng.choices(planes, weights)[0]
-        x = sphere_tensor(plane, augment(plane.values, rng), rng)
+        x = sphere_tensor(plane, augment(plane.values, rng), random_tilt(rng, args.tilt_degrees))
+        condition = plane_condition(plane, rng, args.drop_condition) if config.conditioned else None
         q = rng.randrange(config.qualities)
-        x_hat, y_bits, z_bits = model(x, torch.tensor([q]))
+        x_hat, y_bits, z_bits = model(x, torch.tensor([q]), condition)
         mse = torch.mean((x_hat - x) ** 2)
         bpp = (y_bits + z_bits) / x.numel()
         loss = LAMBDAS[q] * mse + bpp
@@ -169,6 +198,15 @@ def _train(args, out: Path) -> int:
     (out / "train_summary.json").write_text(json.dumps({"step": step, "planes": len(planes), "skipped": skipped,
                                                          "lambdas": LAMBDAS, "args": vars(args)}, indent=2))
     return 0
+
+
+def _load_initial(model: HyperpriorModel, state: dict) -> None:
+    """Load starting weights; a conditioned model may start from an unconditioned one (its
+    FiLM layers then start as the identity), but nothing else may be missing or extra."""
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.startswith(("film_a.", "film_s."))]
+    if missing or unexpected:
+        raise ValueError(f"initial weights do not fit the model: missing {missing}, unexpected {unexpected}")
 
 
 def _initial_float_state(path) -> dict:

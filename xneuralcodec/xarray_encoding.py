@@ -4,7 +4,9 @@ It finds every data variable whose last two dims are latitude and longitude, che
 the grid is global and regular (from the coordinates, so the codec config records the
 real orientation), and that chunks hold whole lat x lon planes (any leading dims, such as
 time, level or member, may be chunked freely). Anything else raises a clear error rather
-than writing a store the codec cannot serve.
+than writing a store the codec cannot serve. Each variable's codec is told its name (or CF
+standard name) and, when the variable sits on a single pressure level, that level, so that
+a conditioned model knows what it codes (``conditioning.py``).
 
     ds.to_zarr(store, encoding=xneuralcodec.encoding(ds))                 # Zarr format 3
     ds.to_zarr(store, zarr_format=2, encoding=xneuralcodec.encoding(ds, zarr_format=2))
@@ -16,6 +18,7 @@ import numpy as np
 import xarray as xr
 
 from .codec import NeuralCodec
+from .conditioning import LEVEL_KEYS, UNKNOWN, kind_of, pressure_hpa
 from .data import LAT_NAMES, LON_NAMES, lat_lon_dims
 from .grid import LatLonGrid
 from .zarr3 import NeuralSerializer
@@ -32,6 +35,23 @@ def _chunks(da: xr.DataArray) -> tuple[int, ...]:
                 f"into chunks {chunks} instead; rechunk with ds.chunk({{{dim!r}: -1}})"
             )
     return tuple(int(c[0]) for c in da.chunks)
+
+
+def _condition_options(name, da: xr.DataArray) -> dict:
+    """``variable`` and ``level`` for the codec: the name, or the CF standard name where only
+    that is recognised; the level of a scalar or length-1 pressure coordinate."""
+    variable = str(name)
+    standard_name = da.attrs.get("standard_name")
+    if kind_of(variable) == UNKNOWN and isinstance(standard_name, str) and kind_of(standard_name) != UNKNOWN:
+        variable = standard_name
+    level = None
+    for coord_name, coord in da.coords.items():
+        if str(coord_name).lower().startswith(LEVEL_KEYS) and coord.size == 1:
+            units = coord.attrs.get("units")
+            hpa = pressure_hpa(coord.values.ravel()[0].item(), units if isinstance(units, str) else None)
+            level = hpa or None
+            break
+    return {"variable": variable[:200], "level": level}
 
 
 def encoding(ds: xr.Dataset, *, zarr_format: int = 3, variables=None, **codec_options) -> dict:
@@ -64,7 +84,7 @@ def encoding(ds: xr.Dataset, *, zarr_format: int = 3, variables=None, **codec_op
             grid = LatLonGrid.from_coords(ds[dims[0]].values, ds[dims[1]].values)
         except ValueError as exc:
             raise ValueError(f"variable {name!r}: {exc}") from None
-        options = dict(codec_options, grid=grid.to_config())
+        options = {**_condition_options(name, da), **codec_options, "grid": grid.to_config()}
         entry = {"chunks": _chunks(da)}
         if zarr_format == 3:
             entry.update(serializer=NeuralSerializer(**options), compressors=None)

@@ -29,9 +29,9 @@ class NeuralSerializer(ArrayBytesCodec):
     options: CodecOptions
 
     def __init__(self, *, quality=DEFAULT_QUALITY, model=None, weights_sha256=None, grid=None, nside=None, device="auto",
-                 max_abs_error=None, target_mae=None):
+                 max_abs_error=None, target_mae=None, variable=None, level=None):
         object.__setattr__(self, "options", CodecOptions.parse(
-            quality, model, weights_sha256, grid, nside, device, max_abs_error, target_mae))
+            quality, model, weights_sha256, grid, nside, device, max_abs_error, target_mae, variable, level))
 
     @classmethod
     def from_dict(cls, data):
@@ -69,7 +69,7 @@ class NeuralSerializer(ArrayBytesCodec):
         o = self.options
         arr = chunk_array.as_numpy_array()
         data = await asyncio.to_thread(self._engine.encode, arr, o.grid, o.nside, o.quality,
-                                      o.max_abs_error, o.target_mae)
+                                      o.max_abs_error, o.target_mae, o.condition)
         return chunk_spec.prototype.buffer.from_bytes(data)
 
     async def _decode_single(self, chunk_bytes, chunk_spec):

@@ -1,0 +1,130 @@
+"""What the network is told about a plane: its kind of variable and its pressure level.
+
+Mirowski et al. 2024 condition their autoencoder on the variable and level (FiLM, Perez et
+al. 2018): precipitation, temperature and geopotential have very different spectra, and a
+network that knows which one it codes can spend its channels accordingly. The codec only
+sees arrays, so the condition comes from the codec config (``variable=``, ``level=``), which
+``xneuralcodec.encoding(ds)`` fills in from the dataset, and is stored in every chunk
+header (bitstream v5) so that decoding never depends on the config.
+
+A condition is ``(kind, level)``: ``kind`` an index into ``KINDS`` (0: not known) and
+``level`` a pressure in hPa (0: not known, or a single-level field). The network is
+trained with both dropped at random, so an unknown variable or level is a supported case,
+not a degraded one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+# index -> kind; the order is part of the format (stored as u8 in chunk headers): append only
+KINDS = ("unknown", "temperature", "eastward_wind", "northward_wind", "pressure", "geopotential",
+         "geopotential_height", "humidity", "precipitation", "vertical_velocity")
+UNKNOWN = 0
+KIND_INDEX = {name: i for i, name in enumerate(KINDS)}
+
+# short names used by ERA5, GFS, NCEP, CMIP and GrADS files (lower case), and CF standard names
+_NAMES = {
+    "temperature": ("t", "t2m", "2t", "ts", "skt", "air", "tas", "ta", "air_temperature", "surface_temperature"),
+    "eastward_wind": ("u", "u10", "10u", "u_10m", "ua", "uas", "uwnd", "eastward_wind"),
+    "northward_wind": ("v", "v10", "10v", "v_10m", "va", "vas", "vwnd", "northward_wind"),
+    "pressure": ("msl", "prmsl", "mslp", "psl", "sp", "ps", "pres", "slp", "air_pressure_at_mean_sea_level",
+                 "surface_air_pressure", "air_pressure"),
+    "geopotential": ("z", "geopotential"),
+    "geopotential_height": ("gh", "hgt", "zg", "geopotential_height"),
+    "humidity": ("r", "q", "rh", "hur", "hus", "r2", "sh2", "shum", "rhum", "relative_humidity", "specific_humidity"),
+    "precipitation": ("tp", "pr", "precip", "prate", "apcp", "precipitation_amount", "precipitation_flux"),
+    "vertical_velocity": ("w", "omega", "wap", "lagrangian_tendency_of_air_pressure"),
+}
+_KIND_OF_NAME = {name: KIND_INDEX[kind] for kind, names in _NAMES.items() for name in names}
+CONDITION_SIZE = len(KINDS) + 2  # one-hot kind, has-level flag, log level
+
+
+def kind_of(variable: str | None) -> int:
+    """Kind index of a variable name or CF standard name; names such as ``u_1000hPa`` or
+    ``z500_height`` are tried by their leading letters too; 0 when nothing matches."""
+    if variable is None:
+        return UNKNOWN
+    name = variable.strip().lower()
+    if name in _KIND_OF_NAME:
+        return _KIND_OF_NAME[name]
+    if name.endswith("_height") and name[:1] == "z":
+        return KIND_INDEX["geopotential_height"]
+    stem = name.split("_")[0].rstrip("0123456789")
+    return _KIND_OF_NAME.get(stem, UNKNOWN)
+
+
+def parse_variable(value) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"expected variable as a name string or None, got {value!r} instead")
+    if not value.strip() or len(value) > 200:
+        raise ValueError(f"expected a non-empty variable name of at most 200 characters, got {value!r} instead")
+    return value
+
+
+def parse_level(value) -> float | None:
+    """A pressure level in hPa (0 < level <= 1100), or None for single-level fields."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"expected level as a pressure in hPa or None, got {value!r} instead")
+    if not (math.isfinite(value) and 0 < value <= 1100):
+        raise ValueError(f"expected a pressure level in hPa in (0, 1100], got {value!r} instead")
+    return float(value)
+
+
+LEVEL_KEYS = ("lev", "isobaric", "plev", "pressure")  # how pressure-level dims' names start
+
+
+def pressure_hpa(value, units: str | None = None) -> float:
+    """A level coordinate value in hPa (Pa converted; without units, values above 1100 are
+    taken as Pa); 0 when it is not a plausible pressure level."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return 0.0
+    value = float(value)
+    if units is not None:
+        value = value / 100.0 if units.strip() == "Pa" else value
+    elif value > 1100:
+        value /= 100.0
+    return value if math.isfinite(value) and 0 < value <= 1100 else 0.0
+
+
+def level_of_index(index: dict) -> float:
+    """Pressure level in hPa of a training plane from its leading coordinates; 0 if none."""
+    for key, value in index.items():
+        if key.lower().startswith(LEVEL_KEYS):
+            return pressure_hpa(value)
+    return 0.0
+
+
+def condition_vector(kind: int, level: float) -> np.ndarray:
+    """The network's condition input: one-hot kind, a has-level flag and log(level / 1000 hPa)."""
+    vec = np.zeros(CONDITION_SIZE, dtype=np.float32)
+    vec[kind if 0 <= kind < len(KINDS) else UNKNOWN] = 1.0
+    if level > 0:
+        vec[len(KINDS)] = 1.0
+        vec[len(KINDS) + 1] = math.log(level / 1000.0)
+    return vec
+
+
+
+@dataclasses.dataclass(frozen=True)
+class Condition:
+    """The condition of one chunk, as stored in its header."""
+
+    kind: int = UNKNOWN
+    level: float = 0.0   # hPa; 0: unknown
+
+    @classmethod
+    def of(cls, variable: str | None, level: float | None) -> "Condition":
+        """From the codec config: level rounded to the float32 the header stores, so that
+        encoder and decoder feed the network the same numbers."""
+        return cls(kind_of(variable), float(np.float32(level or 0.0)))
+
+    def vector(self) -> np.ndarray:
+        return condition_vector(self.kind, self.level)
