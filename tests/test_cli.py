@@ -218,6 +218,18 @@ def test_bench_compares_with_references_at_the_same_mae(capsys):
     assert set(rows) | set(result["skipped"]) | set(json.loads(out)["unavailable"]) >= {"sz3", "zstd"}
 
 
+def test_bench_with_coarser_spheres_meets_the_target(capsys):
+    args = ["bench", require(G01), "--isel", "time=0", "--variables", "t2m", "--json", "--target-mae", "1.5"]
+    code, out, _ = run(args + ["--coarser-spheres"], capsys)
+    assert code == 0
+    rows = {r["compressor"]: r for r in json.loads(out)["variables"][0]["rows"]}
+    neural = next(r for name, r in rows.items() if name.startswith("neural"))
+    assert 0 < neural["mae"] <= 1.5
+    code, out, _ = run(args, capsys)
+    default = next(r for r in json.loads(out)["variables"][0]["rows"] if r["compressor"].startswith("neural"))
+    assert neural["ratio"] >= default["ratio"]  # the search keeps the default sphere when nothing beats it
+
+
 # -- bad input: one line on stderr, non-zero exit, nothing written -------------------------
 
 @pytest.mark.parametrize("argv, message", [

@@ -112,7 +112,6 @@ def condition_vector(kind: int, level: float) -> np.ndarray:
     return vec
 
 
-
 @dataclasses.dataclass(frozen=True)
 class Condition:
     """The condition of one chunk, as stored in its header."""

@@ -128,10 +128,14 @@ class FiLM(nn.Module):
         nn.init.zeros_(self.linear.bias)
 
     def forward(self, x: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
-        scale, shift = self.linear(condition).chunk(2, dim=1)           # (B, C) each
-        scale = (1.0 + scale).repeat_interleave(12, dim=0)[:, :, None, None]
-        shift = shift.repeat_interleave(12, dim=0)[:, :, None, None]
-        return x * scale + shift
+        """``condition`` (B, CONDITION_SIZE), one row per sphere, or (1, ...) shared by all:
+        the engine passes one row so that scale and shift are the same numbers whatever the
+        batch size (encode replays one plane, decode runs several)."""
+        scale, shift = self.linear(condition).chunk(2, dim=1)           # (B or 1, C) each
+        scale = 1.0 + scale
+        if condition.shape[0] > 1:
+            scale, shift = scale.repeat_interleave(12, dim=0), shift.repeat_interleave(12, dim=0)
+        return x * scale[:, :, None, None] + shift[:, :, None, None]
 
 
 _SQRT2 = math.sqrt(2.0)
