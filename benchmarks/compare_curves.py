@@ -51,6 +51,8 @@ def main(argv=None) -> int:
     base_name, base = load_curves(args.base)
     others = [load_curves(path) for path in args.others]
     names = [name for name, _ in others]
+    if len(set(names)) < len(names):  # one model evaluated two ways: tell the columns apart by file
+        names = [f"{name} ({Path(path).stem})" for name, path in zip(names, args.others)]
     print(f"ratio at equal MAE, relative to {base_name}\n")
     print("| group | " + " | ".join(names) + " |")
     print("|---|" + "---|" * len(names))

@@ -6,6 +6,7 @@ import xarray as xr
 
 import xneuralcodec
 from xneuralcodec import NeuralCodec, bitstream, engine
+from xneuralcodec.conditioning import Condition
 from xneuralcodec.grid import LatLonGrid
 from xneuralcodec.metrics import weighted_errors
 from xneuralcodec.rate_control import search_quality
@@ -113,7 +114,7 @@ def test_auto_nside_keeps_the_shortest_of_the_default_and_coarser_spheres(key, t
     chunk = bitstream.unpack(data)
     assert chunk.nside == expected_nside
     assert _mae(plane, codec.decode(data), grid) <= target
-    both = [codec._engine._encode_at(plane, grid, nside, 3.0, None, target) for nside in (64, 32)]
+    both = [codec._engine._encode_at(plane, grid, nside, 3.0, None, target, Condition()) for nside in (64, 32)]
     assert len(data) == min(map(len, both))
     # without "auto" the sphere is the grid's default, whatever the target
     fixed = NeuralCodec(grid=grid.to_config(), target_mae=target).encode(plane)

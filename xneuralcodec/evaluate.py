@@ -36,16 +36,18 @@ def parse_args(argv):
     p.add_argument("--model", default=None, help="shipped model name (default: the registry default)")
     p.add_argument("--all-planes", action="store_true", help="evaluate every plane, not only the validation split")
     p.add_argument("--no-sz3", action="store_true")
+    p.add_argument("--no-condition", action="store_true",
+                   help="do not tell the model the variable and level (what it does for unknown variables)")
     p.add_argument("--out", default="evaluation.json")
     p.add_argument("--card", default=None, help="model card JSON to record the results in")
     return p.parse_args(argv)
 
 
-def evaluate_group(engine: Engine, planes, qualities, with_sz3=True) -> list[dict]:
+def evaluate_group(engine: Engine, planes, qualities, with_sz3=True, conditioned=True) -> list[dict]:
     grid = planes[0].grid
     stack = np.stack([p.values for p in planes])
     # what the network is told: the variable, and each plane's pressure level where the file has one
-    conditions = [Condition.of(p.variable, level_of_index(p.index)) for p in planes]
+    conditions = [Condition.of(p.variable, level_of_index(p.index)) if conditioned else Condition() for p in planes]
     rows = []
     for q in qualities:
         size, enc_s, dec_s = 0, 0.0, 0.0
@@ -110,7 +112,7 @@ def main(argv=None) -> int:
     results = []
     for (source, variable), planes in sorted(groups.items()):
         g = planes[0].grid
-        rows = evaluate_group(engine, planes, args.qualities, with_sz3=not args.no_sz3)
+        rows = evaluate_group(engine, planes, args.qualities, with_sz3=not args.no_sz3, conditioned=not args.no_condition)
         results.append({"source": source, "variable": variable, "grid": f"{g.nlat}x{g.nlon}", "rows": rows})
         print("\n".join(markdown([results[-1]]).splitlines()[2:]), flush=True)
     report = {

@@ -56,6 +56,9 @@ def cases():
         yield "2.5deg_q0_max_abs_error_west", NeuralCodec(quality=0, grid=grid, max_abs_error=0.05), synthetic_plane(73, 144, 7)
         grid1 = {"nlat": 181, "nlon": 360, "lat_first": 90.0, "lon_first": 0.0}
         yield "1deg_target_mae_auto_nside", NeuralCodec(grid=grid1, target_mae=1.5, nside="auto"), synthetic_plane(181, 360, 8, lmax=90)
+    if tuple(int(p) for p in __version__.split(".")[:2]) >= (0, 5):  # the condition in the header, format v5
+        yield "2.5deg_q2_condition_t850", NeuralCodec(quality=2, grid=grid, variable="t", level=850), synthetic_plane(73, 144, 9)
+        yield "2.5deg_q4_condition_msl_target_mae", NeuralCodec(grid=grid, variable="msl", target_mae=0.5), synthetic_plane(73, 144, 10)
 
 
 def main(argv=None) -> int:
