@@ -78,3 +78,25 @@ def test_generator_refuses_meaningless_durations_before_importing_jcm(argv, caps
     with pytest.raises(SystemExit) as exc:
         generate_states.main(["--out", "unused", *argv])
     assert exc.value.code == 2 and "expected --days > 0" in capsys.readouterr().err
+
+
+def test_gaussian_grid_files_of_the_archive_join_training_only_when_asked():
+    from .conftest import DATA
+
+    path = DATA / "global" / "G16_uvt_jan1988_monthly_T42_14lev.nc"
+    if not path.is_file():
+        pytest.skip(f"{path} not available")
+    skipped = {}
+    assert list(iter_planes([path], skipped)) == [] and skipped == {"unsupported grid": 42}
+    skipped = {}
+    planes = list(iter_planes([path], skipped, gaussian=True))
+    assert len(planes) == 42 and skipped == {"Gaussian grid, regridded": 42}
+    import xarray as xr
+
+    raw = xr.open_dataset(path)["T"].values
+    for plane in planes:
+        assert plane.grid.nlat == 64 and plane.grid.nlon == 128 and plane.grid.north_first
+    t = [p for p in planes if p.variable == "T"]
+    # linear interpolation in latitude never leaves the range of the level it came from
+    for level, plane in enumerate(t):
+        assert raw[level].min() - 1e-3 <= plane.values.min() and plane.values.max() <= raw[level].max() + 1e-3

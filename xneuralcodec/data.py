@@ -3,7 +3,10 @@
 Every data variable whose last two dimensions are latitude and longitude on a global
 regular grid is cut into 2-D planes (one per time, level, member ...). Planes on grids the
 codec does not support (Gaussian, regional), planes holding NaN and constant planes are
-skipped with a count, never silently altered. The validation split lives in ``split.py``.
+skipped with a count, never silently altered. Training may ask for Gaussian-grid planes
+too (``gaussian=True``): they are moved to the regular grid with as many rows by
+``regrid.gaussian_to_regular`` and counted, so the spectral models' files in the archive
+(T42, T62, TL31 ...) add their states. The validation split lives in ``split.py``.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import numpy as np
 import xarray as xr
 
 from .grid import LatLonGrid
+from .regrid import gaussian_to_regular
 
 LAT_NAMES = ("lat", "latitude")
 LON_NAMES = ("lon", "longitude")
@@ -71,8 +75,9 @@ def _coord_value(value) -> object:
     return value.item()
 
 
-def iter_planes(paths, skipped: dict | None = None) -> Iterator[Plane]:
-    """Yield every usable global plane under ``paths``; reasons for skips are counted."""
+def iter_planes(paths, skipped: dict | None = None, gaussian: bool = False) -> Iterator[Plane]:
+    """Yield every usable global plane under ``paths``; reasons for skips (and, with
+    ``gaussian``, regridded Gaussian planes) are counted in ``skipped``."""
     skipped = {} if skipped is None else skipped
     for path in find_fields(paths):
         with open_fields(path) as ds:
@@ -80,13 +85,22 @@ def iter_planes(paths, skipped: dict | None = None) -> Iterator[Plane]:
                 dims = lat_lon_dims(da)
                 if dims is None:
                     continue
+                n_planes = da.size // (da.shape[-1] * da.shape[-2])
+                regridded = False
                 try:
                     grid = LatLonGrid.from_coords(ds[dims[0]].values, ds[dims[1]].values)
                 except ValueError:
-                    skipped["unsupported grid"] = skipped.get("unsupported grid", 0) + da.size // (da.shape[-1] * da.shape[-2])
-                    continue
+                    grid = _regular_twin(ds[dims[0]].values, ds[dims[1]].values) if gaussian else None
+                    if grid is None:
+                        skipped["unsupported grid"] = skipped.get("unsupported grid", 0) + n_planes
+                        continue
+                    regridded = True
                 lead = da.dims[:-2]
                 values = da.values.astype(np.float32)
+                if regridded:
+                    # NaN stays NaN through the interpolation, so such planes are still skipped below
+                    values = gaussian_to_regular(values, ds[dims[0]].values)[0].astype(np.float32)
+                    skipped["Gaussian grid, regridded"] = skipped.get("Gaussian grid, regridded", 0) + n_planes
                 for idx in itertools.product(*(range(da.sizes[d]) for d in lead)):
                     plane = values[idx]
                     if not np.isfinite(plane).all():
@@ -99,3 +113,13 @@ def iter_planes(paths, skipped: dict | None = None) -> Iterator[Plane]:
                         d: (_coord_value(ds[d].values[i]) if d in ds.coords else i) for d, i in zip(lead, idx)
                     }
                     yield Plane(path.name, str(name), index, grid, plane)
+
+
+def _regular_twin(lat: np.ndarray, lon: np.ndarray) -> LatLonGrid | None:
+    """The regular grid that ``gaussian_to_regular`` maps a global Gaussian grid to (None if
+    ``lat`` is not a Gaussian grid or ``lon`` not a global regular axis)."""
+    try:
+        _, grid = gaussian_to_regular(np.zeros((lat.size, 4)), lat)
+        return LatLonGrid.from_coords(grid.latitudes, lon)
+    except ValueError:
+        return None

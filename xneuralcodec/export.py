@@ -73,7 +73,8 @@ def main(argv=None) -> int:
     card = {
         "name": args.name,
         "sha256": digest,
-        "architecture": "HEALPix hyperprior autoencoder (Balle et al. 2018) with gain units; integer h_s",
+        "architecture": "HEALPix hyperprior autoencoder (Balle et al. 2018) with gain units; "
+                        + ("FiLM on variable kind and level; " if config.conditioned else "") + "integer h_s",
         "model_config": json.loads(meta["model_config"]),
         "training": {
             "steps": ckpt["step"], "args": ckpt["args"], "lambdas": list(ckpt["lambdas"]),

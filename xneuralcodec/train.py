@@ -57,13 +57,15 @@ def parse_args(argv):
                    help="probability of hiding the kind (and, independently, the level) in a step")
     p.add_argument("--tilt-degrees", type=float, default=0.0,
                    help="rotate half of the spheres so that the pole moves by up to this angle (0: off)")
+    p.add_argument("--gaussian-grids", action="store_true",
+                   help="also train on Gaussian-grid files (T42, T62, TL31 ...), regridded to regular grids")
     p.add_argument("--minutes", type=float, default=0.0, help="stop (with a checkpoint) after this wall time")
     return p.parse_args(argv)
 
 
-def load_training_planes(paths):
+def load_training_planes(paths, gaussian: bool = False):
     skipped = {}
-    planes = [p for p in iter_planes(paths, skipped) if not is_validation(p)]
+    planes = [p for p in iter_planes(paths, skipped, gaussian) if not is_validation(p)]
     if not planes:
         raise ValueError(f"no usable training planes under {paths}")
     return planes, skipped
@@ -126,7 +128,7 @@ def main(argv=None) -> int:
 def _train(args, out: Path) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
-    planes, skipped = load_training_planes(args.data)
+    planes, skipped = load_training_planes(args.data, args.gaussian_grids)
     log.info("training planes: %d (skipped %s)", len(planes), skipped)
 
     config = ModelConfig(conditioned=args.conditioned)
