@@ -75,3 +75,12 @@ def test_conditioned_training_from_unconditioned_weights_exports_a_conditioned_m
     for condition in (Condition(), Condition.of("z", 500.0)):
         back = engine.decode(engine.encode(plane, None, None, 2, condition=condition))
         assert back.shape == plane.shape and np.isfinite(back).all()
+
+
+def test_meaningless_augmentation_settings_are_refused(capsys):
+    import pytest
+
+    for argv in (["--drop-condition", "1.5"], ["--tilt-degrees", "-3"]):
+        with pytest.raises(SystemExit) as exc:
+            train.main(argv)
+        assert exc.value.code == 2 and "expected --" in capsys.readouterr().err

@@ -12,9 +12,10 @@ compression with continuous rate adaptation"). A conditioned model (``conditione
 also scales and shifts the channels after every (inverse) GDN of ``g_a`` and ``g_s`` by
 FiLM layers (Perez et al. 2018) fed the plane's kind of variable and pressure level
 (``conditioning.py``), as in Mirowski et al. 2024; they start as the identity, so a
-conditioned model can be fine-tuned from an unconditioned one. ``h_s`` uses ReLU and stride-free integer
-friendly layers because at run time it is evaluated in exact integer arithmetic
-(``integer_hyper.py``, Ballé et al. 2019), so encoder and decoder agree bit for bit.
+conditioned model can be fine-tuned from an unconditioned one. ``h_s`` uses ReLU and
+stride-free integer friendly layers because at run time it is evaluated in exact integer
+arithmetic (``integer_hyper.py``, Ballé et al. 2019), so encoder and decoder agree bit for
+bit.
 """
 
 from __future__ import annotations
@@ -77,7 +78,8 @@ class HyperpriorModel(nn.Module):
         return g.repeat_interleave(12, dim=0)[:, :, None, None]
 
     def analyse(self, x: torch.Tensor, condition: torch.Tensor | None) -> torch.Tensor:
-        """g_a with FiLM after each GDN; ``condition`` (B, CONDITION_SIZE) or None."""
+        """g_a with FiLM after each GDN; ``condition`` (B or 1, CONDITION_SIZE), None for an
+        unconditioned model."""
         return self._run(self.g_a, getattr(self, "film_a", None), x, condition)
 
     def synthesise(self, y: torch.Tensor, condition: torch.Tensor | None) -> torch.Tensor:

@@ -7,8 +7,9 @@ up to that angle), normalises it per plane exactly as the codec does, projects i
 HEALPix faces at the codec's default nside for its grid, draws a quality level and
 minimises ``lambda[q] * MSE + bits per pixel``. ``--conditioned`` trains FiLM layers on the
 plane's kind of variable and level (``conditioning.py``), each dropped at random so that
-unknown variables and levels are trained too. Checkpoints are written every ``--checkpoint-every`` steps and a rerun with the
-same ``--out`` resumes from the last one (model, optimiser, step and random state).
+unknown variables and levels are trained too. Checkpoints are written every
+``--checkpoint-every`` steps and a rerun with the same ``--out`` resumes from the last one
+(model, optimiser, step and random state).
 """
 
 from __future__ import annotations
@@ -60,7 +61,12 @@ def parse_args(argv):
     p.add_argument("--gaussian-grids", action="store_true",
                    help="also train on Gaussian-grid files (T42, T62, TL31 ...), regridded to regular grids")
     p.add_argument("--minutes", type=float, default=0.0, help="stop (with a checkpoint) after this wall time")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if not 0.0 <= args.drop_condition <= 1.0:
+        p.error(f"expected --drop-condition in 0..1, got {args.drop_condition}")
+    if not 0.0 <= args.tilt_degrees <= 180.0:
+        p.error(f"expected --tilt-degrees in 0..180, got {args.tilt_degrees}")
+    return args
 
 
 def load_training_planes(paths, gaussian: bool = False):
