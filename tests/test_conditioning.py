@@ -68,7 +68,7 @@ def test_condition_is_stored_in_the_header_and_the_config():
     codec = NeuralCodec(quality=1, variable="t", level=850.3)
     chunk = bitstream.unpack(codec.encode(plane))
     assert chunk.version == bitstream.VERSION == 5
-    assert chunk.kind == KIND_INDEX["temperature"] and chunk.level == float(np.float32(850.3))
+    assert chunk.variable_kind == KIND_INDEX["temperature"] and chunk.level == float(np.float32(850.3))
     assert codec.get_config()["variable"] == "t" and codec.get_config()["level"] == 850.3
     again = NeuralCodec.from_config(codec.get_config())
     assert again == codec
@@ -84,7 +84,7 @@ def test_forged_condition_is_refused():
     plane = np.linspace(0, 1, 73 * 144, dtype=np.float32).reshape(73, 144) ** 2
     data = NeuralCodec(quality=0, variable="z").encode(plane)
     offset = struct.calcsize("<4sHH32sBBBBIIIdd") + 8 * 2 + 8  # header, shape, target_mae
-    assert bitstream.unpack(data).kind == KIND_INDEX["geopotential"]
+    assert bitstream.unpack(data).variable_kind == KIND_INDEX["geopotential"]
     with pytest.raises(ValueError, match="unknown variable kind"):
         bitstream.unpack(_forge(data, offset, struct.pack("<BBHf", 200, 0, 0, 0.0)))
     with pytest.raises(ValueError, match="bad level"):

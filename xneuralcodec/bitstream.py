@@ -73,7 +73,7 @@ class Chunk:
     planes: list
     target_mae: float = 0.0  # v3: the latitude-weighted MAE each plane was held to, 0 if none
     version: int = VERSION   # format version the chunk was read from (correction.py reads v2 on)
-    kind: int = 0            # v5: variable kind the network was conditioned on (conditioning.KINDS)
+    variable_kind: int = 0   # v5: kind of variable the network was told (conditioning.KINDS)
     level: float = 0.0       # v5: pressure level in hPa, 0 if unknown
 
     @property
@@ -88,7 +88,7 @@ def pack(chunk: Chunk) -> bytes:
                    chunk.lat_first, chunk.lon_first),
         struct.pack(f"<{len(chunk.shape)}Q", *chunk.shape),
         _TARGET.pack(chunk.target_mae),
-        _CONDITION.pack(chunk.kind, 0, 0, chunk.level),
+        _CONDITION.pack(chunk.variable_kind, 0, 0, chunk.level),
     ]
     for p in chunk.planes:
         parts.append(_PLANE[VERSION].pack(p.kind, p.mean, p.std, len(p.mask), len(p.words), len(p.escapes) // 4,

@@ -170,7 +170,7 @@ class Engine:
                                       arr.dtype, max_abs_error, target_mae, condition)
         chunk = Chunk(bytes.fromhex(self.model.sha256), arr.dtype, 0, nside, grid.nlat, grid.nlon,
                       grid.lat_first, grid.lon_first, tuple(arr.shape), records, target_mae or 0.0,
-                      kind=condition.kind, level=condition.level)
+                      variable_kind=condition.kind, level=condition.level)
         return bitstream.pack(chunk)
 
     def _add_corrections(self, indices, records, planes, approx, y_all, projector, grid, dtype, max_abs_error,
@@ -320,7 +320,7 @@ class Engine:
             else:
                 neural.append(i)
         projector = Projector(chunk_grid, chunk.nside)
-        condition = Condition(chunk.kind, chunk.level)
+        condition = Condition(chunk.variable_kind, chunk.level)
         step = planes_per_batch(chunk.nside)
         for start in range(0, len(neural), step):
             batch = neural[start:start + step]
