@@ -112,7 +112,8 @@ def main(argv=None) -> int:
     results = []
     for (source, variable), planes in sorted(groups.items()):
         g = planes[0].grid
-        rows = evaluate_group(engine, planes, args.qualities, with_sz3=not args.no_sz3, conditioned=not args.no_condition)
+        rows = evaluate_group(engine, planes, args.qualities, with_sz3=not args.no_sz3,
+                              conditioned=not args.no_condition)
         results.append({"source": source, "variable": variable, "grid": f"{g.nlat}x{g.nlon}", "rows": rows})
         print("\n".join(markdown([results[-1]]).splitlines()[2:]), flush=True)
     report = {

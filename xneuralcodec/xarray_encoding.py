@@ -51,7 +51,7 @@ def _condition_options(name, da: xr.DataArray) -> dict:
             hpa = pressure_hpa(coord.values.ravel()[0].item(), units if isinstance(units, str) else None)
             level = hpa or None
             break
-    return {"variable": variable[:200], "level": level}
+    return {"variable": variable[:200] if variable.strip() else None, "level": level}
 
 
 def encoding(ds: xr.Dataset, *, zarr_format: int = 3, variables=None, **codec_options) -> dict:
