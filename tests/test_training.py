@@ -80,7 +80,7 @@ def test_conditioned_training_from_unconditioned_weights_exports_a_conditioned_m
 def test_meaningless_augmentation_settings_are_refused(capsys):
     import pytest
 
-    for argv in (["--drop-condition", "1.5"], ["--tilt-degrees", "-3"]):
+    for argv in (["--drop-condition", "1.5"], ["--tilt-degrees", "-3"], ["--hidden", "4"]):
         with pytest.raises(SystemExit) as exc:
             train.main(argv)
         assert exc.value.code == 2 and "expected --" in capsys.readouterr().err

@@ -53,6 +53,8 @@ def parse_args(argv):
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
     p.add_argument("--init", help="start from these weights instead of random ones: an exported .safetensors "
                    "file or another run's checkpoint.pt (e.g. pre-training on generated states)")
+    p.add_argument("--hidden", type=int, default=ModelConfig.hidden, help="hidden channels of g_a, g_s, h_a, h_s")
+    p.add_argument("--latent", type=int, default=ModelConfig.latent, help="latent channels of y")
     p.add_argument("--conditioned", action="store_true", help="FiLM conditioning on variable kind and level")
     p.add_argument("--drop-condition", type=float, default=0.25,
                    help="probability of hiding the kind (and, independently, the level) in a step")
@@ -64,6 +66,8 @@ def parse_args(argv):
     args = p.parse_args(argv)
     if not 0.0 <= args.drop_condition <= 1.0:
         p.error(f"expected --drop-condition in 0..1, got {args.drop_condition}")
+    if not (8 <= args.hidden <= 512 and 8 <= args.latent <= 512):
+        p.error(f"expected --hidden and --latent in 8..512, got {args.hidden} and {args.latent}")
     if not 0.0 <= args.tilt_degrees <= 180.0:
         p.error(f"expected --tilt-degrees in 0..180, got {args.tilt_degrees}")
     return args
@@ -137,7 +141,7 @@ def _train(args, out: Path) -> int:
     planes, skipped = load_training_planes(args.data, args.gaussian_grids)
     log.info("training planes: %d (skipped %s)", len(planes), skipped)
 
-    config = ModelConfig(conditioned=args.conditioned)
+    config = ModelConfig(hidden=args.hidden, latent=args.latent, conditioned=args.conditioned)
     torch.manual_seed(args.seed)
     model = HyperpriorModel(config)
     optimiser = torch.optim.Adam(model.parameters(), lr=args.lr)
