@@ -94,11 +94,12 @@ def pressure_hpa(value, units: str | None = None) -> float:
     return value if math.isfinite(value) and 0 < value <= 1100 else 0.0
 
 
-def level_of_index(index: dict) -> float:
-    """Pressure level in hPa of a training plane from its leading coordinates; 0 if none."""
+def level_of_index(index: dict, units: dict | None = None) -> float:
+    """Pressure level in hPa from a plane's single-valued leading coordinates (name -> value;
+    ``units``: name -> units string where known); 0 if none."""
     for key, value in index.items():
         if key.lower().startswith(LEVEL_KEYS):
-            return pressure_hpa(value)
+            return pressure_hpa(value, (units or {}).get(key))
     return 0.0
 
 

@@ -86,21 +86,18 @@ def iter_planes(paths, skipped: dict | None = None, gaussian: bool = False) -> I
                 if dims is None:
                     continue
                 n_planes = da.size // (da.shape[-1] * da.shape[-2])
-                regridded = False
+                lat, lon = ds[dims[0]].values, ds[dims[1]].values
+                values = da.values.astype(np.float32)
                 try:
-                    grid = LatLonGrid.from_coords(ds[dims[0]].values, ds[dims[1]].values)
+                    grid = LatLonGrid.from_coords(lat, lon)
                 except ValueError:
-                    grid = _regular_twin(ds[dims[0]].values, ds[dims[1]].values) if gaussian else None
-                    if grid is None:
+                    regridded = _from_gaussian(values, lat, lon) if gaussian else None
+                    if regridded is None:
                         skipped["unsupported grid"] = skipped.get("unsupported grid", 0) + n_planes
                         continue
-                    regridded = True
-                lead = da.dims[:-2]
-                values = da.values.astype(np.float32)
-                if regridded:
-                    # NaN stays NaN through the interpolation, so such planes are still skipped below
-                    values = gaussian_to_regular(values, ds[dims[0]].values)[0].astype(np.float32)
+                    values, grid = regridded
                     skipped["Gaussian grid, regridded"] = skipped.get("Gaussian grid, regridded", 0) + n_planes
+                lead = da.dims[:-2]
                 for idx in itertools.product(*(range(da.sizes[d]) for d in lead)):
                     plane = values[idx]
                     if not np.isfinite(plane).all():
@@ -115,11 +112,12 @@ def iter_planes(paths, skipped: dict | None = None, gaussian: bool = False) -> I
                     yield Plane(path.name, str(name), index, grid, plane)
 
 
-def _regular_twin(lat: np.ndarray, lon: np.ndarray) -> LatLonGrid | None:
-    """The regular grid that ``gaussian_to_regular`` maps a global Gaussian grid to (None if
-    ``lat`` is not a Gaussian grid or ``lon`` not a global regular axis)."""
+def _from_gaussian(values: np.ndarray, lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, LatLonGrid] | None:
+    """Planes on a global Gaussian grid moved to the regular grid with as many rows, and that
+    grid (None if ``lat`` is not Gaussian or ``lon`` not a global regular axis). NaN stays
+    NaN through the interpolation, so such planes are still skipped."""
     try:
-        _, grid = gaussian_to_regular(np.zeros((lat.size, 4)), lat)
-        return LatLonGrid.from_coords(grid.latitudes, lon)
+        regular, grid = gaussian_to_regular(values, lat)
+        return regular.astype(np.float32), LatLonGrid.from_coords(grid.latitudes, lon)
     except ValueError:
         return None

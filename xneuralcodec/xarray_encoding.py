@@ -18,7 +18,7 @@ import numpy as np
 import xarray as xr
 
 from .codec import NeuralCodec
-from .conditioning import LEVEL_KEYS, UNKNOWN, kind_of, pressure_hpa
+from .conditioning import UNKNOWN, kind_of, level_of_index
 from .data import LAT_NAMES, LON_NAMES, lat_lon_dims
 from .grid import LatLonGrid
 from .zarr3 import NeuralSerializer
@@ -44,13 +44,9 @@ def _condition_options(name, da: xr.DataArray) -> dict:
     standard_name = da.attrs.get("standard_name")
     if kind_of(variable) == UNKNOWN and isinstance(standard_name, str) and kind_of(standard_name) != UNKNOWN:
         variable = standard_name
-    level = None
-    for coord_name, coord in da.coords.items():
-        if str(coord_name).lower().startswith(LEVEL_KEYS) and coord.size == 1:
-            units = coord.attrs.get("units")
-            hpa = pressure_hpa(coord.values.ravel()[0].item(), units if isinstance(units, str) else None)
-            level = hpa or None
-            break
+    single = {str(n): c.values.ravel()[0].item() for n, c in da.coords.items() if c.size == 1}
+    units = {str(n): c.attrs["units"] for n, c in da.coords.items() if isinstance(c.attrs.get("units"), str)}
+    level = level_of_index(single, units) or None
     return {"variable": variable[:200] if variable.strip() else None, "level": level}
 
 
