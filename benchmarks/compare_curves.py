@@ -1,7 +1,7 @@
 """Compare models' rate-distortion curves on the whole validation split:
 ``python -m benchmarks.compare_curves BASE.json OTHER.json ...``.
 
-Each file is the output of ``python -m xneuralcodec.evaluate --model NAME --no-sz3``: for
+Each file is the output of ``python -m xneuralcodec.evaluation.evaluate --model NAME --no-sz3``: for
 every validation group, the ratio and area-weighted MAE at each trained quality, pooled
 over all of the group's planes. For every group and every quality of the base model, the
 other model's ratio at the same MAE is read off its own curve (linear in log ratio against

@@ -13,7 +13,7 @@ import json
 import sys
 
 from xneuralcodec import NeuralCodec
-from xneuralcodec.baselines import Compressor, TargetNotReached, ratio_at_mae
+from xneuralcodec.evaluation.baselines import Compressor, TargetNotReached, ratio_at_mae
 
 from .run import default_data, group_key, load_groups
 from .targets import mae_target

@@ -23,13 +23,13 @@ SAMPLE = "global/G01_era5_sfc_1deg_t2m_u10_v10_msl_tp_2026-03-25_30.nc"
 
 
 def _warm() -> None:
-    from xneuralcodec import weights
+    from xneuralcodec.network import weights
 
     weights.load_model()
 
 
 def _load_count():
-    from xneuralcodec import weights
+    from xneuralcodec.network import weights
 
     return weights.LOAD_COUNT
 

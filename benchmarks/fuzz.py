@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from xneuralcodec import NeuralCodec, bitstream
+from xneuralcodec import NeuralCodec
+from xneuralcodec.format import bitstream
 
 MUTATIONS = ("bit flips", "truncation", "random bytes", "header with valid crc", "payload with valid crc")
 

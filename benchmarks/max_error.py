@@ -19,11 +19,11 @@ import numpy as np
 from tqdm import tqdm
 
 from xneuralcodec import NeuralCodec
-from xneuralcodec.baselines import evaluate_point, reference_compressors
-from xneuralcodec.metrics import variable_kind
+from xneuralcodec.evaluation.baselines import evaluate_point, reference_compressors
+from xneuralcodec.variables import units_of
 
 from .run import default_data, load_groups
-from .targets import UNITS, mae_target
+from .targets import mae_target
 
 MULTIPLES = (2.0, 5.0)
 QUALITIES = (0, 2, 4)
@@ -85,7 +85,7 @@ def main(argv=None) -> int:
                 point = evaluate_point(compressor, stack, grid, eps)
                 results[name] = {"ratio": point["ratio"], "max_abs": point["max_abs"]}
             rows.append({"group": f"{source[:3]}:{variable}", "grid": f"{grid.nlat}x{grid.nlon}", "planes": len(stack),
-                         "bound": eps, "multiple_of_mae_target": k, "units": UNITS.get(variable_kind(variable), ""), "results": results})
+                         "bound": eps, "multiple_of_mae_target": k, "units": units_of(variable), "results": results})
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     report = {"command": "python -m benchmarks.max_error " + " ".join(sys.argv[1:] if argv is None else argv),

@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from xneuralcodec import NeuralCodec
-from xneuralcodec.baselines import Compressor
-from xneuralcodec.grid import LatLonGrid
+from xneuralcodec.evaluation.baselines import Compressor
+from xneuralcodec.sphere.grid import LatLonGrid
 from xneuralcodec.options import QUALITIES
 
 

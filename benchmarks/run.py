@@ -31,21 +31,22 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from xneuralcodec.baselines import (
+from xneuralcodec.evaluation.baselines import (
     REFERENCE_COMPRESSORS, Compressor, TargetNotReached, evaluate_point, ratio_at_mae, reference_compressors,
     time_compressor,
 )
-from xneuralcodec.data import find_fields, iter_planes
-from xneuralcodec.metrics import (
+from xneuralcodec.training.data import find_fields, iter_planes
+from xneuralcodec.evaluation.metrics import (
     cyclone_cores, error_threshold, exceedance_percent, power_spectrum, spectrum_ratio, upper_tail, variable_kind,
 )
-from xneuralcodec.split import RULES, is_validation
+from xneuralcodec.training.split import RULES, is_validation
+from xneuralcodec.variables import units_of
 
 from .machine import machine_info
 from .neural import neural_compressor, neural_config
 from .plots import rd_plot, spectra_plot
 from .report import markdown
-from .targets import UNITS, mae_target
+from .targets import mae_target
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -246,7 +247,7 @@ def benchmark_group(source: str, variable: str, planes: list, references: dict, 
     target, target_source = mae_target(variable, stack)
     group = {
         "key": group_key(source, variable), "source": source, "variable": variable, "kind": variable_kind(variable),
-        "units": UNITS.get(variable_kind(variable), ""), "grid": f"{grid.nlat}x{grid.nlon}", "planes": len(planes),
+        "units": units_of(variable), "grid": f"{grid.nlat}x{grid.nlon}", "planes": len(planes),
         "plane_labels": [p.label for p in planes], "target_mae": target, "target_source": target_source,
         "compressors": {}, "failed": {},
         "spectra": {"l": np.arange(grid.lmax + 1), "original": power_spectrum(stack, grid), "reconstructed": {}, "ratio": {}},

@@ -21,12 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
-from xneuralcodec import NeuralCodec, bitstream
-from xneuralcodec.baselines import ratio_at_mae, sz3_compressor
-from xneuralcodec.metrics import variable_kind, weighted_errors
+from xneuralcodec import NeuralCodec
+from xneuralcodec.format import bitstream
+from xneuralcodec.evaluation.baselines import ratio_at_mae, sz3_compressor
+from xneuralcodec.evaluation.metrics import weighted_errors
+from xneuralcodec.variables import units_of
 
 from .run import REPO, default_data, group_key, load_groups
-from .targets import UNITS, mae_target
+from .targets import mae_target
 
 DECODE_REPEATS = 3  # median of these, torch on the threads the run was started with
 
@@ -64,7 +66,7 @@ def main(argv=None) -> int:
         plane, key = planes[0], group_key(source, variable)
         for target in ladder(key, variable, plane):
             row = {"group": key, "plane": plane.label.split(":", 1)[-1], "target_mae": target,
-                   "units": UNITS.get(variable_kind(variable), ""), "default_nside": plane.grid.default_nside()}
+                   "units": units_of(variable), "default_nside": plane.grid.default_nside()}
             for prefix, nside in (("", None), ("auto_", "auto")):
                 codec = NeuralCodec(grid=plane.grid.to_config(), target_mae=target, nside=nside, variable=variable)
                 t0 = time.perf_counter()

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from xneuralcodec.grid import LatLonGrid
+from xneuralcodec.sphere.grid import LatLonGrid
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("XNEURALCODEC_DATA", REPO.parent / "shared" / "data"))

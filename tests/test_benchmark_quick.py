@@ -10,11 +10,11 @@ import json
 import numpy as np
 import pytest
 
-from xneuralcodec.baselines import (
+from xneuralcodec.evaluation.baselines import (
     Compressor, TargetNotReached, bitround_zstd_compressor, evaluate_point, ratio_at_mae, reference_compressors,
     time_compressor, zstd_compressor,
 )
-from xneuralcodec.grid import LatLonGrid
+from xneuralcodec.sphere.grid import LatLonGrid
 
 from .conftest import DATA
 

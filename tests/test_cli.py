@@ -14,9 +14,11 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from xneuralcodec import cli, cli_io, weights
-from xneuralcodec.grid import LatLonGrid
-from xneuralcodec.metrics import weighted_errors
+from xneuralcodec.cli import main as cli
+from xneuralcodec.cli import files as cli_io
+from xneuralcodec.network import weights
+from xneuralcodec.sphere.grid import LatLonGrid
+from xneuralcodec.evaluation.metrics import weighted_errors
 
 from .conftest import DATA, FILES
 

@@ -10,7 +10,7 @@ import pytest
 
 import xneuralcodec
 from xneuralcodec import NeuralCodec
-from xneuralcodec.metrics import weighted_errors
+from xneuralcodec.evaluation.metrics import weighted_errors
 
 from .conftest import load_plane
 
@@ -106,7 +106,7 @@ def test_config_json_repr_pickle_round_trip():
     assert eval(repr(codec), {"NeuralCodec": NeuralCodec}) == codec
     clone = pickle.loads(pickle.dumps(codec))
     assert clone == codec and clone.get_config() == codec.get_config()
-    assert config["weights_sha256"] == xneuralcodec.weights.registry_entry(config["model"])["sha256"]
+    assert config["weights_sha256"] == xneuralcodec.network.weights.registry_entry(config["model"])["sha256"]
 
 
 def test_threads_give_identical_bytes():

@@ -10,13 +10,14 @@ import torch
 import xarray as xr
 
 import xneuralcodec
-from xneuralcodec import NeuralCodec, bitstream
-from xneuralcodec.conditioning import (
+from xneuralcodec import NeuralCodec
+from xneuralcodec.format import bitstream
+from xneuralcodec.network.conditioning import (
     KIND_INDEX, UNKNOWN, Condition, condition_vector, kind_of, level_of_index, parse_level, parse_variable,
     pressure_hpa,
 )
-from xneuralcodec.model import HyperpriorModel, ModelConfig
-from xneuralcodec.train import plane_condition, random_tilt
+from xneuralcodec.network.model import HyperpriorModel, ModelConfig
+from xneuralcodec.training.train import plane_condition, random_tilt
 
 
 @pytest.mark.parametrize("name, kind", [

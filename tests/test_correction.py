@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from xneuralcodec import correction
+from xneuralcodec.coding import correction
 
 
 @st.composite

@@ -10,7 +10,7 @@ distributed = pytest.importorskip("distributed")
 
 
 def _load_count():
-    from xneuralcodec import weights
+    from xneuralcodec.network import weights
 
     return weights.LOAD_COUNT
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from xneuralcodec import __main__ as demo
+from xneuralcodec.cli import demo
 
 from .conftest import DATA
 

@@ -4,9 +4,9 @@ fields to a regular grid, and sigma levels to pressure levels."""
 import numpy as np
 import pytest
 
-from xneuralcodec.data import iter_planes
-from xneuralcodec.generate_states import to_pressure_levels
-from xneuralcodec.regrid import gaussian_latitudes, gaussian_to_regular
+from xneuralcodec.training.data import iter_planes
+from xneuralcodec.training.generate_states import to_pressure_levels
+from xneuralcodec.sphere.regrid import gaussian_latitudes, gaussian_to_regular
 
 
 def test_gaussian_latitudes_match_the_t31_grid():
@@ -73,7 +73,7 @@ def test_generated_files_read_as_training_planes(tmp_path):
 
 @pytest.mark.parametrize("argv", [["--days", "0"], ["--spinup-days", "-1"], ["--save-every", "45"]])
 def test_generator_refuses_meaningless_durations_before_importing_jcm(argv, capsys):
-    from xneuralcodec import generate_states
+    from xneuralcodec.training import generate_states
 
     with pytest.raises(SystemExit) as exc:
         generate_states.main(["--out", "unused", *argv])

@@ -5,8 +5,9 @@ import healpy as hp
 import numpy as np
 import pytest
 
-from xneuralcodec.grid import LatLonGrid
-from xneuralcodec.projection import Projector, face_index, faces_to_ring, padding_index, ring_to_faces
+from xneuralcodec.sphere.grid import LatLonGrid
+from xneuralcodec.sphere.faces import face_index, faces_to_ring, padding_index, ring_to_faces
+from xneuralcodec.sphere.projection import Projector
 
 
 def band_limited_plane(grid: LatLonGrid, lmax: int, seed: int = 0) -> np.ndarray:

@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from xneuralcodec.grid import LatLonGrid
-from xneuralcodec.metrics import (
+from xneuralcodec.sphere.grid import LatLonGrid
+from xneuralcodec.evaluation.metrics import (
     EARTH_RADIUS_KM, area_weights, cyclone_cores, error_threshold, exceedance_percent, great_circle_km, local_minima,
     power_spectrum, spectrum_ratio, upper_tail, variable_kind, weighted_errors,
 )

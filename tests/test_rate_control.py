@@ -5,11 +5,12 @@ import pytest
 import xarray as xr
 
 import xneuralcodec
-from xneuralcodec import NeuralCodec, bitstream, engine
-from xneuralcodec.conditioning import Condition
-from xneuralcodec.grid import LatLonGrid
-from xneuralcodec.metrics import weighted_errors
-from xneuralcodec.rate_control import search_quality
+from xneuralcodec import NeuralCodec
+from xneuralcodec.format import bitstream
+from xneuralcodec.coding import rate_control
+from xneuralcodec.sphere.grid import LatLonGrid
+from xneuralcodec.evaluation.metrics import weighted_errors
+from xneuralcodec.coding.rate_control import search_quality
 
 from .conftest import load_plane
 
@@ -51,7 +52,7 @@ def test_unreachable_target_falls_back_to_the_smallest_rate_plus_correction(key,
     assert record.quality in (0.0, 1.0, 2.0, 3.0, 4.0, 5.0) and record.correction_step > 0 and record.correction
     assert _mae(plane, codec.decode(data), grid) <= target
     # no larger than the finest rate with its correction, the choice before release 0.4.0
-    monkeypatch.setattr(engine.Engine, "_smallest_with_correction", lambda self, *args: 5.0)
+    monkeypatch.setattr(rate_control.PlaneRateSearch, "_smallest_with_correction", lambda self: 5.0)
     finest_corrected = NeuralCodec(grid=grid.to_config(), target_mae=target).encode(plane)
     assert bitstream.unpack(finest_corrected).planes[0].quality == 5.0
     assert len(data) < len(finest_corrected) if record.quality < 5.0 else len(data) == len(finest_corrected)
@@ -114,7 +115,7 @@ def test_auto_nside_keeps_the_shortest_of_the_default_and_coarser_spheres(key, t
     chunk = bitstream.unpack(data)
     assert chunk.nside == expected_nside
     assert _mae(plane, codec.decode(data), grid) <= target
-    both = [codec._engine._encode_at(plane, grid, nside, 3.0, None, target, Condition()) for nside in (64, 32)]
+    both = [codec._engine.encode_at(plane, grid, nside, codec.options) for nside in (64, 32)]
     assert len(data) == min(map(len, both))
     # without "auto" the sphere is the grid's default, whatever the target
     fixed = NeuralCodec(grid=grid.to_config(), target_mae=target).encode(plane)

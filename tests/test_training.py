@@ -6,9 +6,11 @@ import numpy as np
 import torch
 from safetensors.numpy import load_file
 
-from xneuralcodec import export, train
-from xneuralcodec.engine import Engine
-from xneuralcodec.weights import _build
+from xneuralcodec.training import export
+from xneuralcodec.training import train
+from xneuralcodec.codec.engine import Engine
+from xneuralcodec.options import CodecOptions
+from xneuralcodec.network.weights import _build
 
 from .conftest import DATA, FILES
 
@@ -49,7 +51,7 @@ def test_train_resume_export_and_code(tmp_path):
     engine = Engine(model)
     rng = np.random.default_rng(0)
     plane = np.cumsum(rng.normal(size=(61, 120)), axis=1).astype(np.float32)
-    back = engine.decode(engine.encode(plane, None, None, 2))
+    back = engine.decode(engine.encode(plane, CodecOptions(quality=2)))
     assert back.shape == plane.shape and np.isfinite(back).all()
 
 
@@ -71,9 +73,8 @@ def test_conditioned_training_from_unconditioned_weights_exports_a_conditioned_m
     assert model.config.conditioned
     engine = Engine(model)
     plane = np.cumsum(np.random.default_rng(0).normal(size=(61, 120)), axis=1).astype(np.float32)
-    from xneuralcodec.conditioning import Condition
-    for condition in (Condition(), Condition.of("z", 500.0)):
-        back = engine.decode(engine.encode(plane, None, None, 2, condition=condition))
+    for told in ({}, {"variable": "z", "level": 500.0}):
+        back = engine.decode(engine.encode(plane, CodecOptions(quality=2, **told)))
         assert back.shape == plane.shape and np.isfinite(back).all()
 
 

@@ -6,7 +6,7 @@ import shutil
 import pytest
 import torch
 
-from xneuralcodec import weights
+from xneuralcodec.network import weights
 
 
 def test_registry_matches_the_shipped_file():

@@ -13,9 +13,9 @@ from importlib.metadata import PackageNotFoundError, version
 import numcodecs
 import zarr
 
-from .codec import NeuralCodec
-from .xarray_encoding import encoding
-from .zarr3 import CODEC_NAME, NeuralSerializer
+from .codec.numcodecs_codec import NeuralCodec
+from .codec.xarray_encoding import encoding
+from .codec.zarr3 import CODEC_NAME, NeuralSerializer
 
 try:
     __version__ = version("xneuralcodec")

@@ -1,8 +1,11 @@
-"""Codec options shared by the Zarr v2 and v3 faces: parsing, defaults and the stored config.
+"""The codec's options, declared once: defaults, validation, help, stored config, CLI flags.
 
 Everything that changes the bytes is an option and lands in the stored config: the model by
-name and weights sha256 (never a path), the quality level, the grid, the HEALPix nside and
-the variable and level the network is conditioned on.
+name and weights sha256 (never a path), the quality level or error targets, the grid, the
+HEALPix nside and the variable and level the network is conditioned on. Every face derives
+from ``CodecOptions``: ``NeuralCodec`` and ``NeuralSerializer`` take its fields as keyword
+arguments and store ``to_config()``, ``xneuralcodec.encoding(ds, **options)`` passes them
+on, and the command line builds its codec flags from the fields marked ``flag``.
 Parsers follow zarr's ``parse_<field>`` habit: ``TypeError`` for a wrong type,
 ``ValueError`` for a wrong value, saying what was expected and what came instead.
 """
@@ -10,15 +13,17 @@ Parsers follow zarr's ``parse_<field>`` habit: ``TypeError`` for a wrong type,
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 
-from .conditioning import Condition, parse_level, parse_variable
-from .grid import LatLonGrid
-from .weights import registry, registry_entry
+from .network.conditioning import Condition, parse_level, parse_variable
+from .network.registry import registry, registry_entry
+from .sphere.grid import LatLonGrid
 
 DEFAULT_QUALITY = 3
 QUALITIES = 6
 DEVICES = ("auto", "cpu", "cuda")
+AUTO_NSIDE = "auto"  # with target_mae: search the sphere too, from the grid's default down to 32
 
 
 def parse_quality(value) -> int | float:
@@ -45,15 +50,16 @@ def parse_target_mae(value) -> float | None:
     return _parse_optional_error(value, "target_mae")
 
 
+def parse_max_abs_error(value) -> float | None:
+    return _parse_optional_error(value, "max_abs_error")
+
+
 def parse_device(value) -> str:
     if not isinstance(value, str):
         raise TypeError(f"expected device as a string, got {value!r} instead")
     if value not in DEVICES:
         raise ValueError(f"expected device in {DEVICES}, got {value!r} instead")
     return value
-
-
-AUTO_NSIDE = "auto"  # with target_mae: search the sphere too, from the grid's default down to 32
 
 
 def parse_nside(value) -> int | str | None:
@@ -66,70 +72,128 @@ def parse_nside(value) -> int | str | None:
     return value
 
 
-def parse_max_abs_error(value) -> float | None:
-    return _parse_optional_error(value, "max_abs_error")
-
-
 def parse_grid(value) -> LatLonGrid | None:
-    if value is None:
-        return None
+    if value is None or isinstance(value, LatLonGrid):
+        return value
     return LatLonGrid.from_config(value)
 
 
-def parse_model(name, sha256) -> tuple[str, str]:
-    if name is None:
-        name = registry()["default"]
-    if not isinstance(name, str):
-        raise TypeError(f"expected a model name string, got {name!r} instead")
-    entry = registry_entry(name)
-    if sha256 is None:
-        sha256 = entry["sha256"]
-    if not isinstance(sha256, str):
-        raise TypeError(f"expected weights_sha256 as a hex string, got {sha256!r} instead")
-    return name, sha256
+def parse_model(value) -> str:
+    """A shipped model name; None means the registry's default."""
+    if value is None:
+        return registry()["default"]
+    if not isinstance(value, str):
+        raise TypeError(f"expected a model name string, got {value!r} instead")
+    registry_entry(value)  # refuses names that are not shipped
+    return value
+
+
+def parse_weights_sha256(value) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"expected weights_sha256 as a hex string, got {value!r} instead")
+    return value
+
+
+# -- how the command line reads a flag's text (the option's parser then validates it) -----
+
+def _number_text(text: str) -> int | float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"expected a number, got {text!r} instead") from None
+    return int(value) if value.is_integer() else value
+
+
+def _float_text(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"expected a number, got {text!r} instead") from None
+
+
+def _nside_text(text: str) -> int | str:
+    return text if text == AUTO_NSIDE else int(_number_text(text))
+
+
+def _option(default, parse, help_: str, flag=None, metavar: str | None = None):
+    """A field of ``CodecOptions``: ``parse`` validates it, ``flag`` (a text -> value
+    function) makes it a command-line flag of the same name."""
+    return dataclasses.field(default=default, metadata={"parse": parse, "help": help_, "flag": flag,
+                                                        "metavar": metavar})
 
 
 @dataclasses.dataclass(frozen=True)
 class CodecOptions:
-    quality: int | float
-    model: str
-    weights_sha256: str
-    grid: LatLonGrid | None
-    nside: int | str | None
-    device: str
-    max_abs_error: float | None = None
-    target_mae: float | None = None
-    variable: str | None = None
-    level: float | None = None
+    """What a ``NeuralCodec`` or ``NeuralSerializer`` stores; validated on construction."""
 
-    @classmethod
-    def parse(cls, quality=DEFAULT_QUALITY, model=None, weights_sha256=None, grid=None, nside=None, device="auto",
-              max_abs_error=None, target_mae=None, variable=None, level=None):
-        model, weights_sha256 = parse_model(model, weights_sha256)
-        grid = parse_grid(grid)
-        nside = parse_nside(nside)
-        target_mae = parse_target_mae(target_mae)
-        if nside == AUTO_NSIDE and target_mae is None:
+    quality: int | float = _option(
+        DEFAULT_QUALITY, parse_quality,
+        f"rate point of the shipped model, 0 (smallest files) .. {QUALITIES - 1} (finest); floats in between interpolate",
+        _number_text, "Q")
+    model: str | None = _option(None, parse_model, "shipped model name (default: the registry's default)", str, "NAME")
+    weights_sha256: str | None = _option(
+        None, parse_weights_sha256, "sha256 of the weights file; a store names the exact weights that wrote it")
+    grid: LatLonGrid | None = _option(
+        None, parse_grid, "{nlat, nlon, lat_first, lon_first} of the global regular grid (default: from the chunk shape)")
+    nside: int | str | None = _option(
+        None, parse_nside, "HEALPix resolution (default: from the grid); 'auto' with target_mae also tries every "
+        "coarser sphere and keeps the shortest chunk", _nside_text, "N|auto")
+    device: str = _option("auto", parse_device, "'auto', 'cpu' or 'cuda': where the network runs (never changes the bytes)",
+                          str, "|".join(DEVICES))
+    max_abs_error: float | None = _option(
+        None, parse_max_abs_error, "hard pointwise bound in the variable's units: a correction layer keeps every "
+        "finite value within it", _float_text, "EPS")
+    target_mae: float | None = _option(
+        None, parse_target_mae, "per plane, the coarsest rate whose latitude-weighted MAE is at most this, in the "
+        "variable's units (overrides quality)", _float_text, "MAE")
+    variable: str | None = _option(
+        None, parse_variable, "the variable's name or CF standard name (e.g. 't2m'); the network is told its kind")
+    level: float | None = _option(None, parse_level, "the variable's pressure level in hPa, if it has one")
+
+    def __post_init__(self):
+        for field in dataclasses.fields(self):
+            object.__setattr__(self, field.name, field.metadata["parse"](getattr(self, field.name)))
+        if self.weights_sha256 is None:
+            object.__setattr__(self, "weights_sha256", registry_entry(self.model)["sha256"])
+        if self.nside == AUTO_NSIDE and self.target_mae is None:
             raise ValueError("nside='auto' searches the sphere for the coarsest that meets target_mae: "
                              "set target_mae too, or give an int nside")
-        if grid is not None and nside is None:
-            nside = grid.default_nside()
-        elif grid is not None and nside != AUTO_NSIDE and nside > grid.max_nside:
-            raise ValueError(f"expected nside at most {grid.max_nside} for a {grid.nlat} x {grid.nlon} grid, got {nside} instead")
-        return cls(parse_quality(quality), model, weights_sha256, grid, nside, parse_device(device),
-                   parse_max_abs_error(max_abs_error), target_mae, parse_variable(variable), parse_level(level))
+        if self.grid is not None and self.nside is None:
+            object.__setattr__(self, "nside", self.grid.default_nside())
+        elif self.grid is not None and self.nside != AUTO_NSIDE and self.nside > self.grid.max_nside:
+            raise ValueError(f"expected nside at most {self.grid.max_nside} for a {self.grid.nlat} x "
+                             f"{self.grid.nlon} grid, got {self.nside} instead")
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls))
 
     @property
     def condition(self) -> Condition:
         return Condition.of(self.variable, self.level)
 
     def to_config(self) -> dict:
-        return {
-            "quality": self.quality, "model": self.model, "weights_sha256": self.weights_sha256,
-            "grid": None if self.grid is None else self.grid.to_config(), "nside": self.nside,
-            "device": self.device, "max_abs_error": self.max_abs_error, "target_mae": self.target_mae,
-            "variable": self.variable, "level": self.level,
-        }
+        """The JSON config stored in Zarr metadata (every option, in declaration order)."""
+        config = {name: getattr(self, name) for name in self.names()}
+        config["grid"] = None if self.grid is None else self.grid.to_config()
+        return config
 
     def kwargs_repr(self) -> str:
         return ", ".join(f"{k}={v!r}" for k, v in self.to_config().items())
+
+
+def options_signature(kind=inspect.Parameter.KEYWORD_ONLY) -> inspect.Signature:
+    """``(self, <every option>)``: the faces' ``__init__`` signature, for help() and editors."""
+    params = [inspect.Parameter(f.name, kind, default=f.default) for f in dataclasses.fields(CodecOptions)]
+    return inspect.Signature([inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY), *params])
+
+
+def options_doc() -> str:
+    """One line per option, appended to the faces' docstrings."""
+    return "\n".join(f"    ``{f.name}`` (default {f.default!r}): {f.metadata['help']}."
+                     for f in dataclasses.fields(CodecOptions))
+
+
+def flag_options() -> list[dataclasses.Field]:
+    """The options the command line offers as ``--name`` flags."""
+    return [f for f in dataclasses.fields(CodecOptions) if f.metadata["flag"] is not None]

@@ -1,0 +1,86 @@
+"""The Zarr format 2 face: ``NeuralCodec``, a numcodecs codec for ``compressors=``.
+
+It receives whole N-d chunks (last two dims a full lat x lon plane) and returns bytes; the
+engine does the work. The network is private state: only the options are stored or
+pickled, and the engine (with torch and the model, from the per-process cache) is built
+when the first chunk is coded, so that configuring or unpickling a codec stays cheap.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+from numcodecs.abc import Codec
+from numcodecs.compat import ndarray_copy
+
+from ..options import CodecOptions, options_doc, options_signature
+
+CODEC_ID = "xneuralcodec"
+
+
+def engine_for(options: CodecOptions):
+    """The engine of these options' model and device (models are cached per process)."""
+    from ..network.weights import load_model
+    from .engine import Engine
+
+    return Engine(load_model(options.model, options.weights_sha256, options.device))
+
+
+class NeuralCodec(Codec):
+    """Lossy neural compression of global lat/lon planes (Mirowski et al. 2024).
+
+    Options (keyword, or positional in this order; all stored in the array's config):
+    """
+
+    codec_id = CODEC_ID
+
+    def __init__(self, *args, **options):
+        self._options = CodecOptions(*args, **options)
+        self._engine_cache = None
+
+    @property
+    def options(self) -> CodecOptions:
+        return self._options
+
+    @property
+    def _engine(self):
+        if self._engine_cache is None:
+            self._engine_cache = engine_for(self._options)
+        return self._engine_cache
+
+    def encode(self, buf):
+        return self._engine.encode(buf, self._options)
+
+    def decode(self, buf, out=None):
+        arr = self._engine.decode(buf, self._options.grid)
+        if out is not None:
+            return ndarray_copy(arr, out)
+        return arr
+
+    def get_config(self):
+        return {"id": self.codec_id, **self._options.to_config()}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config.pop("id", None)
+        return cls(**config)
+
+    def __getstate__(self):
+        return self.get_config()
+
+    def __setstate__(self, state):
+        self.__init__(**{k: v for k, v in state.items() if k != "id"})
+
+    def __eq__(self, other):
+        return isinstance(other, NeuralCodec) and self.get_config() == other.get_config()
+
+    def __hash__(self):
+        return hash(repr(self))
+
+    def __repr__(self):
+        return f"NeuralCodec({self._options.kwargs_repr()})"
+
+
+NeuralCodec.__init__.__signature__ = options_signature(inspect.Parameter.POSITIONAL_OR_KEYWORD)
+NeuralCodec.__doc__ += options_doc() + "\n"

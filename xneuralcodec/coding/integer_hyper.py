@@ -1,0 +1,134 @@
+"""Hyper-synthesis in exact integer arithmetic, so encoder and decoder agree bit for bit.
+
+The entropy coder needs *identical* means and scale indices on both sides; a float network
+gives answers that differ in the last bits between machines, thread counts and devices,
+and one flipped scale index desynchronises the range decoder (CompressAI issues #279,
+#309). Following Ballé et al. 2019 ("Integer networks for data compression"), the trained
+float ``h_s`` is frozen at export into fixed-point weights and run here with integers only:
+
+    z_hat (int) --[pad, conv, >>FW, pixel shuffle, relu]--> ... --> mu (int), scale index (int)
+
+The layer list is ``model.HYPER_SYNTHESIS_LAYOUT``, shared with the float h_s.
+
+Matrix products run in float64 on integer-valued arrays: exact, because export checks that
+every partial sum stays below 2**52, and much faster than numpy's integer matmul.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from ..network.layers import healpix_pad
+from ..network.model import HYPER_SYNTHESIS_LAYOUT, LOG_SCALE_MAX, LOG_SCALE_MIN
+from .entropy import NUM_SCALES
+
+FRAC_WEIGHTS = 12      # fractional bits of weights
+FRAC_ACT = 8           # fractional bits of activations
+ACT_LIMIT = 2 ** 22    # activations are clipped to +-ACT_LIMIT (fixed point), keeping sums exact
+
+
+def _conv3x3(a: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """a: (12, C, n, n) integer-valued float64 -> (12, Cout, n, n), before rescaling.
+
+    Runs through torch's float64 unfold and GEMM: every partial sum is an integer below
+    2**52, so the result is exact whatever order or thread count the GEMM sums in."""
+    cout = weight.shape[0]
+    x = healpix_pad(torch.from_numpy(np.ascontiguousarray(a)))
+    cols = F.unfold(x, (3, 3))                                          # (12, C*9, n*n)
+    w = torch.from_numpy(weight.reshape(1, cout, -1)).expand(cols.shape[0], -1, -1)
+    out = torch.bmm(w, cols).numpy() + bias[None, :, None]
+    return out.reshape(a.shape[0], cout, *a.shape[2:])
+
+
+def _rescale(acc: np.ndarray) -> np.ndarray:
+    """Fixed point with FRAC_WEIGHTS + FRAC_ACT bits -> FRAC_ACT bits, rounding half up."""
+    return np.clip(np.floor((acc + 2.0 ** (FRAC_WEIGHTS - 1)) / 2.0 ** FRAC_WEIGHTS), -ACT_LIMIT, ACT_LIMIT)
+
+
+def _pixel_shuffle(a: np.ndarray) -> np.ndarray:
+    b, c4, n, _ = a.shape
+    c = c4 // 4
+    return a.reshape(b, c, 2, 2, n, n).transpose(0, 1, 4, 2, 5, 3).reshape(b, c, 2 * n, 2 * n)
+
+
+def quantise_layer(weight: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Float conv parameters -> integer-valued arrays (weights 2**FW, bias 2**(FW+FA))."""
+    w = np.round(np.asarray(weight, np.float64) * 2.0 ** FRAC_WEIGHTS)
+    b = np.round(np.asarray(bias, np.float64) * 2.0 ** (FRAC_WEIGHTS + FRAC_ACT))
+    bound = np.abs(w).reshape(w.shape[0], -1).sum(axis=1).max() * ACT_LIMIT + np.abs(b).max()
+    if bound >= 2.0 ** 52:
+        raise ValueError(f"integer hyper layer may overflow float64 exactness (bound {bound:.3g})")
+    return w, b
+
+
+def _float_convs(h_s) -> list:
+    """The Conv2d modules of a float h_s, in ``HYPER_SYNTHESIS_LAYOUT`` order."""
+    convs = []
+    for op, layer in zip(HYPER_SYNTHESIS_LAYOUT, h_s, strict=True):
+        if op == "up":
+            convs.append(layer.conv.conv)
+        elif op == "conv":
+            convs.append(layer.conv)
+    return convs
+
+
+def freeze(h_s) -> dict[str, np.ndarray]:
+    """Weights-file tensors of the integer twin of a float h_s: ``int_hs.{i}.weight/bias``
+    per conv, and the scale table as integers (``scale_index``: log-scale minimum, step and
+    count in FRAC_ACT fixed point), so that the decoder never recomputes a float boundary."""
+    tensors = {}
+    for i, conv in enumerate(_float_convs(h_s)):
+        w, b = quantise_layer(conv.weight.detach().cpu().numpy(), conv.bias.detach().cpu().numpy())
+        tensors[f"int_hs.{i}.weight"], tensors[f"int_hs.{i}.bias"] = w, b
+    log_min = int(round(LOG_SCALE_MIN * 2 ** FRAC_ACT))
+    log_step = int(round((LOG_SCALE_MAX - LOG_SCALE_MIN) / (NUM_SCALES - 1) * 2 ** FRAC_ACT))
+    tensors["scale_index"] = np.array([log_min, log_step, NUM_SCALES], dtype=np.int64)
+    return tensors
+
+
+class IntegerHyperSynthesis:
+    """Runs h_s (``HYPER_SYNTHESIS_LAYOUT``) on integer z; returns (mu, scale index).
+
+    ``layers`` are (weight, bias) pairs from ``quantise_layer``, one per conv of the layout;
+    ``log_scale_min`` and ``log_scale_step`` (both fixed point, FRAC_ACT bits) define the
+    scale table index.
+    """
+
+    def __init__(self, layers, log_scale_min: int, log_scale_step: int, num_scales: int):
+        self.layers = [(np.asarray(w, np.float64), np.asarray(b, np.float64)) for w, b in layers]
+        if len(self.layers) != sum(op != "relu" for op in HYPER_SYNTHESIS_LAYOUT):
+            raise ValueError(f"expected one (weight, bias) per conv of {HYPER_SYNTHESIS_LAYOUT}, got {len(self.layers)}")
+        self.log_scale_min = int(log_scale_min)
+        self.log_scale_step = int(log_scale_step)
+        self.num_scales = int(num_scales)
+
+    @classmethod
+    def from_tensors(cls, tensors: dict) -> "IntegerHyperSynthesis":
+        """From the tensors ``freeze`` wrote into a weights file."""
+        count = sum(op != "relu" for op in HYPER_SYNTHESIS_LAYOUT)
+        log_min, log_step, num = (int(v) for v in tensors["scale_index"][:3])
+        return cls([(tensors[f"int_hs.{i}.weight"], tensors[f"int_hs.{i}.bias"]) for i in range(count)],
+                   log_scale_min=log_min, log_scale_step=log_step, num_scales=num)
+
+    def scales(self) -> np.ndarray:
+        """The float scale of every index, for building the entropy tables at export."""
+        return np.exp((self.log_scale_min + self.log_scale_step * np.arange(self.num_scales)) / 2 ** FRAC_ACT)
+
+    def __call__(self, z_hat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        layers = iter(self.layers)
+        a = np.asarray(z_hat, np.float64) * 2.0 ** FRAC_ACT
+        for op in HYPER_SYNTHESIS_LAYOUT:
+            if op == "relu":
+                a = np.maximum(a, 0)
+                continue
+            a = _rescale(_conv3x3(a, *next(layers)))
+            if op == "up":
+                a = _pixel_shuffle(a)
+        m = a.shape[1] // 2
+        mu_fixed, log_sigma_fixed = a[:, :m], a[:, m:]
+        mu = np.floor((mu_fixed + 2.0 ** (FRAC_ACT - 1)) / 2.0 ** FRAC_ACT).astype(np.int64)
+        index = np.floor((log_sigma_fixed - self.log_scale_min) / self.log_scale_step + 0.5)
+        index = np.clip(index, 0, self.num_scales - 1).astype(np.int64)
+        return mu, index

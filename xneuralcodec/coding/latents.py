@@ -1,0 +1,58 @@
+"""One plane's latents <-> range-coded words, with the model's frozen tables.
+
+    encode: z (int) --z tables--> words;  integer h_s(z) -> mu, scale index;
+            round(y) - mu --y tables[index]--> words (escapes beside them)
+    decode: the same order, replayed: z first, then h_s(z), then y = v + mu
+
+The means and scale indices come from the exact integer h_s (``integer_hyper.py``), so both
+sides pick identical tables on any machine.
+"""
+
+from __future__ import annotations
+
+import constriction
+import numpy as np
+
+from .entropy import EscapeReader, decode_groups, encode_groups
+
+
+class LatentCoder:
+    """Entropy coding of (y, z) for one loaded model (its tables, integer h_s and strides)."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def encode(self, y: np.ndarray, z: np.ndarray) -> tuple[bytes, bytes]:
+        """(12, M, m, m) float y and (12, Z, k, k) int z -> (range-coded words, escaped values)."""
+        encoder = constriction.stream.queue.RangeEncoder()
+        escapes: list[int] = []
+        z_groups = np.broadcast_to(np.arange(z.shape[1])[None, :, None, None], z.shape)
+        encode_groups(encoder, z, z_groups, self.model.z_tables, escapes)
+        mu, index = self.model.hyper(z)
+        encode_groups(encoder, np.round(y).astype(np.int64) - mu, index, self.model.y_tables, escapes)
+        words = encoder.get_compressed().astype("<u4").tobytes()
+        return words, np.asarray(escapes, dtype="<i4").tobytes()
+
+    def size(self, y: np.ndarray, z: np.ndarray) -> int:
+        words, escapes = self.encode(y, z)
+        return len(words) + len(escapes)
+
+    def decode(self, words: bytes, escaped: bytes, nside: int) -> np.ndarray:
+        """The rounded latents y (12, M, m, m) float32 of a plane coded at ``nside``."""
+        cfg = self.model.config
+        words = np.frombuffer(words, dtype="<u4").astype(np.uint32)
+        escapes = EscapeReader(np.frombuffer(escaped, dtype="<i4"))
+        try:
+            decoder = constriction.stream.queue.RangeDecoder(words)
+            nz = nside // cfg.stride
+            z_groups = np.broadcast_to(np.arange(cfg.hyper)[None, :, None, None], (12, cfg.hyper, nz, nz))
+            z = decode_groups(decoder, z_groups, self.model.z_tables, escapes)
+            mu, index = self.model.hyper(z)
+            v = decode_groups(decoder, index, self.model.y_tables, escapes)
+        except ValueError:
+            raise
+        except Exception as exc:  # constriction reports damaged streams in its own types
+            raise ValueError(f"not a valid xneuralcodec chunk: range decoder failed ({exc})") from exc
+        if escapes.pos != escapes.values.size:
+            raise ValueError("not a valid xneuralcodec chunk: unused escaped latents")
+        return (v + mu).astype(np.float32)

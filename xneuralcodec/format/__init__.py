@@ -1,0 +1,1 @@
+"""The bitstream: what a chunk's bytes hold, in every released version."""

@@ -1,0 +1,206 @@
+"""Bitstream format v5 (reads v1 to v4 too): one self-describing, checksummed record per Zarr chunk.
+
+Little-endian throughout; the full layout is in docs/format.md::
+
+    header   magic "XNCB" | version u16 | flags u16 | weights sha256 [32] | dtype u8 | ndim u8 |
+             quality u8 (v1, v2; 0 since v3) | reserved u8 | nside u32 | nlat u32 | nlon u32 |
+             lat_first f64 | lon_first f64 | shape u64 x ndim | (v3 on:) target_mae f64 |
+             (v5:) variable kind u8 | reserved u8 u16 | level hPa f32 (conditioning.py; 0: unknown)
+    planes   per plane: kind u8 | mean f32 | std f32 | mask_len u32 | words_len u32 | escapes u32 |
+             (v2:) correction_len u32 | correction_step f64 | (v3 on:) quality f32
+    payload  per plane: NaN mask (zlib of packed bits) | range-coder words u32 | escapes i32 |
+             (v2:) error-bound correction (correction.py; v4 adds a predictor byte to it)
+    trailer  crc32 of everything before it, u32
+
+Decoding checks magic, version, the checksum and every length before allocating anything,
+and raises ``ValueError`` naming what is wrong.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import struct
+import zlib
+
+import numpy as np
+
+from ..variables import KINDS
+
+MAGIC = b"XNCB"
+VERSION = 5
+# v1: release 0.1.0, no correction; v2: 0.2.0, one quality per chunk; v3: 0.3.0, corrections
+# without a predictor; v4: 0.4.0, differs from v3 only inside the correction section;
+# v5 (0.5.0) adds the condition (variable kind, level) to the header
+SUPPORTED_VERSIONS = (1, 2, 3, 4, 5)
+MAX_OUTPUT_BYTES = 2 ** 34  # 16 GiB: a claimed chunk larger than this is refused
+
+KIND_NEURAL, KIND_CONSTANT, KIND_ALL_NAN = 0, 1, 2
+DTYPES = {1: np.dtype("<f4"), 2: np.dtype("<f8")}
+DTYPE_CODES = {v: k for k, v in DTYPES.items()}
+
+_HEAD = struct.Struct("<4sHH32sBBBBIIIdd")
+_PLANE = {1: struct.Struct("<BffIII"), 2: struct.Struct("<BffIIIId"), 3: struct.Struct("<BffIIIIdf")}
+_PLANE[4] = _PLANE[5] = _PLANE[3]
+_TARGET = struct.Struct("<d")
+_CONDITION = struct.Struct("<BBHf")
+_CRC = struct.Struct("<I")
+
+
+@dataclasses.dataclass
+class PlaneRecord:
+    kind: int
+    mean: float
+    std: float
+    mask: bytes = b""      # zlib-compressed np.packbits of the NaN mask, empty if none
+    words: bytes = b""     # range coder output, uint32 little-endian
+    escapes: bytes = b""   # int32 little-endian latents outside the tables
+    correction: bytes = b""  # error-bound correction section (v2), empty if none or all zero
+    correction_step: float = 0.0  # 0: no correction layer
+    quality: float = 0.0   # rate point of this plane (v3); v1 and v2 chunks take the header's
+
+
+@dataclasses.dataclass
+class Chunk:
+    weights_sha256: bytes
+    dtype: np.dtype
+    quality: int          # v1/v2 header quality (every plane's); 0 in v3, where planes carry their own
+    nside: int
+    nlat: int
+    nlon: int
+    lat_first: float
+    lon_first: float
+    shape: tuple
+    planes: list
+    target_mae: float = 0.0  # v3: the latitude-weighted MAE each plane was held to, 0 if none
+    version: int = VERSION   # format version the chunk was read from (correction.py reads v2 on)
+    variable_kind: int = 0   # v5: kind of variable the network was told (conditioning.KINDS)
+    level: float = 0.0       # v5: pressure level in hPa, 0 if unknown
+
+    @property
+    def n_planes(self) -> int:
+        return int(np.prod(self.shape[:-2], dtype=np.int64))
+
+
+def pack(chunk: Chunk) -> bytes:
+    parts = [
+        _HEAD.pack(MAGIC, VERSION, 0, chunk.weights_sha256, DTYPE_CODES[np.dtype(chunk.dtype).newbyteorder("<")],
+                   len(chunk.shape), chunk.quality, 0, chunk.nside, chunk.nlat, chunk.nlon,
+                   chunk.lat_first, chunk.lon_first),
+        struct.pack(f"<{len(chunk.shape)}Q", *chunk.shape),
+        _TARGET.pack(chunk.target_mae),
+        _CONDITION.pack(chunk.variable_kind, 0, 0, chunk.level),
+    ]
+    for p in chunk.planes:
+        parts.append(_PLANE[VERSION].pack(p.kind, p.mean, p.std, len(p.mask), len(p.words), len(p.escapes) // 4,
+                                          len(p.correction), p.correction_step, p.quality))
+    for p in chunk.planes:
+        parts += [p.mask, p.words, p.escapes, p.correction]
+    body = b"".join(parts)
+    return body + _CRC.pack(zlib.crc32(body))
+
+
+def _fail(why: str):
+    raise ValueError(f"not a valid xneuralcodec chunk: {why}")
+
+
+def unpack(data) -> Chunk:
+    buf = memoryview(data).cast("B") if not isinstance(data, bytes) else memoryview(data)
+    if len(buf) < _HEAD.size + _CRC.size:
+        _fail(f"only {len(buf)} bytes")
+    head = _HEAD.unpack_from(buf, 0)
+    magic, version, flags, sha, dtype_code, ndim, quality, _, nside, nlat, nlon, lat_first, lon_first = head
+    if magic != MAGIC:
+        _fail(f"magic {bytes(magic)!r} is not {MAGIC!r} (data not written by xneuralcodec?)")
+    if version not in SUPPORTED_VERSIONS:
+        raise ValueError(
+            f"xneuralcodec chunk has format version {version}; this release reads versions "
+            f"{SUPPORTED_VERSIONS}: upgrade xneuralcodec"
+        )
+    (crc,) = _CRC.unpack_from(buf, len(buf) - _CRC.size)
+    if zlib.crc32(buf[:-_CRC.size]) != crc:
+        _fail("checksum mismatch (truncated or damaged)")
+    if flags != 0:
+        _fail(f"unknown flags {flags:#x}")
+    if dtype_code not in DTYPES:
+        _fail(f"unknown dtype code {dtype_code}")
+    if not 2 <= ndim <= 32:
+        _fail(f"ndim {ndim}")
+    offset = _HEAD.size
+    if len(buf) < offset + 8 * ndim:
+        _fail("header cut short")
+    shape = struct.unpack_from(f"<{ndim}Q", buf, offset)
+    offset += 8 * ndim
+    target_mae = 0.0
+    if version >= 3:
+        if len(buf) < offset + _TARGET.size:
+            _fail("header cut short")
+        (target_mae,) = _TARGET.unpack_from(buf, offset)
+        offset += _TARGET.size
+        if not (np.isfinite(target_mae) and target_mae >= 0):
+            _fail(f"bad target_mae {target_mae}")
+    condition_kind, level = 0, 0.0
+    if version >= 5:
+        if len(buf) < offset + _CONDITION.size:
+            _fail("header cut short")
+        condition_kind, reserved8, reserved16, level = _CONDITION.unpack_from(buf, offset)
+        offset += _CONDITION.size
+        if condition_kind >= len(KINDS) or reserved8 or reserved16:
+            _fail(f"unknown variable kind {condition_kind} (or reserved bytes set)")
+        if not (np.isfinite(level) and 0 <= level <= 1100):
+            _fail(f"bad level {level}")
+    dtype = DTYPES[dtype_code]
+    if shape[-2:] != (nlat, nlon):
+        _fail(f"shape {shape} does not end with the grid {nlat} x {nlon}")
+    n_values = 1
+    for s in shape:
+        n_values *= s
+    if n_values * dtype.itemsize > MAX_OUTPUT_BYTES or n_values == 0:
+        _fail(f"claimed shape {shape} is empty or larger than {MAX_OUTPUT_BYTES} bytes")
+    n_planes = n_values // (nlat * nlon)
+    record = _PLANE[version]
+    if len(buf) < offset + n_planes * record.size + _CRC.size:
+        _fail(f"{n_planes} plane records do not fit in {len(buf)} bytes")
+    records = []
+    for _ in range(n_planes):
+        kind, mean, std, mask_len, words_len, n_esc, *extra = record.unpack_from(buf, offset)
+        offset += record.size
+        correction_len, step = extra[:2] if extra else (0, 0.0)
+        plane_quality = extra[2] if version >= 3 else float(quality)
+        if not np.isfinite(plane_quality):
+            _fail(f"bad plane quality {plane_quality}")
+        if kind not in (KIND_NEURAL, KIND_CONSTANT, KIND_ALL_NAN) or words_len % 4:
+            _fail(f"bad plane record (kind {kind}, words {words_len})")
+        if not (step == 0.0 or (np.isfinite(step) and step > 0)) or (correction_len and step == 0.0):
+            _fail(f"bad correction step {step}")
+        records.append((kind, mean, std, mask_len, words_len, n_esc * 4, correction_len, step, plane_quality))
+    planes = []
+    end = len(buf) - _CRC.size
+    for kind, mean, std, mask_len, words_len, esc_len, correction_len, step, plane_quality in records:
+        if offset + mask_len + words_len + esc_len + correction_len > end:
+            _fail("section lengths run past the end of the chunk")
+        mask = bytes(buf[offset:offset + mask_len]); offset += mask_len
+        words = bytes(buf[offset:offset + words_len]); offset += words_len
+        escapes = bytes(buf[offset:offset + esc_len]); offset += esc_len
+        correction = bytes(buf[offset:offset + correction_len]); offset += correction_len
+        planes.append(PlaneRecord(kind, mean, std, mask, words, escapes, correction, step, plane_quality))
+    if offset != end:
+        _fail(f"{end - offset} unexplained trailing bytes")
+    return Chunk(bytes(sha), dtype, quality, nside, nlat, nlon, lat_first, lon_first, tuple(shape), planes,
+                 target_mae, version, condition_kind, float(level))
+
+
+def pack_mask(mask: np.ndarray) -> bytes:
+    return zlib.compress(np.packbits(mask.ravel()).tobytes(), 9)
+
+
+def unpack_mask(blob: bytes, shape: tuple) -> np.ndarray:
+    n = int(np.prod(shape))
+    expected = (n + 7) // 8
+    d = zlib.decompressobj()
+    try:
+        raw = d.decompress(blob, expected)  # never inflate more than the plane needs
+    except zlib.error as exc:
+        _fail(f"damaged NaN mask ({exc})")
+    if len(raw) != expected or d.unconsumed_tail:
+        _fail("NaN mask has the wrong size")
+    return np.unpackbits(np.frombuffer(raw, np.uint8))[:n].reshape(shape).astype(bool)

@@ -1,0 +1,1 @@
+"""The network: HEALPix layers, the hyperprior autoencoder, its conditioning and its weights."""

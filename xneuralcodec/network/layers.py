@@ -1,0 +1,146 @@
+"""Convolution building blocks that work on the 12 HEALPix faces of a whole sphere.
+
+Tensors are laid out ``(batch * 12, channels, n, n)``: the faces of one sphere are
+consecutive in the batch dimension, so ordinary ``Conv2d`` kernels slide over each face.
+Before every 3x3 convolution ``HealpixPad`` borders each face with one ring of pixels
+gathered from its neighbouring faces (rotations included, see
+``sphere.faces.padding_index``), as in Mirowski et al. 2024: there is no seam at face
+edges. Because the HEALPix NESTED hierarchy maps face pixel (x, y) at nside n to
+(2x + i, 2y + j) at 2n, stride-2 convolutions and pixel shuffles move between HEALPix
+resolutions exactly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..sphere.faces import padding_index
+
+_PAD_CACHE: dict[tuple[int, str], tuple[torch.Tensor, ...]] = {}
+
+
+def _border_tables(n: int, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """For the 4n+4 border pixels of each padded face: destination (face, position) in the
+    padded (n+2)^2 grid and source (face, pixel) in the unpadded n^2 grid."""
+    key = (n, str(device))
+    tables = _PAD_CACHE.get(key)
+    if tables is None:
+        table = padding_index(n, 1)                                   # (12, n+2, n+2) flat sources
+        border = np.ones((n + 2, n + 2), dtype=bool)
+        border[1:-1, 1:-1] = False
+        positions = np.flatnonzero(border)
+        source = table.reshape(12, -1)[:, positions].ravel()
+        tables = tuple(torch.from_numpy(np.ascontiguousarray(t)).to(device) for t in (
+            np.repeat(np.arange(12), positions.size), np.tile(positions, 12), source // (n * n), source % (n * n)))
+        _PAD_CACHE[key] = tables
+    return tables
+
+
+def healpix_pad(x: torch.Tensor) -> torch.Tensor:
+    """(B*12, C, n, n) -> (B*12, C, n+2, n+2), border pixels taken from neighbouring faces.
+
+    The interior is a strided copy; only the 4n+4 border pixels per face are gathered."""
+    b12, c, n, _ = x.shape
+    b = b12 // 12
+    dst_face, dst_pos, src_face, src_pix = _border_tables(n, x.device)
+    out = x.new_empty(b12, c, n + 2, n + 2)
+    out[:, :, 1:-1, 1:-1] = x
+    gathered = x.reshape(b, 12, c, n * n)[:, src_face, :, src_pix]    # (K, B, C)
+    out.view(b, 12, c, (n + 2) * (n + 2))[:, dst_face, :, dst_pos] = gathered
+    return out
+
+
+def conv2d_matmul(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: int = 1) -> torch.Tensor:
+    """Valid 2-D convolution as GEMMs, used at inference.
+
+    oneDNN's convolutions change their summation order with the thread count (decoded
+    values then differ in the last bit between 1 and 2 threads); these GEMM paths give
+    identical results (tests/test_determinism.py). Few output channels (the last decoder
+    layer) go tap by tap: unfolding a 64-channel full-resolution map costs more than the
+    convolution itself.
+    """
+    if stride == 1 and weight.shape[0] < weight.shape[1]:
+        return _conv2d_taps(x, weight, bias)
+    b, c, h, w = x.shape
+    cout, _, kh, kw = weight.shape
+    oh, ow = (h - kh) // stride + 1, (w - kw) // stride + 1
+    cols = F.unfold(x, (kh, kw), stride=stride)                      # (B, C*kh*kw, L)
+    out = torch.bmm(weight.reshape(1, cout, -1).expand(b, -1, -1), cols)  # (B, Cout, L)
+    if bias is not None:
+        out = out + bias[:, None]
+    return out.reshape(b, cout, oh, ow)
+
+
+def _conv2d_taps(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """Stride-1 valid convolution for few output channels: one GEMM gives every kernel
+    tap's response at every pixel of the flattened map, then the taps' shifted views are
+    summed in a fixed order (rows wrap into the next one; the wrapped columns are cut off)."""
+    b, c, h, w = x.shape
+    cout, _, kh, kw = weight.shape
+    oh, ow = h - kh + 1, w - kw + 1
+    taps = weight.permute(2, 3, 0, 1).reshape(1, kh * kw * cout, c).expand(b, -1, -1)
+    responses = torch.bmm(taps, x.reshape(b, c, h * w))             # (B, taps*Cout, h*w)
+    span = (oh - 1) * w + ow
+    out = None
+    for t in range(kh * kw):
+        start = (t // kw) * w + t % kw
+        term = responses[:, t * cout:(t + 1) * cout, start:start + span]
+        out = term.clone() if out is None else out.add_(term)
+    out = F.pad(out, (0, kw - 1)).reshape(b, cout, oh, w)[..., :ow]
+    if bias is not None:
+        out = out + bias[:, None, None]
+    return out
+
+
+class HealpixConv(nn.Module):
+    """3x3 convolution over whole spheres; stride 2 halves nside."""
+
+    def __init__(self, cin: int, cout: int, stride: int = 1):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 3, stride=stride, padding=0)
+
+    def forward(self, x):
+        x = healpix_pad(x)
+        if torch.is_grad_enabled():
+            return self.conv(x)
+        return conv2d_matmul(x, self.conv.weight, self.conv.bias, self.conv.stride[0])
+
+
+class HealpixUp(nn.Module):
+    """Doubles nside: 3x3 convolution to 4x channels, then pixel shuffle (a child per quadrant)."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.conv = HealpixConv(cin, cout * 4)
+
+    def forward(self, x):
+        return F.pixel_shuffle(self.conv(x), 2)
+
+
+class GDN(nn.Module):
+    """Generalized divisive normalization (Ballé et al. 2016), or its inverse.
+
+    y_i = x_i / sqrt(beta_i + sum_j gamma_ij x_j^2); parameters kept positive by squaring.
+    """
+
+    def __init__(self, channels: int, inverse: bool = False):
+        super().__init__()
+        self.inverse = inverse
+        self.beta_root = nn.Parameter(torch.ones(channels))
+        self.gamma_root = nn.Parameter(torch.eye(channels) * 0.1 ** 0.5)
+
+    def forward(self, x):
+        beta = self.beta_root.pow(2) + 1e-6
+        gamma = self.gamma_root.pow(2)
+        b, c, h, w = x.shape
+        if not torch.is_grad_enabled():  # inference: one batched GEMM, no transposes, in place
+            norm = torch.bmm(gamma.expand(b, -1, -1), (x * x).reshape(b, c, h * w))
+            norm.add_(beta[:, None]).sqrt_()
+            norm = norm.reshape(b, c, h, w)
+            return norm.mul_(x) if self.inverse else x / norm
+        norm = torch.matmul(gamma, (x * x).reshape(b, c, h * w)) + beta[:, None]
+        norm = torch.sqrt(norm).reshape(b, c, h, w)
+        return x * norm if self.inverse else x / norm

@@ -1,0 +1,1 @@
+"""The sphere: global lat/lon grids, their HEALPix faces and the transforms between them."""

@@ -1,0 +1,75 @@
+"""Lat/lon planes <-> HEALPix maps <-> 12 padded faces, by spherical harmonic transforms.
+
+Following Mirowski et al. 2024 (arXiv 2407.11666) the network works on HEALPix faces, so
+every pixel covers the same area and the poles are not oversampled. The projection is a
+spherical harmonic round trip with ducc0 (../shared/NOTES.md "HEALPix and spherical
+harmonics"), exact for fields band-limited to ``lmax <= 2 * nside``::
+
+    (nlat, nlon) --analysis_2d--> alm --synthesis(HEALPix RING)--> (12 nside^2,)
+         ^                                                              |
+         +--synthesis_2d-- alm <--pseudo_analysis (LSMR)---------------+
+
+The RING map is cut into the network's 12 faces by ``faces.py``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import ducc0
+import numpy as np
+import torch
+
+from .grid import LatLonGrid
+
+# pseudo_analysis is iterative; these settings reach ~1e-7 relative on band-limited maps.
+_LSMR_MAXITER = 30
+_LSMR_EPSILON = 1e-9
+
+
+@functools.lru_cache(maxsize=16)
+def _healpix_info(nside: int) -> dict:
+    return ducc0.healpix.Healpix_Base(nside, "RING").sht_info()
+
+
+class Projector:
+    """Maps planes of one lat/lon grid to HEALPix faces of one nside, and back.
+
+    ducc0 runs on as many threads as torch does: its transforms give bitwise-identical
+    results for any thread count (checked by tests/test_determinism.py across processes).
+    """
+
+    def __init__(self, grid: LatLonGrid, nside: int):
+        self.grid = grid
+        self.nside = int(nside)
+        self.lmax = min(grid.lmax, 2 * self.nside)
+        self._phi0 = math.radians(grid.lon_first % 360.0)
+
+    def _north_first(self, plane: np.ndarray) -> np.ndarray:
+        return plane if self.grid.north_first else plane[::-1]
+
+    def to_healpix(self, plane: np.ndarray, rotation: tuple[float, float, float] | None = None) -> np.ndarray:
+        """(nlat, nlon) float -> RING map (12 nside^2,) float64. ``rotation`` (Euler angles
+        psi, theta, phi in radians) turns the field on the sphere on the way (training
+        augmentation); the band limit, and so the field's spectrum, is unchanged."""
+        plane = np.ascontiguousarray(self._north_first(np.asarray(plane, dtype=np.float64)))
+        alm = ducc0.sht.analysis_2d(
+            map=plane[None], spin=0, lmax=self.lmax, geometry=self.grid.geometry, phi0=self._phi0, nthreads=torch.get_num_threads()
+        )
+        if rotation is not None:
+            alm = ducc0.sht.rotate_alm(alm, self.lmax, *rotation, nthreads=torch.get_num_threads())
+        return ducc0.sht.synthesis(alm=alm, lmax=self.lmax, spin=0, nthreads=torch.get_num_threads(), **_healpix_info(self.nside))[0]
+
+    def to_latlon(self, ring_map: np.ndarray) -> np.ndarray:
+        """RING map (12 nside^2,) -> (nlat, nlon) float64."""
+        ring_map = np.ascontiguousarray(ring_map, dtype=np.float64)[None]
+        alm = ducc0.sht.pseudo_analysis(
+            map=ring_map, lmax=self.lmax, spin=0, maxiter=_LSMR_MAXITER, epsilon=_LSMR_EPSILON,
+            nthreads=torch.get_num_threads(), **_healpix_info(self.nside),
+        )[0]
+        plane = ducc0.sht.synthesis_2d(
+            alm=alm, ntheta=self.grid.nlat, nphi=self.grid.nlon, lmax=self.lmax, spin=0,
+            geometry=self.grid.geometry, phi0=self._phi0, nthreads=torch.get_num_threads(),
+        )[0]
+        return self._north_first(plane)

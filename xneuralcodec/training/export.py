@@ -1,0 +1,88 @@
+"""Freeze a training checkpoint into shipped weights: ``python -m xneuralcodec.training.export``.
+
+Writes ``<name>.safetensors`` (float g_a/h_a/g_s/gains, the integer h_s, the frozen entropy
+tables and the scale-index constants; model config in the metadata), registers its sha256
+in ``registry.json`` and writes a model card JSON. The card's validation metrics come from
+running the real codec on the held-out split (``python -m xneuralcodec.evaluation.evaluate``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.numpy import save_file
+
+from ..coding import integer_hyper
+from ..coding.entropy import build_tables
+from ..network.model import LOG_SCALE_MAX, LOG_SCALE_MIN, HyperpriorModel, ModelConfig
+from ..network.registry import sha256_of
+
+
+def freeze(model: HyperpriorModel) -> dict[str, np.ndarray]:
+    tensors = {f"float.{k}": v.detach().cpu().numpy().copy() for k, v in model.state_dict().items()}
+    tensors.update(integer_hyper.freeze(model.h_s))
+    sigmas = integer_hyper.IntegerHyperSynthesis.from_tensors(tensors).scales()
+    tensors["y_tables"], tensors["y_radii"] = build_tables(sigmas)
+    z_sigmas = np.exp(np.clip(model.z_log_scale.detach().numpy().astype(np.float64), LOG_SCALE_MIN, LOG_SCALE_MAX))
+    tensors["z_tables"], tensors["z_radii"] = build_tables(z_sigmas)
+    return tensors
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="python -m xneuralcodec.training.export", description=__doc__.splitlines()[0])
+    p.add_argument("--checkpoint", default="runs/default/checkpoint.pt")
+    p.add_argument("--name", required=True, help="model name, e.g. hyperprior-v3 (never reuse a shipped name)")
+    p.add_argument("--weights-dir", default="weights")
+    p.add_argument("--default", action="store_true", help="make this the registry's default model")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    ckpt = torch.load(args.checkpoint, weights_only=False, map_location="cpu")
+    config = ModelConfig(**ckpt.get("config", {}))
+    model = HyperpriorModel(config)
+    model.load_state_dict(ckpt["model"])
+    tensors = freeze(model)
+    out_dir = Path(args.weights_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{args.name}.safetensors"
+    meta = {"model_config": json.dumps(dataclasses.asdict(config))}
+    save_file(tensors, str(path), metadata=meta)
+    digest = sha256_of(path)
+    reg_path = out_dir / "registry.json"
+    reg = json.loads(reg_path.read_text()) if reg_path.exists() else {"default": args.name, "models": {}}
+    reg["models"][args.name] = {"file": path.name, "sha256": digest}
+    if args.default or "default" not in reg:
+        reg["default"] = args.name
+    reg_path.write_text(json.dumps(reg, indent=2, sort_keys=True) + "\n")
+    card = {
+        "name": args.name,
+        "sha256": digest,
+        "architecture": "HEALPix hyperprior autoencoder (Balle et al. 2018) with gain units; "
+                        + ("FiLM on variable kind and level; " if config.conditioned else "") + "integer h_s",
+        "model_config": json.loads(meta["model_config"]),
+        "training": {
+            "steps": ckpt["step"], "args": ckpt["args"], "lambdas": list(ckpt["lambdas"]),
+            "training_planes": ckpt["planes"], "loss": "lambda[q] * MSE(standardised HEALPix faces) + bits per HEALPix pixel",
+        },
+        "validation_split": "see xneuralcodec/split.py (G01 2026-03-30, G03 member 9, G04 whole, G08 250-500 hPa, G09 1970+)",
+        "data_licence": "ERA5/ERA-Interim: Copernicus CC-BY-4.0 / ECMWF terms; NCEP/GFS: US public domain; see ../shared/data/README.md",
+    }
+    card_path = out_dir / f"{args.name}.card.json"
+    if card_path.exists():  # keep evaluation results written by a previous evaluate run for the same hash
+        old = json.loads(card_path.read_text())
+        if old.get("sha256") == digest and "validation" in old:
+            card["validation"] = old["validation"]
+    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    print(f"wrote {path} sha256 {digest}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
