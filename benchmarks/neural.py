@@ -11,8 +11,8 @@ import numpy as np
 
 from xneuralcodec import NeuralCodec
 from xneuralcodec.evaluation.baselines import Compressor
-from xneuralcodec.sphere.grid import LatLonGrid
 from xneuralcodec.options import QUALITIES
+from xneuralcodec.sphere.grid import LatLonGrid
 
 
 def neural_compressor(grid: LatLonGrid, finest: float = QUALITIES - 1, variable: str | None = None) -> Compressor:

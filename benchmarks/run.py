@@ -32,13 +32,24 @@ import numpy as np
 from tqdm import tqdm
 
 from xneuralcodec.evaluation.baselines import (
-    REFERENCE_COMPRESSORS, Compressor, TargetNotReached, evaluate_point, ratio_at_mae, reference_compressors,
+    REFERENCE_COMPRESSORS,
+    Compressor,
+    TargetNotReached,
+    evaluate_point,
+    ratio_at_mae,
+    reference_compressors,
     time_compressor,
 )
-from xneuralcodec.training.data import find_fields, iter_planes
 from xneuralcodec.evaluation.metrics import (
-    cyclone_cores, error_threshold, exceedance_percent, power_spectrum, spectrum_ratio, upper_tail, variable_kind,
+    cyclone_cores,
+    error_threshold,
+    exceedance_percent,
+    power_spectrum,
+    spectrum_ratio,
+    upper_tail,
+    variable_kind,
 )
+from xneuralcodec.training.data import find_fields, iter_planes
 from xneuralcodec.training.split import RULES, is_validation
 from xneuralcodec.variables import units_of
 

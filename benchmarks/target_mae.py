@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from xneuralcodec import NeuralCodec
-from xneuralcodec.format import bitstream
 from xneuralcodec.evaluation.baselines import ratio_at_mae, sz3_compressor
 from xneuralcodec.evaluation.metrics import weighted_errors
+from xneuralcodec.format import bitstream
 from xneuralcodec.variables import units_of
 
 from .run import REPO, default_data, group_key, load_groups

@@ -11,8 +11,14 @@ import numpy as np
 import pytest
 
 from xneuralcodec.evaluation.baselines import (
-    Compressor, TargetNotReached, bitround_zstd_compressor, evaluate_point, ratio_at_mae, reference_compressors,
-    time_compressor, zstd_compressor,
+    Compressor,
+    TargetNotReached,
+    bitround_zstd_compressor,
+    evaluate_point,
+    ratio_at_mae,
+    reference_compressors,
+    time_compressor,
+    zstd_compressor,
 )
 from xneuralcodec.sphere.grid import LatLonGrid
 

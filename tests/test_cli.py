@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from xneuralcodec.cli import main as cli
 from xneuralcodec.cli import files as cli_io
+from xneuralcodec.cli import main as cli
+from xneuralcodec.evaluation.metrics import weighted_errors
 from xneuralcodec.network import weights
 from xneuralcodec.sphere.grid import LatLonGrid
-from xneuralcodec.evaluation.metrics import weighted_errors
 
 from .conftest import DATA, FILES
 

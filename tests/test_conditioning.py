@@ -13,11 +13,16 @@ import xneuralcodec
 from xneuralcodec import NeuralCodec
 from xneuralcodec.format import bitstream
 from xneuralcodec.network.conditioning import (
-    KIND_INDEX, UNKNOWN, Condition, condition_vector, kind_of, level_of_index, parse_level, parse_variable,
+    Condition,
+    condition_vector,
+    level_of_index,
+    parse_level,
+    parse_variable,
     pressure_hpa,
 )
 from xneuralcodec.network.model import HyperpriorModel, ModelConfig
 from xneuralcodec.training.train import plane_condition, random_tilt
+from xneuralcodec.variables import KIND_INDEX, UNKNOWN, kind_of
 
 
 @pytest.mark.parametrize("name, kind", [

@@ -50,8 +50,9 @@ def test_damaged_sections_raise_value_error():
 
 def test_format_v2_sections_still_decode():
     # a v2 section by hand: radius 1, no escapes, counts of q = -1, 0, 1 and the escape slot
-    import constriction
     import struct
+
+    import constriction
 
     q = np.array([0, 1, 0, -1, 0, 0], np.int64)
     counts = np.array([1, 4, 1, 0], np.uint32)

@@ -4,9 +4,9 @@ fields to a regular grid, and sigma levels to pressure levels."""
 import numpy as np
 import pytest
 
+from xneuralcodec.sphere.regrid import gaussian_latitudes, gaussian_to_regular
 from xneuralcodec.training.data import iter_planes
 from xneuralcodec.training.generate_states import to_pressure_levels
-from xneuralcodec.sphere.regrid import gaussian_latitudes, gaussian_to_regular
 
 
 def test_gaussian_latitudes_match_the_t31_grid():

@@ -5,8 +5,8 @@ import healpy as hp
 import numpy as np
 import pytest
 
-from xneuralcodec.sphere.grid import LatLonGrid
 from xneuralcodec.sphere.faces import face_index, faces_to_ring, padding_index, ring_to_faces
+from xneuralcodec.sphere.grid import LatLonGrid
 from xneuralcodec.sphere.projection import Projector
 
 

@@ -8,11 +8,21 @@ import math
 import numpy as np
 import pytest
 
-from xneuralcodec.sphere.grid import LatLonGrid
 from xneuralcodec.evaluation.metrics import (
-    EARTH_RADIUS_KM, area_weights, cyclone_cores, error_threshold, exceedance_percent, great_circle_km, local_minima,
-    power_spectrum, spectrum_ratio, upper_tail, variable_kind, weighted_errors,
+    EARTH_RADIUS_KM,
+    area_weights,
+    cyclone_cores,
+    error_threshold,
+    exceedance_percent,
+    great_circle_km,
+    local_minima,
+    power_spectrum,
+    spectrum_ratio,
+    upper_tail,
+    variable_kind,
+    weighted_errors,
 )
+from xneuralcodec.sphere.grid import LatLonGrid
 
 ducc0 = pytest.importorskip("ducc0")
 needs_scipy = pytest.mark.skipif(

@@ -6,11 +6,11 @@ import xarray as xr
 
 import xneuralcodec
 from xneuralcodec import NeuralCodec
-from xneuralcodec.format import bitstream
 from xneuralcodec.coding import rate_control
-from xneuralcodec.sphere.grid import LatLonGrid
-from xneuralcodec.evaluation.metrics import weighted_errors
 from xneuralcodec.coding.rate_control import search_quality
+from xneuralcodec.evaluation.metrics import weighted_errors
+from xneuralcodec.format import bitstream
+from xneuralcodec.sphere.grid import LatLonGrid
 
 from .conftest import load_plane
 

@@ -6,11 +6,10 @@ import numpy as np
 import torch
 from safetensors.numpy import load_file
 
-from xneuralcodec.training import export
-from xneuralcodec.training import train
 from xneuralcodec.codec.engine import Engine
-from xneuralcodec.options import CodecOptions
 from xneuralcodec.network.weights import _build
+from xneuralcodec.options import CodecOptions
+from xneuralcodec.training import export, train
 
 from .conftest import DATA, FILES
 

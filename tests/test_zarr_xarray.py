@@ -12,8 +12,8 @@ import zarr
 
 import xneuralcodec
 from xneuralcodec import NeuralCodec, NeuralSerializer
-from xneuralcodec.sphere.grid import LatLonGrid
 from xneuralcodec.evaluation.metrics import weighted_errors
+from xneuralcodec.sphere.grid import LatLonGrid
 
 READER = """
 import json, sys
@@ -53,8 +53,8 @@ def test_to_zarr_and_open_zarr_in_a_fresh_process(era5_1deg, tmp_path, zarr_form
 def test_entry_points_are_installed():
     v2 = {ep.name: ep.value for ep in entry_points(group="numcodecs.codecs")}
     v3 = {ep.name: ep.value for ep in entry_points(group="zarr.codecs")}
-    assert v2.get("xneuralcodec") == "xneuralcodec.codec.numcodecs_codec:NeuralCodec"
-    assert v3.get("xneuralcodec.neural") == "xneuralcodec.codec.zarr3:NeuralSerializer"
+    assert v2.get("xneuralcodec") == "xneuralcodec.codec:NeuralCodec"
+    assert v3.get("xneuralcodec.neural") == "xneuralcodec.codec:NeuralSerializer"
 
 
 def test_dask_chunks_edge_chunks_and_leading_dims(era5_1deg, tmp_path):

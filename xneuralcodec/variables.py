@@ -7,6 +7,9 @@ chunk headers (``kind``), the evaluation's per-variable thresholds (``group``,
 Mirowski et al. 2024: 0.4 K, 0.5 m/s, 100 Pa, 30 m2/s2, 3 m) and the units printed beside
 them. Names match case-insensitively, first whole, then by their leading part, so provider
 spellings such as ``T``, ``u_1000hPa``, ``sp_ammc`` or ``z500_height`` are recognised.
+Adding a name changes what the network is told about that variable (and so the bytes), so
+names are added with a retrained or re-evaluated model, not casually: sea-surface and dew
+point temperatures are not in the table because the shipped models never saw them labelled.
 """
 
 from __future__ import annotations
@@ -35,8 +38,7 @@ class Variable:
 
 VARIABLES = (
     Variable("temperature", KIND_INDEX["temperature"], "temperature", "K",
-             ("t", "t2m", "2t", "ts", "skt", "air", "tas", "ta", "sst", "d2m"),
-             ("air_temperature", "surface_temperature", "sea_surface_temperature", "dew_point_temperature"),
+             ("t", "t2m", "2t", "ts", "skt", "air", "tas", "ta"), ("air_temperature", "surface_temperature"),
              paper_mae=0.4, error_threshold=1.0),
     Variable("eastward_wind", KIND_INDEX["eastward_wind"], "wind", "m/s",
              ("u", "u10", "10u", "u_10m", "ua", "uas", "uwnd"), ("eastward_wind",), paper_mae=0.5, error_threshold=1.0),

@@ -9,7 +9,6 @@ regenerate existing stores: add new ones next to them.
 
 from __future__ import annotations
 
-import shutil
 import sys
 
 import numpy as np

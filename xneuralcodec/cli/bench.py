@@ -14,10 +14,10 @@ import time
 
 import numpy as np
 
-from ..evaluation.baselines import TargetNotReached, ratio_at_mae, reference_compressors, time_compressor
 from ..codec.numcodecs_codec import NeuralCodec
-from ..sphere.grid import LatLonGrid
+from ..evaluation.baselines import TargetNotReached, ratio_at_mae, reference_compressors, time_compressor
 from ..evaluation.metrics import weighted_errors
+from ..sphere.grid import LatLonGrid
 
 REFERENCES = ("sz3", "zstd")
 

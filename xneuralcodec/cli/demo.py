@@ -45,8 +45,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     import xneuralcodec
-    from xneuralcodec.sphere.grid import LatLonGrid
     from xneuralcodec.evaluation.metrics import weighted_errors
+    from xneuralcodec.sphere.grid import LatLonGrid
 
     try:
         sample = find_sample(args.data)

@@ -3,27 +3,39 @@
 This module parses arguments, dispatches to the commands and turns the errors a user can
 fix (missing file, unknown variable, non-global grid, existing output, bad option value)
 into one ``error: ...`` line on stderr and a non-zero exit code; anything else is a bug
-and keeps its traceback. Reading and atomic writing live in ``cli_io``, tables in
-``cli_report``, plots in ``cli_plots``, the benchmark in ``cli_bench``.
+and keeps its traceback. Reading and atomic writing live in ``files.py``, tables in
+``report.py``, plots in ``plots.py``, the benchmark in ``bench.py``. The codec flags are
+derived from ``options.CodecOptions``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+from ..options import AUTO_NSIDE, flag_options
+from ..sphere.coordinates import lat_lon_dims
 from .files import (
-    GRIB_SUFFIXES, NETCDF_SUFFIXES, CLIError, atomic_output, check_output, open_input, open_store, parse_chunks,
-    parse_isel, plane_count, without_encoding, write_netcdf, write_zarr,
+    GRIB_SUFFIXES,
+    NETCDF_SUFFIXES,
+    CLIError,
+    atomic_output,
+    check_output,
+    open_input,
+    open_store,
+    parse_chunks,
+    parse_isel,
+    plane_count,
+    without_encoding,
+    write_netcdf,
+    write_zarr,
 )
 from .progress import progress
-from ..sphere.coordinates import lat_lon_dims
 
 USER_ERRORS = (CLIError, ValueError, TypeError, KeyError, OSError)
 
@@ -49,27 +61,6 @@ class Parser(argparse.ArgumentParser):
 
 # -- option types: a bad value is refused by argparse with the option's name ---------------
 
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
-    return value
-
-
-def quality(text: str) -> int | float:
-    """0..5 like the codec: an integer is a trained rate point, a fraction interpolates."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number 0..5, got {text!r}") from None
-    if not 0 <= value <= 5:
-        raise argparse.ArgumentTypeError(f"expected 0 (smallest files) .. 5 (finest), got {text}")
-    return int(value) if value.is_integer() else value
-
-
 def integer(text: str) -> int:
     try:
         return int(text)
@@ -87,9 +78,29 @@ def _names(values) -> list[str] | None:
 
 def codec_options(args) -> dict:
     """Only the options the user gave, so the codec's own defaults stay the defaults."""
-    pairs = (("quality", args.quality), ("target_mae", args.target_mae), ("max_abs_error", args.max_abs_error),
-             ("device", args.device), ("nside", "auto" if args.coarser_spheres else None))
-    return {key: value for key, value in pairs if value is not None}
+    given = {f.name: getattr(args, f.name) for f in flag_options() if getattr(args, f.name) is not None}
+    if args.coarser_spheres:
+        given["nside"] = AUTO_NSIDE
+    return given
+
+
+def option_flag(field):
+    """argparse type of a codec option: the flag's text read, then checked by the option's
+    own parser, so that a bad value is refused with the codec's message and the flag's name."""
+    def convert(text: str):
+        try:
+            return field.metadata["parse"](field.metadata["flag"](text))
+        except (TypeError, ValueError) as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    convert.__name__ = field.name
+    return convert
+
+
+def add_codec_flags(group) -> None:
+    """One ``--name`` flag per codec option marked as a flag in ``CodecOptions``."""
+    for field in flag_options():
+        group.add_argument(f"--{field.name.replace('_', '-')}", type=option_flag(field), metavar=field.metadata["metavar"],
+                           help=f"{field.metadata['help']} (default {field.default!r})")
 
 
 def neural_variables(ds, requested) -> list[str]:
@@ -236,8 +247,8 @@ def _evaluate_variable(name, original, store, entry: dict, out: Path | None, tim
 
     Each plot is written atomically and then listed in ``written``, so a failed run can remove them.
     """
-    from .report import align_pair, codec_label, grid_of, plane_index
     from ..evaluation.metrics import weighted_errors
+    from .report import align_pair, codec_label, grid_of, plane_index
 
     orig, recon = align_pair(original[name], store[name])
     grid = grid_of(recon)
@@ -321,18 +332,10 @@ def build_parser() -> Parser:
                        help="no progress bars (they are off anyway when stderr is not a terminal)")
     codec = Parser(add_help=False)
     group = codec.add_argument_group("codec options (default: the codec's own defaults)")
-    group.add_argument("--quality", type=quality, metavar="0-5",
-                       help="rate point 0 (smallest files) .. 5 (finest), fractions allowed; default 3")
-    group.add_argument("--target-mae", type=positive_float, metavar="MAE",
-                       help="rate control: per plane, the coarsest rate whose area-weighted MAE is at most this, "
-                            "in each variable's units (the same number for every variable)")
+    add_codec_flags(group)
     group.add_argument("--coarser-spheres", action="store_true",
-                       help="with --target-mae: also try coarser HEALPix spheres and keep the smallest chunk "
-                            "(far smaller for smooth fields at loose targets; drops their small scales)")
-    group.add_argument("--max-abs-error", type=positive_float, metavar="EPS",
-                       help="hard pointwise bound, in each variable's units (the same number for every variable)")
-    group.add_argument("--device", choices=("auto", "cpu", "cuda"),
-                       help="where the network runs (never changes the bytes); default auto")
+                       help="shorthand for --nside auto: with --target-mae, also try coarser HEALPix spheres and keep "
+                            "the smallest chunk (far smaller for smooth fields at loose targets; drops their small scales)")
     subset = Parser(add_help=False)
     subset.add_argument("--variables", nargs="+", metavar="VAR",
                         help="only these variables get the neural codec (space or comma separated); "

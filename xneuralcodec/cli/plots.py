@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .files import CLIError, atomic_output
-from ..sphere.grid import LatLonGrid
 from ..evaluation.metrics import spectrum_ratio
+from ..sphere.grid import LatLonGrid
+from .files import CLIError, atomic_output
 
 
 def pyplot():

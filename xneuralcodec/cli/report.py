@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from .files import CLIError, is_zarr_store
 from ..codec.numcodecs_codec import CODEC_ID
+from ..codec.zarr3 import CODEC_NAME
 from ..sphere.coordinates import lat_lon_dims
 from ..sphere.grid import LatLonGrid
-from ..codec.zarr3 import CODEC_NAME
+from .files import CLIError, is_zarr_store
 
 NEURAL_NAMES = (CODEC_NAME, CODEC_ID)
 

@@ -12,13 +12,17 @@ decoder de-standardise with the same numbers.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ..format import bitstream
 from ..format.bitstream import KIND_ALL_NAN, KIND_CONSTANT, KIND_NEURAL, PlaneRecord
 from ..sphere.faces import faces_to_ring
 from ..sphere.grid import LatLonGrid
-from ..sphere.projection import Projector
+
+if TYPE_CHECKING:  # projection loads torch for its thread count; the Zarr 3 face needs none of it
+    from ..sphere.projection import Projector
 
 SUPPORTED_DTYPES = (np.dtype("float32"), np.dtype("float64"))
 

@@ -17,10 +17,11 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from .numcodecs_codec import NeuralCodec
-from ..network.conditioning import UNKNOWN, kind_of, level_of_index
+from ..network.conditioning import level_of_index
 from ..sphere.coordinates import LAT_NAMES, LON_NAMES, lat_lon_dims
 from ..sphere.grid import LatLonGrid
+from ..variables import UNKNOWN, kind_of
+from .numcodecs_codec import NeuralCodec
 from .zarr3 import NeuralSerializer
 
 

@@ -20,6 +20,8 @@ import numpy as np
 TABLE_TOTAL = 2 ** 20
 TAIL_SIGMAS = 7.0
 NUM_SCALES = 64
+LOG_SCALE_MIN = math.log(0.11)  # the scales the y tables cover; training clamps log sigma to them
+LOG_SCALE_MAX = math.log(64.0)
 
 
 def scale_table(log_min: float, log_max: float, num: int = NUM_SCALES) -> np.ndarray:

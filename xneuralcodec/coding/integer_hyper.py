@@ -8,7 +8,7 @@ float ``h_s`` is frozen at export into fixed-point weights and run here with int
 
     z_hat (int) --[pad, conv, >>FW, pixel shuffle, relu]--> ... --> mu (int), scale index (int)
 
-The layer list is ``model.HYPER_SYNTHESIS_LAYOUT``, shared with the float h_s.
+The layer list is ``HYPER_SYNTHESIS_LAYOUT``, shared with the float h_s.
 
 Matrix products run in float64 on integer-valued arrays: exact, because export checks that
 every partial sum stays below 2**52, and much faster than numpy's integer matmul.
@@ -20,9 +20,13 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from ..network.layers import healpix_pad
-from ..network.model import HYPER_SYNTHESIS_LAYOUT, LOG_SCALE_MAX, LOG_SCALE_MIN
-from .entropy import NUM_SCALES
+from ..sphere.padding import healpix_pad
+from .entropy import LOG_SCALE_MAX, LOG_SCALE_MIN, NUM_SCALES
+
+# h_s, layer by layer: only operations that run exactly in integers. The float h_s of the
+# model is built from this list (``network.model.hyper_synthesis``) and export freezes it
+# layer by layer, so the three cannot drift apart.
+HYPER_SYNTHESIS_LAYOUT = ("up", "relu", "conv", "relu", "conv")
 
 FRAC_WEIGHTS = 12      # fractional bits of weights
 FRAC_ACT = 8           # fractional bits of activations

@@ -26,7 +26,6 @@ import numpy as np
 from ..sphere.grid import LatLonGrid
 from .metrics import weighted_errors
 
-
 # -- one interface for every compressor ----------------------------------------------------
 
 PARAMETER_KINDS = ("abs_bound", "precision", "quality", "lossless")

@@ -20,14 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .baselines import ratio_at_mae, sz3_compressor
+from ..codec.engine import Engine
 from ..network.conditioning import level_of_index
+from ..network.weights import load_model
 from ..options import CodecOptions
 from ..training.data import iter_planes
-from ..codec.engine import Engine
-from .metrics import weighted_errors
 from ..training.split import is_validation
-from ..network.weights import load_model
+from .baselines import ratio_at_mae, sz3_compressor
+from .metrics import weighted_errors
 
 
 def parse_args(argv):

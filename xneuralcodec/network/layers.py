@@ -2,55 +2,20 @@
 
 Tensors are laid out ``(batch * 12, channels, n, n)``: the faces of one sphere are
 consecutive in the batch dimension, so ordinary ``Conv2d`` kernels slide over each face.
-Before every 3x3 convolution ``HealpixPad`` borders each face with one ring of pixels
-gathered from its neighbouring faces (rotations included, see
-``sphere.faces.padding_index``), as in Mirowski et al. 2024: there is no seam at face
-edges. Because the HEALPix NESTED hierarchy maps face pixel (x, y) at nside n to
+Before every 3x3 convolution ``sphere.padding.healpix_pad`` borders each face with one
+ring of pixels gathered from its neighbouring faces (rotations included), as in Mirowski
+et al. 2024: there is no seam at face edges. Because the HEALPix NESTED hierarchy maps face pixel (x, y) at nside n to
 (2x + i, 2y + j) at 2n, stride-2 convolutions and pixel shuffles move between HEALPix
 resolutions exactly.
 """
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..sphere.faces import padding_index
-
-_PAD_CACHE: dict[tuple[int, str], tuple[torch.Tensor, ...]] = {}
-
-
-def _border_tables(n: int, device: torch.device) -> tuple[torch.Tensor, ...]:
-    """For the 4n+4 border pixels of each padded face: destination (face, position) in the
-    padded (n+2)^2 grid and source (face, pixel) in the unpadded n^2 grid."""
-    key = (n, str(device))
-    tables = _PAD_CACHE.get(key)
-    if tables is None:
-        table = padding_index(n, 1)                                   # (12, n+2, n+2) flat sources
-        border = np.ones((n + 2, n + 2), dtype=bool)
-        border[1:-1, 1:-1] = False
-        positions = np.flatnonzero(border)
-        source = table.reshape(12, -1)[:, positions].ravel()
-        tables = tuple(torch.from_numpy(np.ascontiguousarray(t)).to(device) for t in (
-            np.repeat(np.arange(12), positions.size), np.tile(positions, 12), source // (n * n), source % (n * n)))
-        _PAD_CACHE[key] = tables
-    return tables
-
-
-def healpix_pad(x: torch.Tensor) -> torch.Tensor:
-    """(B*12, C, n, n) -> (B*12, C, n+2, n+2), border pixels taken from neighbouring faces.
-
-    The interior is a strided copy; only the 4n+4 border pixels per face are gathered."""
-    b12, c, n, _ = x.shape
-    b = b12 // 12
-    dst_face, dst_pos, src_face, src_pix = _border_tables(n, x.device)
-    out = x.new_empty(b12, c, n + 2, n + 2)
-    out[:, :, 1:-1, 1:-1] = x
-    gathered = x.reshape(b, 12, c, n * n)[:, src_face, :, src_pix]    # (K, B, C)
-    out.view(b, 12, c, (n + 2) * (n + 2))[:, dst_face, :, dst_pos] = gathered
-    return out
+from ..sphere.padding import healpix_pad
 
 
 def conv2d_matmul(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: int = 1) -> torch.Tensor:

@@ -26,15 +26,10 @@ import math
 import torch
 from torch import nn
 
+from ..coding.entropy import LOG_SCALE_MAX, LOG_SCALE_MIN
+from ..coding.integer_hyper import HYPER_SYNTHESIS_LAYOUT
 from .conditioning import CONDITION_SIZE
 from .layers import GDN, HealpixConv, HealpixUp
-
-LOG_SCALE_MIN = math.log(0.11)
-LOG_SCALE_MAX = math.log(64.0)
-
-# h_s, layer by layer: only operations that run exactly in integers (coding/integer_hyper.py
-# runs this same list at decode time, export freezes it layer by layer)
-HYPER_SYNTHESIS_LAYOUT = ("up", "relu", "conv", "relu", "conv")
 
 
 def hyper_synthesis(cin: int, hidden: int, cout: int) -> nn.Sequential:

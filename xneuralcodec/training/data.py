@@ -24,7 +24,6 @@ from ..sphere.grid import LatLonGrid
 from ..sphere.regrid import gaussian_to_regular
 
 
-
 @dataclasses.dataclass
 class Plane:
     source: str            # file name

@@ -18,8 +18,8 @@ import torch
 from safetensors.numpy import save_file
 
 from ..coding import integer_hyper
-from ..coding.entropy import build_tables
-from ..network.model import LOG_SCALE_MAX, LOG_SCALE_MIN, HyperpriorModel, ModelConfig
+from ..coding.entropy import LOG_SCALE_MAX, LOG_SCALE_MIN, build_tables
+from ..network.model import HyperpriorModel, ModelConfig
 from ..network.registry import sha256_of
 
 

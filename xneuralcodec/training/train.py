@@ -29,11 +29,12 @@ import torch
 from tqdm import tqdm
 
 from ..codec.planes import standardise  # the codec's own normalisation
-from ..network.conditioning import UNKNOWN, condition_vector, kind_of, level_of_index
-from .data import iter_planes
+from ..network.conditioning import condition_vector, level_of_index
 from ..network.model import HyperpriorModel, ModelConfig
 from ..sphere.faces import ring_to_faces
 from ..sphere.projection import Projector
+from ..variables import UNKNOWN, kind_of
+from .data import iter_planes
 from .split import is_validation
 
 log = logging.getLogger("xneuralcodec.training.train")

@@ -1,0 +1,48 @@
+"""HEALPix face padding for convolutions: each face bordered by its neighbours' pixels.
+
+Tensors are laid out ``(batch * 12, channels, n, n)``, the faces of one sphere consecutive.
+``healpix_pad`` adds one ring of pixels around every face, taken from the neighbouring
+faces with their rotation (``faces.padding_index``), so a 3x3 convolution sees no seam. The
+float network (``network/layers.py``) and the exact integer hyper-synthesis
+(``coding/integer_hyper.py``) both pad with it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .faces import padding_index
+
+_PAD_CACHE: dict[tuple[int, str], tuple[torch.Tensor, ...]] = {}
+
+
+def _border_tables(n: int, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """For the 4n+4 border pixels of each padded face: destination (face, position) in the
+    padded (n+2)^2 grid and source (face, pixel) in the unpadded n^2 grid."""
+    key = (n, str(device))
+    tables = _PAD_CACHE.get(key)
+    if tables is None:
+        table = padding_index(n, 1)                                   # (12, n+2, n+2) flat sources
+        border = np.ones((n + 2, n + 2), dtype=bool)
+        border[1:-1, 1:-1] = False
+        positions = np.flatnonzero(border)
+        source = table.reshape(12, -1)[:, positions].ravel()
+        tables = tuple(torch.from_numpy(np.ascontiguousarray(t)).to(device) for t in (
+            np.repeat(np.arange(12), positions.size), np.tile(positions, 12), source // (n * n), source % (n * n)))
+        _PAD_CACHE[key] = tables
+    return tables
+
+
+def healpix_pad(x: torch.Tensor) -> torch.Tensor:
+    """(B*12, C, n, n) -> (B*12, C, n+2, n+2), border pixels taken from neighbouring faces.
+
+    The interior is a strided copy; only the 4n+4 border pixels per face are gathered."""
+    b12, c, n, _ = x.shape
+    b = b12 // 12
+    dst_face, dst_pos, src_face, src_pix = _border_tables(n, x.device)
+    out = x.new_empty(b12, c, n + 2, n + 2)
+    out[:, :, 1:-1, 1:-1] = x
+    gathered = x.reshape(b, 12, c, n * n)[:, src_face, :, src_pix]    # (K, B, C)
+    out.view(b, 12, c, (n + 2) * (n + 2))[:, dst_face, :, dst_pos] = gathered
+    return out
