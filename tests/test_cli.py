@@ -20,11 +20,15 @@ from xneuralcodec.evaluation.metrics import weighted_errors
 from xneuralcodec.network import weights
 from xneuralcodec.sphere.grid import LatLonGrid
 
-from .conftest import DATA, FILES
+from .conftest import DATA, era5_1deg_path
 
-G01 = DATA / FILES["era5_1deg_t2m"][0]
 G14_GAUSSIAN = DATA / "global/G14_ncep_cfs_gfs_flux_T62_gaussian_2006-03-31.nc"
 SUBSET = ["--isel", "time=0:2"]
+
+
+def g01():
+    """The ERA5 1 degree file: the shared G01, else the same fields from the package sample."""
+    return era5_1deg_path()
 
 
 def require(path):
@@ -34,7 +38,7 @@ def require(path):
 
 
 def original(**isel) -> xr.Dataset:
-    with xr.open_dataset(require(G01)) as ds:
+    with xr.open_dataset(g01()) as ds:
         return ds.isel(time=slice(0, 2), **isel).load()
 
 
@@ -52,7 +56,7 @@ def listing(directory) -> set[str]:
 def store(tmp_path_factory):
     """G01, 2 time steps, every variable through the neural codec, Zarr format 3."""
     path = tmp_path_factory.mktemp("cli") / "g01.zarr"
-    assert cli.main(["compress", str(require(G01)), str(path), *SUBSET, "--no-progress"]) == 0
+    assert cli.main(["compress", str(g01()), str(path), *SUBSET, "--no-progress"]) == 0
     return path
 
 
@@ -75,7 +79,7 @@ def test_compress_writes_a_store_plain_xarray_reads_with_sane_errors(store):
 
 def test_compress_zarr_format_2_with_variables_chunks_and_quality(tmp_path, capsys):
     path = tmp_path / "v2.zarr"
-    code, out, _ = run(["compress", require(G01), path, *SUBSET, "--zarr-format", "2", "--variables", "t2m",
+    code, out, _ = run(["compress", g01(), path, *SUBSET, "--zarr-format", "2", "--variables", "t2m",
                         "--chunks", "time=2", "--quality", "1"], capsys)
     assert code == 0 and "copied losslessly: u10, msl, v10, tp" in out
     assert (path / ".zgroup").is_file() and (path / ".zmetadata").is_file()
@@ -96,7 +100,7 @@ def test_compress_zarr_format_2_with_variables_chunks_and_quality(tmp_path, caps
 
 def test_compress_with_a_target_mae_holds_it_on_every_plane(tmp_path, capsys):
     path = tmp_path / "target.zarr"
-    code, _, err = run(["compress", G01, path, *SUBSET, "--variables", "t2m", "--target-mae", "0.9", "--no-progress"], capsys)
+    code, _, err = run(["compress", g01(), path, *SUBSET, "--variables", "t2m", "--target-mae", "0.9", "--no-progress"], capsys)
     assert code == 0, err
     ds, back = original(), xr.open_zarr(path).load()
     grid = LatLonGrid.from_coords(ds.lat.values, ds.lon.values)
@@ -106,7 +110,7 @@ def test_compress_with_a_target_mae_holds_it_on_every_plane(tmp_path, capsys):
 
     # --coarser-spheres: the same promise, a smaller store (t2m at 0.9 K fits on nside 32)
     coarse = tmp_path / "coarse.zarr"
-    code, _, err = run(["compress", G01, coarse, *SUBSET, "--variables", "t2m", "--target-mae", "0.9",
+    code, _, err = run(["compress", g01(), coarse, *SUBSET, "--variables", "t2m", "--target-mae", "0.9",
                         "--coarser-spheres", "--no-progress"], capsys)
     assert code == 0, err
     small = xr.open_zarr(coarse).load()
@@ -116,16 +120,72 @@ def test_compress_with_a_target_mae_holds_it_on_every_plane(tmp_path, capsys):
     stored = {p: sum(f.stat().st_size for f in (p / "t2m").rglob("*") if f.is_file() and not f.name.startswith((".z", "zarr.")))
               for p in (path, coarse)}
     assert 0 < stored[coarse] < stored[path]
-    code, _, err = run(["compress", G01, tmp_path / "no.zarr", *SUBSET, "--variables", "t2m", "--coarser-spheres"], capsys)
+    code, _, err = run(["compress", g01(), tmp_path / "no.zarr", *SUBSET, "--variables", "t2m", "--coarser-spheres"], capsys)
     assert code == 1 and err.startswith("error: ") and "target_mae" in err
+
+
+def _plane_maes(ds, back, name, grid) -> list[float]:
+    return [weighted_errors(ds[name].values[t], back[name].values[t], grid)["mae"] for t in range(ds.sizes["time"])]
+
+
+def test_paper_targets_and_per_variable_targets_meet_each_variable_own_target(tmp_path, capsys):
+    ds = original()
+    grid = LatLonGrid.from_coords(ds.lat.values, ds.lon.values)
+    paper = tmp_path / "paper.zarr"
+    code, _, err = run(["compress", g01(), paper, *SUBSET, "--target-mae", "paper", "--no-progress"], capsys)
+    assert code == 0, err
+    back = xr.open_zarr(paper).load()
+    for name, target in (("t2m", 0.4), ("u10", 0.5), ("v10", 0.5), ("msl", 100.0)):
+        assert back[name].encoding["serializer"].options.target_mae == target
+        assert max(_plane_maes(ds, back, name, grid)) <= target, name
+    assert back.tp.encoding["serializer"].options.target_mae is None  # no paper target: default quality
+    assert "note: tp has no paper MAE target: coded at quality 3" in err
+
+    named = tmp_path / "named.zarr"
+    code, _, err = run(["compress", g01(), named, *SUBSET, "--variables", "t2m", "msl", "--target-mae", "t2m=0.3",
+                        "msl=80", "--no-progress"], capsys)
+    assert code == 0, err
+    back = xr.open_zarr(named).load()
+    assert max(_plane_maes(ds, back, "t2m", grid)) <= 0.3 and max(_plane_maes(ds, back, "msl", grid)) <= 80
+
+    code, _, err = run(["compress", g01(), tmp_path / "bad.zarr", *SUBSET, "--target-mae", "t3m=0.3"], capsys)
+    assert code == 1 and "t3m is not among the variables being coded" in err
+    code, _, err = run(["compress", g01(), tmp_path / "bad.zarr", *SUBSET, "--max-abs-error", "paper"], capsys)
+    assert code == 2 and "expected a number" in err
+
+
+def test_a_small_file_is_one_shard_per_variable_and_info_counts_the_disk(tmp_path, capsys):
+    path = tmp_path / "four.zarr"
+    code, _, err = run(["compress", g01(), path, "--isel", "time=0:4", "--no-progress"], capsys)
+    assert code == 0, err
+    for name in ("t2m", "u10", "v10", "msl", "tp"):
+        chunk_files = [f for f in (path / name).rglob("*") if f.is_file() and f.name != "zarr.json"]
+        assert len(chunk_files) == 1, (name, chunk_files)
+    back = xr.open_zarr(path)
+    assert back.t2m.encoding["chunks"] == (1, 181, 360) and back.t2m.encoding["shards"] == (4, 181, 360)
+    code, out, _ = run(["info", path, "--json"], capsys)
+    summary = json.loads(out)
+    files = [f for f in path.rglob("*") if f.is_file()]
+    assert summary["files"] == len(files) and summary["stored_bytes"] == sum(f.stat().st_size for f in files)
+    assert summary["disk_bytes"] >= summary["stored_bytes"]
+    assert next(a for a in summary["arrays"] if a["name"] == "t2m")["codec_config"]["variable"] == "t2m"
+
+    custom = tmp_path / "custom.zarr"
+    code, _, err = run(["compress", g01(), custom, "--isel", "time=0:4", "--variables", "t2m", "--chunks", "time=2",
+                        "--shards", "time=3", "--no-progress"], capsys)
+    assert code == 0, err
+    assert xr.open_zarr(custom).t2m.encoding["shards"] == (4, 181, 360)  # rounded up to whole chunks
+    code, _, err = run(["compress", g01(), tmp_path / "v2.zarr", "--isel", "time=0", "--zarr-format", "2",
+                        "--shards", "time=2"], capsys)
+    assert code == 1 and "--shards needs --zarr-format 3" in err
 
 
 def test_overwrite_replaces_a_store_only_when_asked(store, tmp_path, capsys):
     path = tmp_path / "again.zarr"
-    assert run(["compress", G01, path, "--isel", "time=0", "--variables", "t2m"], capsys)[0] == 0
-    code, _, err = run(["compress", G01, path, "--isel", "time=0", "--variables", "t2m"], capsys)
+    assert run(["compress", g01(), path, "--isel", "time=0", "--variables", "t2m"], capsys)[0] == 0
+    code, _, err = run(["compress", g01(), path, "--isel", "time=0", "--variables", "t2m"], capsys)
     assert code == 1 and err.startswith("error: ") and "--overwrite" in err
-    code, _, _ = run(["compress", G01, path, "--isel", "time=0", "--variables", "t2m", "--quality", "5",
+    code, _, _ = run(["compress", g01(), path, "--isel", "time=0", "--variables", "t2m", "--quality", "5",
                       "--overwrite"], capsys)
     assert code == 0 and xr.open_zarr(path).t2m.encoding["serializer"].options.quality == 5
     assert listing(tmp_path) == {"again.zarr"}
@@ -153,7 +213,7 @@ def test_info_shows_ratio_and_codec_config(store, capsys):
 
 def test_evaluate_writes_plots_and_reports_the_real_mae(store, tmp_path, capsys):
     plots = tmp_path / "plots"
-    code, out, _ = run(["evaluate", G01, store, "--out", plots, "--time", "1", "--variables", "t2m", "--json"], capsys)
+    code, out, _ = run(["evaluate", g01(), store, "--out", plots, "--time", "1", "--variables", "t2m", "--json"], capsys)
     assert code == 0
     row = json.loads(out)["variables"][0]
     ds, back = original(), xr.open_zarr(store).load()
@@ -168,7 +228,7 @@ def test_evaluate_writes_plots_and_reports_the_real_mae(store, tmp_path, capsys)
 
 def test_evaluate_table_matches_the_store_subset(store, capsys):
     # the store holds 2 of the file's 20 times: evaluate must pick those, matched by coordinate
-    code, out, _ = run(["evaluate", G01, store], capsys)
+    code, out, _ = run(["evaluate", g01(), store], capsys)
     assert code == 0
     rows = {line.split()[0]: line.split() for line in out.splitlines() if line.split()[:1] in (["t2m"], ["u10"])}
     # columns: variable, codec ("neural q3"), planes, ratio, MAE, RMSE, max err, units
@@ -179,9 +239,9 @@ def test_evaluate_table_matches_the_store_subset(store, capsys):
 
 def test_evaluate_without_matplotlib_fails_only_when_plots_are_asked_for(store, tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
-    code, _, err = run(["evaluate", G01, store, "--out", tmp_path / "plots", "--variables", "t2m"], capsys)
+    code, _, err = run(["evaluate", g01(), store, "--out", tmp_path / "plots", "--variables", "t2m"], capsys)
     assert code == 1 and "pip install matplotlib" in err and listing(tmp_path) == set()
-    code, out, _ = run(["evaluate", G01, store, "--variables", "t2m", "--json"], capsys)
+    code, out, _ = run(["evaluate", g01(), store, "--variables", "t2m", "--json"], capsys)
     assert code == 0 and json.loads(out)["variables"][0]["mae"] < 2.0
 
 
@@ -202,13 +262,16 @@ def test_decompress_gives_the_values_the_store_decodes_to(store, tmp_path, capsy
         if name.endswith(".zarr"):
             assert type(got.t2m.encoding["serializer"]).__name__ == "BytesCodec"  # not the neural codec
             assert got.t2m.encoding["compressors"] == ()
+        else:  # netCDF: zlib level 1 and a history line saying what made it
+            assert got.t2m.encoding["zlib"] and got.t2m.encoding["complevel"] == 1
+            assert f"xneuralcodec decompress {store} {path}" in got.attrs["history"]
     assert listing(tmp_path) == {name}
 
 
 # -- bench ---------------------------------------------------------------------------------
 
 def test_bench_compares_with_references_at_the_same_mae(capsys):
-    code, out, _ = run(["bench", require(G01), "--isel", "time=0", "--variables", "t2m", "--json"], capsys)
+    code, out, _ = run(["bench", g01(), "--isel", "time=0", "--variables", "t2m", "--json"], capsys)
     assert code == 0
     result = json.loads(out)["variables"][0]
     rows = {r["compressor"]: r for r in result["rows"]}
@@ -221,7 +284,7 @@ def test_bench_compares_with_references_at_the_same_mae(capsys):
 
 
 def test_bench_with_coarser_spheres_meets_the_target(capsys):
-    args = ["bench", require(G01), "--isel", "time=0", "--variables", "t2m", "--json", "--target-mae", "1.5"]
+    args = ["bench", g01(), "--isel", "time=0", "--variables", "t2m", "--json", "--target-mae", "1.5"]
     code, out, _ = run(args + ["--coarser-spheres"], capsys)
     assert code == 0
     rows = {r["compressor"]: r for r in json.loads(out)["variables"][0]["rows"]}
@@ -247,7 +310,7 @@ def test_bench_with_coarser_spheres_meets_the_target(capsys):
     (["bogus"], "invalid choice"),
 ])
 def test_bad_input_is_one_error_line(argv, message, tmp_path, capsys):
-    argv = [a.format(tmp=tmp_path, g01=require(G01)) for a in argv]
+    argv = [a.format(tmp=tmp_path, g01=g01()) for a in argv]
     code, out, err = run(argv, capsys)
     assert code != 0 and out == ""
     assert err.startswith("error: ") and err.count("\n") == 1 and message in err, err
@@ -275,7 +338,7 @@ def test_grib_without_cfgrib_says_what_to_install(tmp_path, capsys):
 
 def test_existing_output_is_kept_without_overwrite(store, capsys):
     before = sorted(p.relative_to(store) for p in store.rglob("*"))
-    code, _, err = run(["compress", G01, store, "--isel", "time=0"], capsys)
+    code, _, err = run(["compress", g01(), store, "--isel", "time=0"], capsys)
     assert code == 1 and "already exists" in err and "--overwrite" in err
     assert sorted(p.relative_to(store) for p in store.rglob("*")) == before
 
@@ -298,17 +361,17 @@ def _fail_on_call(monkeypatch, n: int, exc: BaseException):
 
 def test_interrupted_compress_leaves_no_partial_store(tmp_path, monkeypatch, capsys):
     calls = _fail_on_call(monkeypatch, 3, KeyboardInterrupt())  # after coordinates and one variable
-    code, _, err = run(["compress", require(G01), tmp_path / "out.zarr", *SUBSET], capsys)
+    code, _, err = run(["compress", g01(), tmp_path / "out.zarr", *SUBSET], capsys)
     assert code == 130 and "interrupted" in err and len(calls) == 3
     assert listing(tmp_path) == set()
 
 
 def test_failed_overwrite_keeps_the_old_store(tmp_path, monkeypatch, capsys):
     path = tmp_path / "out.zarr"
-    assert run(["compress", require(G01), path, "--isel", "time=0", "--variables", "t2m"], capsys)[0] == 0
+    assert run(["compress", g01(), path, "--isel", "time=0", "--variables", "t2m"], capsys)[0] == 0
     old = xr.open_zarr(path).load()
     _fail_on_call(monkeypatch, 4, ValueError("disk on fire"))
-    code, _, err = run(["compress", G01, path, *SUBSET, "--overwrite"], capsys)
+    code, _, err = run(["compress", g01(), path, *SUBSET, "--overwrite"], capsys)
     assert code == 1 and err == "error: disk on fire\n"
     assert listing(tmp_path) == {"out.zarr"}
     monkeypatch.undo()
@@ -338,4 +401,4 @@ def test_help_describes_every_command_with_an_example(capsys):
 
 def test_demo_subcommand_runs_the_readme_demo(tmp_path, capsys):
     assert cli.main(["demo", "--data", str(tmp_path)]) == 2  # the demo's own "sample not found" exit
-    assert "not found" in capsys.readouterr().err
+    assert "no ERA5 sample found" in capsys.readouterr().err

@@ -57,14 +57,28 @@ def test_entry_points_are_installed():
     assert v3.get("xneuralcodec.neural") == "xneuralcodec.codec:NeuralSerializer"
 
 
-def test_dask_chunks_edge_chunks_and_leading_dims(era5_1deg, tmp_path):
-    """Chunks of 2 planes over 3 times: the last chunk arrives NaN-padded."""
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_dask_chunks_edge_chunks_and_leading_dims(era5_1deg, tmp_path, zarr_format):
+    """Dask chunks of 2 planes over 3 times: in Zarr 2 they are the chunks, and the last one
+    arrives NaN-padded; in Zarr 3 they are shards of one-plane chunks, the last one partial."""
     ds = era5_1deg[["msl"]].chunk({"time": 2})
-    enc = xneuralcodec.encoding(ds)
-    assert enc["msl"]["chunks"] == (2, 181, 360)
-    ds.to_zarr(tmp_path / "s.zarr", encoding=enc, consolidated=False)
+    enc = xneuralcodec.encoding(ds, zarr_format=zarr_format)
+    if zarr_format == 2:
+        assert enc["msl"]["chunks"] == (2, 181, 360) and "shards" not in enc["msl"]
+    else:
+        assert enc["msl"]["chunks"] == (1, 181, 360) and enc["msl"]["shards"] == (2, 181, 360)
+    ds.to_zarr(tmp_path / "s.zarr", zarr_format=zarr_format, encoding=enc, consolidated=False)
     back = xr.open_zarr(tmp_path / "s.zarr", consolidated=False).load()
     assert back.msl.shape == ds.msl.shape and not np.isnan(back.msl.values).any()
+    assert np.abs(back.msl.values - ds.msl.values).mean() < 100
+
+
+def test_a_half_globe_chunk_is_refused_not_coded_as_a_sphere(era5_1deg):
+    codec = xneuralcodec.NeuralCodec()
+    half = era5_1deg.t2m.values[0, :91]  # what Zarr's own chunking hands a codec given no chunks
+    with pytest.raises(ValueError, match="not a whole global grid"):
+        codec.encode(half)
+    assert codec.decode(codec.encode(era5_1deg.t2m.values[0])).shape == (181, 360)
 
 
 def test_serializer_config_round_trip():

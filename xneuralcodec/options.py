@@ -197,3 +197,42 @@ def options_doc() -> str:
 def flag_options() -> list[dataclasses.Field]:
     """The options the command line offers as ``--name`` flags."""
     return [f for f in dataclasses.fields(CodecOptions) if f.metadata["flag"] is not None]
+
+
+# -- options that may differ per variable (encoding(ds, target_mae={...}), --target-mae t2m=0.3) --
+
+PER_VARIABLE = ("target_mae", "max_abs_error")  # error targets are in each variable's own units
+PAPER = "paper"  # target_mae="paper": each variable's MAE target from Mirowski et al. 2024 (variables.py)
+
+
+def check_per_variable(options: dict, variables) -> None:
+    """Refuse per-variable values that name no variable being coded, or "paper" where it means nothing."""
+    for key in PER_VARIABLE:
+        value = options.get(key)
+        if isinstance(value, dict):
+            unknown = sorted(set(map(str, value)) - set(map(str, variables)))
+            if unknown:
+                raise ValueError(f"{key}: {', '.join(unknown)} is not among the variables being coded "
+                                 f"({', '.join(map(str, variables))})")
+        elif value == PAPER and key != "target_mae":
+            raise ValueError(f"expected {key} as a number or {{variable: number}}, got {PAPER!r} instead "
+                             "(the paper's targets are MAEs: use target_mae='paper')")
+
+
+def options_for(options: dict, variable: str, name=None) -> dict:
+    """The codec options of one variable: per-variable dicts and "paper" resolved.
+
+    ``name`` is the variable's key in the dataset (dict keys are matched against it), and
+    ``variable`` the name or CF standard name the table knows it by. A variable left out of
+    a dict, or with no paper target, gets no target (the codec's default quality)."""
+    from .variables import lookup
+
+    resolved = dict(options)
+    for key in PER_VARIABLE:
+        value = options.get(key)
+        if isinstance(value, dict):
+            resolved[key] = value.get(variable if name is None else name)
+        elif value == PAPER:
+            row = lookup(variable)
+            resolved[key] = None if row is None else row.paper_mae
+    return resolved

@@ -17,6 +17,7 @@ import numpy as np
 from ..codec.numcodecs_codec import NeuralCodec
 from ..evaluation.baselines import TargetNotReached, ratio_at_mae, reference_compressors, time_compressor
 from ..evaluation.metrics import weighted_errors
+from ..options import options_for
 from ..sphere.grid import LatLonGrid
 
 REFERENCES = ("sz3", "zstd")
@@ -65,7 +66,7 @@ def bench_variable(name: str, planes: np.ndarray, grid: LatLonGrid, codec_option
                    bar=None) -> dict:
     """Neural codec, then every available reference at the neural MAE, on one variable's planes."""
     planes = np.ascontiguousarray(planes, dtype=np.float32).reshape((-1, grid.nlat, grid.nlon))
-    rows = [bench_neural(planes, grid, {"variable": name, **codec_options})]
+    rows = [bench_neural(planes, grid, options_for({"variable": name, **codec_options}, name))]
     if bar is not None:
         bar.update(1)
     skipped = {}

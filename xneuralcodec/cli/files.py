@@ -129,22 +129,36 @@ def apply_isel(ds: xr.Dataset, isel: dict) -> xr.Dataset:
     return ds.isel(isel)
 
 
-def parse_chunks(items) -> dict:
-    """``"time=1,level=2"`` -> ``{"time": 1, "level": 2}``; latitude and longitude are refused (whole planes)."""
+def parse_chunks(items, flag: str = "--chunks") -> dict:
+    """``"time=1,level=2"`` -> ``{"time": 1, "level": 2}`` (chunk or shard sizes of leading
+    dims); latitude and longitude are refused (whole planes)."""
     out = {}
     for item in _split_items(items):
         dim, sep, spec = item.partition("=")
         dim = dim.strip()
         if not sep or not dim:
-            raise ValueError(f"expected --chunks DIM=SIZE[,DIM=SIZE...], got {item!r} instead")
+            raise ValueError(f"expected {flag} DIM=SIZE[,DIM=SIZE...], got {item!r} instead")
         if dim in LAT_NAMES or dim in LON_NAMES:
-            raise ValueError(f"--chunks: {dim!r} cannot be chunked; every chunk holds whole lat x lon planes, "
-                             "so chunk only the leading dims (e.g. time=1)")
-        size = _int(spec.strip(), f"--chunks {item}")
+            raise ValueError(f"{flag}: {dim!r} cannot be split; every chunk holds whole lat x lon planes, "
+                             "so size only the leading dims (e.g. time=1)")
+        size = _int(spec.strip(), f"{flag} {item}")
         if size < 1:
-            raise ValueError(f"--chunks: expected a chunk size >= 1 for {dim!r}, got {size} instead")
+            raise ValueError(f"{flag}: expected a size >= 1 for {dim!r}, got {size} instead")
         out[dim] = size
     return out
+
+
+def shard_shape(dims, chunks: tuple, default: tuple | None, sizes: dict | None) -> tuple | None:
+    """Zarr 3 shard shape for ``chunks``: ``sizes`` (from --shards) where given, else the
+    encoding helper's ``default``, each rounded up to a whole number of chunks; None when a
+    shard would hold a single chunk (no sharding)."""
+    shards = []
+    for i, (dim, chunk) in enumerate(zip(dims[:-2], chunks[:-2])):
+        want = (sizes or {}).get(dim, default[i] if default is not None else chunk)
+        shards.append(-(-max(want, chunk) // chunk) * chunk)
+    if tuple(shards) == tuple(chunks[:-2]):
+        return None
+    return tuple(shards) + tuple(chunks[-2:])
 
 
 def plane_count(da: xr.DataArray) -> int:
@@ -251,9 +265,17 @@ def consolidate(path) -> None:
         zarr.consolidate_metadata(str(path))
 
 
-def write_netcdf(ds: xr.Dataset, path, bar) -> None:
-    """Write ``ds`` to a new netCDF file one data variable at a time (append mode)."""
+NETCDF_ZLIB = {"zlib": True, "complevel": 1}  # decoded floats are noisy: level 1 gets most of what zlib can
+
+
+def write_netcdf(ds: xr.Dataset, path, bar, history: str = "") -> None:
+    """Write ``ds`` to a new netCDF file one data variable at a time (append mode), data
+    variables with zlib level 1, and ``history`` prepended to the global attribute (CF)."""
+    if history:
+        ds = ds.copy(deep=False)
+        ds.attrs = {**ds.attrs, "history": "\n".join(filter(None, [history, str(ds.attrs.get("history", ""))]))}
     ds.drop_vars(list(ds.data_vars)).to_netcdf(path, mode="w")
     for name in ds.data_vars:
-        ds[[name]].to_netcdf(path, mode="a")
+        encoding = {name: NETCDF_ZLIB} if ds[name].dtype.kind in "fiu" else None
+        ds[[name]].to_netcdf(path, mode="a", encoding=encoding)
         bar.update(plane_count(ds[name]))

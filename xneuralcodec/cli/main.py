@@ -11,6 +11,7 @@ derived from ``options.CodecOptions``.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import sys
 import time
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..options import AUTO_NSIDE, flag_options
+from ..options import AUTO_NSIDE, PAPER, PER_VARIABLE, flag_options, options_for
 from ..sphere.coordinates import lat_lon_dims
 from .files import (
     GRIB_SUFFIXES,
@@ -31,6 +32,7 @@ from .files import (
     parse_chunks,
     parse_isel,
     plane_count,
+    shard_shape,
     without_encoding,
     write_netcdf,
     write_zarr,
@@ -76,22 +78,70 @@ def _names(values) -> list[str] | None:
 
 # -- the commands --------------------------------------------------------------------------
 
-def codec_options(args) -> dict:
-    """Only the options the user gave, so the codec's own defaults stay the defaults."""
-    given = {f.name: getattr(args, f.name) for f in flag_options() if getattr(args, f.name) is not None}
+def codec_options(args, variables=()) -> dict:
+    """Only the options the user gave, so the codec's own defaults stay the defaults.
+
+    ``--target-mae`` and ``--max-abs-error`` take a bare number (every variable), VAR=NUMBER
+    pairs (those variables; with a bare number too, it is the others' value) or, for the
+    target, ``paper`` (the variable table's targets): resolved per variable by ``encoding()``."""
+    given = {}
+    for field in flag_options():
+        value = getattr(args, field.name)
+        if value is None:
+            continue
+        given[field.name] = per_variable_value(field.name, value, variables) if field.name in PER_VARIABLE else value
     if args.coarser_spheres:
         given["nside"] = AUTO_NSIDE
     return given
 
 
+def note_untargeted(options: dict, encoding: dict) -> None:
+    """Say which variables a per-variable or paper target leaves at the default quality."""
+    target = options.get("target_mae")
+    if not isinstance(target, dict) and target != PAPER:
+        return
+    for name, entry in encoding.items():
+        codec = entry.get("serializer") or entry["compressors"][0]
+        if codec.options.target_mae is None:
+            why = "has no paper MAE target" if target == PAPER else "is not given a target"
+            print(f"note: {name} {why}: coded at quality {codec.options.quality}", file=sys.stderr)
+
+
+def per_variable_value(name: str, tokens: list, variables):
+    """[(variable or None, value), ...] from the command line -> a number, "paper" or a dict."""
+    shared = [value for var, value in tokens if var is None]
+    named = {var: value for var, value in tokens if var is not None}
+    if len(shared) > 1:
+        raise CLIError(f"--{name.replace('_', '-')}: give one bare value for every variable, got {len(shared)}")
+    if not named:
+        return shared[0]
+    if not shared:
+        return named
+    flag = f"--{name.replace('_', '-')}"
+    unknown = sorted(set(named) - set(variables))
+    if unknown:
+        raise CLIError(f"{flag}: {', '.join(unknown)} is not among the variables being coded ({', '.join(variables)})")
+    resolved = {var: options_for({name: shared[0]}, var)[name] for var in variables}
+    return {**resolved, **named}
+
+
 def option_flag(field):
     """argparse type of a codec option: the flag's text read, then checked by the option's
-    own parser, so that a bad value is refused with the codec's message and the flag's name."""
+    own parser, so that a bad value is refused with the codec's message and the flag's name.
+    Per-variable options read ``VAR=VALUE`` too (and ``paper`` for the target)."""
     def convert(text: str):
+        variable, value = (None, text)
+        if field.name in PER_VARIABLE and "=" in text:
+            variable, value = text.split("=", 1)
+            if not variable:
+                raise argparse.ArgumentTypeError(f"expected VARIABLE=VALUE, got {text!r}")
         try:
-            return field.metadata["parse"](field.metadata["flag"](text))
+            if field.name == "target_mae" and value == PAPER and variable is None:
+                return None, PAPER
+            parsed = field.metadata["parse"](field.metadata["flag"](value))
         except (TypeError, ValueError) as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
+        return (variable, parsed) if field.name in PER_VARIABLE else parsed
     convert.__name__ = field.name
     return convert
 
@@ -99,8 +149,13 @@ def option_flag(field):
 def add_codec_flags(group) -> None:
     """One ``--name`` flag per codec option marked as a flag in ``CodecOptions``."""
     for field in flag_options():
-        group.add_argument(f"--{field.name.replace('_', '-')}", type=option_flag(field), metavar=field.metadata["metavar"],
-                           help=f"{field.metadata['help']} (default {field.default!r})")
+        per_variable = field.name in PER_VARIABLE
+        metavar = field.metadata["metavar"]
+        extra = ("; VAR=VALUE pairs set one variable at a time" + (", 'paper' the paper's target of each"
+                                                                    if field.name == "target_mae" else ""))
+        group.add_argument(f"--{field.name.replace('_', '-')}", type=option_flag(field), nargs="+" if per_variable else None,
+                           metavar=f"[VAR=]{metavar}" if per_variable else metavar,
+                           help=f"{field.metadata['help']}{extra if per_variable else ''} (default {field.default!r})")
 
 
 def neural_variables(ds, requested) -> list[str]:
@@ -130,19 +185,30 @@ def cmd_compress(args) -> int:
         raise CLIError("output and input are the same path")
     check_output(output, args.overwrite)
     isel, chunks = parse_isel(args.isel), parse_chunks(args.chunks)
+    no_shards = args.shards == ["none"]
+    shards = None if args.shards is None or no_shards else parse_chunks(args.shards, "--shards")
+    if args.shards is not None and args.zarr_format != 3:
+        raise CLIError("--shards needs --zarr-format 3 (Zarr 2 has no shards)")
     ds = open_input(args.input, isel)
     variables = neural_variables(ds, _names(args.variables))
     # with nothing eligible, encoding() itself says why (not lat/lon, wrong dim order, not float)
-    encoding = xneuralcodec.encoding(ds, zarr_format=args.zarr_format, variables=variables or None,
-                                     **codec_options(args))
+    options = codec_options(args, variables)
+    encoding = xneuralcodec.encoding(ds, zarr_format=args.zarr_format, variables=variables or None, **options)
+    note_untargeted(options, encoding)
     leading = {d for name in encoding for d in ds[name].dims[:-2]}
-    for dim in chunks:
-        if dim not in leading:
-            raise ValueError(f"--chunks: no compressed variable has dimension {dim!r} "
-                             f"(leading dims: {', '.join(sorted(map(str, leading))) or 'none'})")
+    for flag, sizes in (("--chunks", chunks), ("--shards", shards or {})):
+        for dim in sizes:
+            if dim not in leading:
+                raise ValueError(f"{flag}: no compressed variable has dimension {dim!r} "
+                                 f"(leading dims: {', '.join(sorted(map(str, leading))) or 'none'})")
     for name, entry in encoding.items():
         da = ds[name]
         entry["chunks"] = tuple(min(chunks.get(d, 1), n) for d, n in zip(da.dims[:-2], da.shape[:-2])) + da.shape[-2:]
+        if args.zarr_format == 3:
+            default = entry.pop("shards", None)
+            shape = None if no_shards else shard_shape(da.dims, entry["chunks"], default, shards)
+            if shape is not None:
+                entry["shards"] = shape
     ds = without_encoding(ds)
     t0 = time.perf_counter()
     total = sum(plane_count(da) for da in ds.data_vars.values())
@@ -174,7 +240,7 @@ def cmd_decompress(args) -> int:
     with atomic_output(output, args.overwrite) as tmp, \
             progress(total=total, desc="decompress", unit="plane", enabled=not args.no_progress) as bar:
         if to_netcdf:
-            write_netcdf(ds, tmp, bar)
+            write_netcdf(ds, tmp, bar, history=_history(["decompress", args.store, output]))
         else:
             uncompressed = {name: {"compressors": None, "filters": None} for name in ds.variables}
             write_zarr(ds, tmp, uncompressed, args.zarr_format, bar)
@@ -183,6 +249,14 @@ def cmd_decompress(args) -> int:
     print(f"{args.store} -> {output} ({kind}): {len(ds.data_vars)} variables, {raw / 1e6:.2f} MB "
           f"in {time.perf_counter() - t0:.1f} s")
     return 0
+
+
+def _history(argv) -> str:
+    """A CF ``history`` line: when, and the command that made the file."""
+    from .. import __version__
+
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f"{stamp}: xneuralcodec {' '.join(map(str, argv))} (xneuralcodec {__version__})"
 
 
 def cmd_info(args) -> int:
@@ -220,14 +294,15 @@ def cmd_evaluate(args) -> int:
         raise ValueError(f"variable(s) {', '.join(missing)} of the store are not in {args.original}")
     if not variables:
         raise ValueError(f"the store {args.store} has no variable on a lat/lon grid")
-    if out is not None:  # check --time on every variable before any work
+    if out is not None:  # check --time and --level on every variable before any work
         for name in variables:
-            plane_index(store[name], args.time)
+            plane_index(store[name], args.time, args.level)
     created = out is not None and not out.exists()
     rows, written = [], []
     try:
         for name in progress(variables, desc="evaluate", unit="var", enabled=not args.no_progress):
-            rows.append(_evaluate_variable(name, original, store, arrays.get(name, {}), out, args.time, written))
+            rows.append(_evaluate_variable(name, original, store, arrays.get(name, {}), out, args.time, args.level,
+                                           written))
     except BaseException:  # plots of a failed run are not left behind, nor a directory this run created
         for plot in written:
             plot.unlink(missing_ok=True)
@@ -242,7 +317,7 @@ def cmd_evaluate(args) -> int:
 
 
 def _evaluate_variable(name, original, store, entry: dict, out: Path | None, time_index: int,
-                       written: list[Path]) -> dict:
+                       level_index: int | None, written: list[Path]) -> dict:
     """Errors of one variable over all its planes, and its two plots when ``out`` is given.
 
     Each plot is written atomically and then listed in ``written``, so a failed run can remove them.
@@ -261,17 +336,18 @@ def _evaluate_variable(name, original, store, entry: dict, out: Path | None, tim
     from .plots import plot_maps, plot_spectrum
 
     out.mkdir(parents=True, exist_ok=True)
-    index, label = plane_index(recon, time_index)
+    index, label = plane_index(recon, time_index, level_index)
     key = tuple(index[d] for d in recon.dims[:-2])
     a, b = orig_values[key], recon_values[key]
     title = f"{name} ({label})" if label else name
-    maps = out / f"{name}_map_t{time_index}.png"
+    tag = f"t{time_index}" + ("" if level_index is None else f"_l{level_index}")
+    maps = out / f"{name}_map_{tag}.png"
     plot_maps(maps, a, b, grid, f"{title}: MAE {row['mae']:.4g} {row['units']} over all planes", row["units"])
     written.append(maps)
     row["plots"].append(str(maps))
     nside = (entry.get("codec_config") or {}).get("nside")
     nside = nside if isinstance(nside, int) else None  # "auto": each chunk's header has its own
-    spectrum = out / f"{name}_spectrum_t{time_index}.png"
+    spectrum = out / f"{name}_spectrum_{tag}.png"
     try:
         plot_spectrum(spectrum, a, b, grid, f"{title}: spherical power spectrum", 2 * nside if nside else None)
         written.append(spectrum)
@@ -290,7 +366,7 @@ def cmd_bench(args) -> int:
     if not variables:
         raise ValueError(f"no float data variable of {args.input} has latitude and longitude as its last two dims "
                          f"(data variables: {', '.join(map(str, ds.data_vars)) or 'none'})")
-    options = codec_options(args)
+    options = codec_options(args, variables)
     available, unavailable = references() if not args.no_references else ({}, {"references": "--no-references"})
     results = []
     with progress(total=len(variables) * (1 + len(available)), desc="bench", unit="run",
@@ -355,6 +431,9 @@ def build_parser() -> Parser:
     p.add_argument("--chunks", nargs="+", metavar="DIM=N",
                    help="chunk sizes of leading dims, e.g. time=1,level=1 "
                         "(default 1 each; lat/lon are always whole planes)")
+    p.add_argument("--shards", nargs="+", metavar="DIM=N",
+                   help="Zarr 3 shard sizes of leading dims, e.g. time=720, or 'none' (default: up to 256 MB of "
+                        "raw data per shard, so a small file is one shard per variable)")
     p.add_argument("--zarr-format", type=int, choices=(2, 3), default=3, help="Zarr format of the store (default 3)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace OUTPUT if it exists (only once the new store is complete)")
@@ -382,6 +461,8 @@ def build_parser() -> Parser:
                    help="write PNG plots here: VAR_map_tT.png and VAR_spectrum_tT.png (needs matplotlib)")
     p.add_argument("--time", type=integer, default=0, metavar="INDEX",
                    help="time step (index along 'time', else the first leading dim) to plot (default 0)")
+    p.add_argument("--level", type=integer, default=None, metavar="INDEX",
+                   help="pressure level (index along the level dim) to plot (default the first)")
     p.add_argument("--variables", nargs="+", metavar="VAR", help="only these variables (default: every lat/lon variable)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_evaluate)

@@ -15,6 +15,7 @@ import xarray as xr
 
 from ..codec.numcodecs_codec import CODEC_ID
 from ..codec.zarr3 import CODEC_NAME
+from ..network.conditioning import LEVEL_KEYS
 from ..sphere.coordinates import lat_lon_dims
 from ..sphere.grid import LatLonGrid
 from .files import CLIError, is_zarr_store
@@ -25,16 +26,30 @@ NEURAL_NAMES = (CODEC_NAME, CODEC_ID)
 # -- info: what a store holds --------------------------------------------------------------
 
 def directory_size(path: Path) -> int:
+    """Bytes in the files under ``path`` (their sizes)."""
     path = Path(path)
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def disk_usage(path: Path) -> int:
+    """Bytes ``path`` occupies on disk, as ``du`` counts them (whole blocks, folders too): a
+    store of many tiny chunk files takes far more than its file sizes add up to."""
+    path = Path(path)
+    return sum(p.lstat().st_blocks * 512 for p in [path, *path.rglob("*")])
 
 
 def _codec_list(metadata: dict) -> list[dict]:
     """The array's codecs as ``{"name", "configuration"}`` dicts, in pipeline order, for both formats."""
     if metadata.get("zarr_format") == 3:
-        return [{"name": c["name"], "configuration": dict(c.get("configuration") or {})}
-                if isinstance(c, dict) else {"name": str(c), "configuration": {}}
-                for c in metadata.get("codecs") or ()]
+        out = []
+        for c in metadata.get("codecs") or ():
+            c = {"name": c["name"], "configuration": dict(c.get("configuration") or {})} if isinstance(c, dict) \
+                else {"name": str(c), "configuration": {}}
+            if c["name"] == "sharding_indexed":  # the codecs that code each chunk inside a shard
+                out += _codec_list({"zarr_format": 3, "codecs": c["configuration"].get("codecs")})
+            else:
+                out.append(c)
+        return out
     out = []
     for c in list(metadata.get("filters") or ()) + [metadata.get("compressor")]:
         if c:
@@ -63,14 +78,17 @@ def inspect_store(path) -> dict:
         stored = int(arr.nbytes_stored())
         arrays.append({
             "name": name, "coordinate": dims == [name], "dims": dims, "shape": list(arr.shape),
-            "chunks": list(arr.chunks), "dtype": str(arr.dtype), "codecs": [c["name"] for c in codecs],
+            "chunks": list(arr.chunks), "shards": list(arr.shards) if getattr(arr, "shards", None) else None,
+            "dtype": str(arr.dtype), "codecs": [c["name"] for c in codecs],
             "codec_config": neural, "uncompressed_bytes": int(arr.nbytes), "stored_bytes": stored,
             "ratio": arr.nbytes / stored if stored else None,
         })
     raw = sum(a["uncompressed_bytes"] for a in arrays)
     stored = directory_size(path)
+    files = sum(1 for f in path.rglob("*") if f.is_file())
     return {"store": str(path), "zarr_format": int(group.metadata.zarr_format), "arrays": arrays,
-            "uncompressed_bytes": raw, "stored_bytes": stored, "ratio": raw / stored if stored else None}
+            "uncompressed_bytes": raw, "stored_bytes": stored, "disk_bytes": disk_usage(path), "files": files,
+            "ratio": raw / stored if stored else None}
 
 
 def _dims(values) -> str:
@@ -78,8 +96,15 @@ def _dims(values) -> str:
 
 
 def codec_label(entry: dict) -> str:
-    if entry["codec_config"] is not None:
-        return f"neural q{entry['codec_config'].get('quality')}"
+    """What the store says it was coded with: the error target or bound if any, else the quality."""
+    config = entry["codec_config"]
+    if config is not None:
+        label = f"neural q{config.get('quality')}"
+        if config.get("target_mae") is not None:
+            label = f"neural MAE<={config['target_mae']:g}"
+        if config.get("max_abs_error") is not None:
+            label += f" max<={config['max_abs_error']:g}"
+        return label
     names = [n for n in entry["codecs"] if n != "bytes"]
     return "+".join(names) if names else "uncompressed"
 
@@ -105,10 +130,12 @@ def format_info(summary: dict) -> str:
     rows = [a for a in summary["arrays"] if not a["coordinate"]]
     coords = [a for a in summary["arrays"] if a["coordinate"]]
     lines = [f"store: {summary['store']} (Zarr format {summary['zarr_format']})",
-             f"{'variable':<12}{'shape':<18}{'chunks':<18}{'codec':<16}{'raw MB':>9}{'stored KB':>11}{'ratio':>9}"]
+             f"{'variable':<12}{'shape':<18}{'chunks':<18}{'shards':<18}{'codec':<20}{'raw MB':>9}{'stored KB':>11}"
+             f"{'ratio':>9}"]
     for a in rows:
         ratio = f"{a['ratio']:9.1f}" if a["ratio"] else f"{'-':>9}"
-        lines.append(f"{a['name']:<12}{_dims(a['shape']):<18}{_dims(a['chunks']):<18}{codec_label(a):<16}"
+        shards = _dims(a["shards"]) if a.get("shards") else "-"
+        lines.append(f"{a['name']:<12}{_dims(a['shape']):<18}{_dims(a['chunks']):<18}{shards:<18}{codec_label(a):<20}"
                      f"{a['uncompressed_bytes'] / 1e6:9.2f}{a['stored_bytes'] / 1e3:11.1f}{ratio}")
     configs: dict[str, list[str]] = {}
     for a in rows:
@@ -120,7 +147,8 @@ def format_info(summary: dict) -> str:
     lines.append(f"coordinates: {', '.join(a['name'] for a in coords) or 'none'}")
     ratio = f", ratio {summary['ratio']:.1f}" if summary["ratio"] else ""
     lines.append(f"total ({len(rows)} variables, coordinates and metadata): {summary['uncompressed_bytes'] / 1e6:.2f} MB "
-                 f"-> {summary['stored_bytes'] / 1e3:.1f} KB on disk{ratio}")
+                 f"-> {summary['stored_bytes'] / 1e3:.1f} KB in {summary['files']} files{ratio}; "
+                 f"{summary['disk_bytes'] / 1e3:.1f} KB allocated on disk (as du counts whole blocks)")
     return "\n".join(lines)
 
 
@@ -171,18 +199,29 @@ def grid_of(da: xr.DataArray) -> LatLonGrid:
     return LatLonGrid.from_coords(da[dims[0]].values, da[dims[1]].values)
 
 
-def plane_index(da: xr.DataArray, time: int) -> tuple[dict, str]:
-    """``isel`` picking the plane to plot: index ``time`` along ``time`` (else the first leading dim), 0 elsewhere."""
+def _level_dim(dims) -> str | None:
+    return next((d for d in dims if str(d).lower().startswith(LEVEL_KEYS)), None)
+
+
+def plane_index(da: xr.DataArray, time: int, level: int | None = None) -> tuple[dict, str]:
+    """``isel`` picking the plane to plot: index ``time`` along ``time`` (else the first
+    leading dim that is not a level), ``level`` along the pressure-level dim, 0 elsewhere."""
     leading = list(da.dims[:-2])
-    if not leading:
-        if time not in (0, -1):
-            raise ValueError(f"--time {time}: variable {da.name!r} is a single plane (no time dimension)")
-        return {}, ""
-    along = "time" if "time" in leading else leading[0]
-    size = da.sizes[along]
-    if not -size <= time < size:
-        raise ValueError(f"--time {time} is out of range for {along!r} of size {size} (variable {da.name!r})")
-    index = {d: (time if d == along else 0) for d in leading}
+    level_dim = _level_dim(leading)
+    if level is not None and level_dim is None:
+        raise ValueError(f"--level {level}: variable {da.name!r} has no pressure-level dimension (dims {da.dims})")
+    others = [d for d in leading if d != level_dim]
+    if not others and time not in (0, -1):
+        raise ValueError(f"--time {time}: variable {da.name!r} has no time dimension")
+    along = ("time" if "time" in others else others[0]) if others else None
+    index = {d: 0 for d in leading}
+    for dim, position, flag in ((along, time, "--time"), (level_dim, level, "--level")):
+        if dim is None or position is None:
+            continue
+        size = da.sizes[dim]
+        if not -size <= position < size:
+            raise ValueError(f"{flag} {position} is out of range for {dim!r} of size {size} (variable {da.name!r})")
+        index[dim] = position
     labels = []
     for d, i in index.items():
         value = da[d].values[i] if d in da.coords else i

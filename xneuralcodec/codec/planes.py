@@ -38,8 +38,18 @@ def infer_grid(nlat: int, nlon: int) -> LatLonGrid:
     """Grid from a plane shape alone: odd row counts include both poles, even ones do not.
 
     Orientation (north or south first, longitude origin) does not change how exactly a
-    plane round-trips, so the ERA5 convention (north first, from 0 E) is assumed.
+    plane round-trips, so the ERA5 convention (north first, from 0 E) is assumed. Only
+    shapes with equal latitude and longitude steps are taken for whole globes: a chunk that
+    holds half a globe (Zarr's own chunking of an array given no chunks, say) has unequal
+    steps and is refused rather than coded as if it were a sphere.
     """
+    lat_step = 180.0 / (nlat - 1) if nlat % 2 else 180.0 / nlat
+    if abs(lat_step - 360.0 / nlon) > 1e-9 * lat_step:
+        raise ValueError(
+            f"a {nlat} x {nlon} chunk is not a whole global grid with equal latitude and longitude steps "
+            f"({lat_step:g} and {360.0 / nlon:g} degrees): chunks must hold whole lat x lon planes. Give the codec "
+            "grid={...} (xneuralcodec.encoding(ds) does) and chunks of whole planes, e.g. ds.chunk(time=1, lat=-1, lon=-1)"
+        )
     if nlat % 2:
         return LatLonGrid(nlat, nlon, 90.0, 0.0)
     return LatLonGrid(nlat, nlon, 90.0 - 90.0 / nlat, 0.0)
