@@ -5,7 +5,7 @@ the grid is global and regular (from the coordinates, so the codec config record
 real orientation), and that chunks hold whole lat x lon planes (any leading dims, such as
 time, level or member, may be chunked freely). Zarr 3 stores get one plane per chunk and
 many chunks per shard (``SHARD_BYTES`` of raw data, or the dask chunks), so an hourly year
-of a variable is a handful of files, not 8,760. Anything else raises a clear error rather
+of a 1 degree variable is 9 files, not 8,760. Anything else raises a clear error rather
 than writing a store the codec cannot serve. Each variable's codec is told its name (or CF
 standard name) and, when the variable sits on a single pressure level, that level, so that
 a conditioned model knows what it codes (``conditioning.py``).
