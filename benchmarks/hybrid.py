@@ -1,0 +1,158 @@
+"""Would a neural base plus a conventional residual coder beat the conventional coders at tight
+errors? ``python -m benchmarks.hybrid`` (issue 16's design question, measured before building).
+
+For one held-out plane per validation group, at half the group's MAE target and at a
+pointwise bound of twice it (``targets.py``), side by side in one run:
+- SZ3, SPERR and EBCC alone (bound bisected to the MAE; the bound itself for max error);
+- the codec as it ships (``target_mae`` / ``max_abs_error``, its own correction layer);
+- hybrids: the shipped network's reconstruction at quality q as a base, and the residual
+  (plane minus base) coded by SZ3 at the bound (bisected to the MAE), for q = 0, 2, 4.
+Every cell is the compression ratio; a point over its own bound is flagged and its
+violating pixels counted, never counted as a win. Results: ``<out>/hybrid.json`` and ``.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import struct
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from xneuralcodec import NeuralCodec
+from xneuralcodec.evaluation.baselines import (
+    Compressor, TargetNotReached, evaluate_point, ratio_at_mae, reference_compressors, sz3_compressor,
+)
+from xneuralcodec.evaluation.metrics import weighted_errors
+from xneuralcodec.variables import units_of
+
+from .run import default_data, group_key, load_groups
+from .targets import mae_target
+
+REFERENCES = ("sz3", "sperr", "ebcc")
+BASE_QUALITIES = (0, 2, 4)
+
+
+def hybrid_compressor(grid, quality: int, variable: str) -> Compressor:
+    """Neural base at ``quality`` + SZ3 on the residual at the given absolute bound."""
+    codec = NeuralCodec(quality=quality, grid=grid.to_config(), variable=variable)
+    sz3 = sz3_compressor()
+
+    def encode(plane, bound) -> bytes:
+        base_bytes = codec.encode(plane)
+        base = codec.decode(base_bytes).astype(np.float64)
+        residual = (plane.astype(np.float64) - base).astype(np.float32)
+        return struct.pack("<I", len(base_bytes)) + base_bytes + bytes(sz3.encode(residual, bound))
+
+    def decode(blob, shape, bound):
+        (n,) = struct.unpack_from("<I", blob)
+        base = codec.decode(blob[4:4 + n]).astype(np.float64)
+        residual = np.frombuffer(blob, dtype=np.uint8, offset=4 + n)  # pysz decodes from an array
+        return (base + sz3.decode(residual, shape, bound)).astype(np.float32)
+
+    return Compressor(f"neural q{quality} + sz3", "abs_bound", encode, decode, library="xneuralcodec + pysz")
+
+
+def _point(point: dict, planes, bound: float | None) -> dict:
+    out = {"ratio": point["ratio"], "mae": point["mae"], "max_abs": point["max_abs"]}
+    if bound is not None:
+        out["violations"] = int((np.abs(point["reconstruction"].astype(np.float64) - planes) > bound).sum())
+    return out
+
+
+def neural_point(planes, grid, variable, **options) -> dict:
+    codec = NeuralCodec(grid=grid.to_config(), variable=variable, **options)
+    blobs = [codec.encode(p) for p in planes]
+    back = np.stack([codec.decode(b) for b in blobs])
+    point = {"ratio": planes.nbytes / sum(map(len, blobs)), **weighted_errors(planes, back, grid)}
+    bound = options.get("max_abs_error")
+    if bound is not None:
+        point["violations"] = int((np.abs(back.astype(np.float64) - planes) > bound).sum())
+    return point
+
+
+def measure_group(planes, grid, variable, references) -> dict:
+    target, source = mae_target(variable, planes)
+    half, bound = target / 2, 2 * target
+    hybrids = {f"q{q}+sz3": hybrid_compressor(grid, q, variable) for q in BASE_QUALITIES}
+    mae_rows = {"neural": neural_point(planes, grid, variable, target_mae=half)}
+    max_rows = {"neural": neural_point(planes, grid, variable, max_abs_error=bound)}
+    for name, compressor in {**references, **hybrids}.items():
+        try:
+            mae_rows[name] = _point(ratio_at_mae(compressor, planes, grid, half), planes, None)
+        except TargetNotReached as exc:
+            mae_rows[name] = {"skipped": str(exc)}
+        max_rows[name] = _point(evaluate_point(compressor, planes, grid, bound), planes, bound)
+    return {"target": target, "target_source": source, "half_target": half, "bound": bound,
+            "at_half_target": mae_rows, "at_bound": max_rows}
+
+
+def _best_peer(rows: dict, bound: float | None) -> float:
+    ok = [r["ratio"] for n, r in rows.items() if n in REFERENCES and "ratio" in r
+          and (bound is None or r.get("violations", 0) == 0)]
+    return max(ok) if ok else float("nan")
+
+
+def markdown(results: list[dict], names: list[str]) -> str:
+    lines = []
+    for title, key, bounded in (("At half the MAE target (equal MAE)", "at_half_target", False),
+                                ("At max_abs_error = 2x the MAE target", "at_bound", True)):
+        lines += [f"### {title}", "", "| group | grid | target | " + " | ".join(names) + " | best neural / best peer |",
+                  "|" + "---|" * (len(names) + 4)]
+        for r in results:
+            rows = r[key]
+            cells = []
+            for n in names:
+                p = rows.get(n, {})
+                if "ratio" not in p:
+                    cells.append("–")
+                    continue
+                flag = f" **{p['violations']} over**" if p.get("violations") else ""
+                cells.append(f"{p['ratio']:.3g}{flag}")
+            ours = max((p["ratio"] for n, p in rows.items() if n not in REFERENCES and "ratio" in p
+                        and not p.get("violations")), default=float("nan"))
+            value = r["bound"] if bounded else r["half_target"]
+            lines.append(f"| {r['group']} | {r['grid']} | {value:.3g} {r['units']} | " + " | ".join(cells)
+                         + f" | {ours / _best_peer(rows, r['bound'] if bounded else None):.2f} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.hybrid", description=__doc__.splitlines()[0])
+    p.add_argument("--data", nargs="+", default=None)
+    p.add_argument("--groups", nargs="+", default=None, metavar="PREFIX:VAR")
+    p.add_argument("--max-planes", type=int, default=1)
+    p.add_argument("--out", default="benchmarks/results")
+    args = p.parse_args(argv)
+    groups = load_groups(args.data or [default_data()], args.groups, args.max_planes)
+    references, skipped = reference_compressors(list(REFERENCES))
+    results = []
+    for (source, variable), planes in groups.items():
+        stack = np.stack([pl.values for pl in planes]).astype(np.float32)
+        if not np.isfinite(stack).all():
+            continue  # the reference coders take no NaN
+        grid = planes[0].grid
+        row = measure_group(stack, grid, variable, references)
+        row.update(group=group_key(source, variable), grid=f"{grid.nlat}x{grid.nlon}", planes=len(stack),
+                   units=units_of(variable))
+        results.append(row)
+        print(f"{row['group']}: done", file=sys.stderr)
+    names = ["neural", *[f"q{q}+sz3" for q in BASE_QUALITIES], *references]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    command = "python -m benchmarks.hybrid " + " ".join(sys.argv[1:] if argv is None else argv)
+    (out / "hybrid.json").write_text(json.dumps({"command": command, "skipped": skipped, "results": results}, indent=1)
+                                     + "\n")
+    table = markdown(results, names)
+    (out / "hybrid.md").write_text(f"# Neural base + conventional residual, at tight errors\n\nCommand: `{command}`; "
+                                   "one held-out plane per group. Cells are compression ratios; **N over** counts "
+                                   "pixels beyond the bound.\n\n" + table)
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
