@@ -1,0 +1,132 @@
+"""Encode and decode speed beside SPERR and SZ3, on one 0.25 degree plane: ``python -m benchmarks.speed``.
+
+Issue 17's yardstick, measured in one run. The plane is the held-out ERA5 0.25 degree t2m
+(G04, 4.15 MB of float32). The rows are:
+- the neural codec at its default settings;
+- the neural codec with ``target_mae=0.4``, the paper's target, whose encode searches the
+  rate against the decoder's replay;
+- SPERR and SZ3 at the absolute bound whose MAE is 0.4 K, bisected once before timing.
+
+Every figure is the median of ``--repeats`` runs after one untimed warm-up (model loading
+and the per-shape caches are not throughput). Each thread count runs in its own process,
+with torch (and so ducc0, which follows torch's thread count) set before any work; the
+wasm builds of SPERR and SZ3 are single-threaded. Results: ``<out>/speed.json`` and ``.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .machine import machine_info
+
+PLANE = "global/G04_era5_t2m_0.25deg_2017-01-01T12.nc"
+TARGET_MAE = 0.4
+
+
+def load_plane(data: str) -> tuple[np.ndarray, dict]:
+    import xarray as xr
+
+    from xneuralcodec.sphere.grid import LatLonGrid
+
+    with xr.open_dataset(Path(data) / PLANE) as ds:
+        grid = LatLonGrid.from_coords(ds.lat.values, ds.lon.values)
+        return ds.t2m.squeeze().values.astype(np.float32), grid
+
+
+def timed(fn, repeats: int) -> tuple[float, object]:
+    result = fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), result
+
+
+def measure(data: str, threads: int, repeats: int) -> list[dict]:
+    import torch
+
+    torch.set_num_threads(threads)
+    from xneuralcodec import NeuralCodec
+    from xneuralcodec.evaluation.baselines import ratio_at_mae, reference_compressors
+    from xneuralcodec.evaluation.metrics import weighted_errors
+
+    plane, grid = load_plane(data)
+    megabytes = plane.nbytes / 1e6
+    rows = []
+    for label, options in (("neural, default quality", {}), (f"neural, target_mae {TARGET_MAE}", {"target_mae": TARGET_MAE})):
+        codec = NeuralCodec(grid=grid.to_config(), variable="t2m", **options)
+        enc_s, blob = timed(lambda: codec.encode(plane), repeats)
+        dec_s, back = timed(lambda: codec.decode(blob), repeats)
+        rows.append({"coder": label, "encode_MBps": megabytes / enc_s, "decode_MBps": megabytes / dec_s,
+                     "ratio": plane.nbytes / len(blob), **weighted_errors(plane, back, grid)})
+    references, _ = reference_compressors(["sperr", "sz3_wasm"])
+    for name, compressor in references.items():
+        bound = ratio_at_mae(compressor, [plane], grid, TARGET_MAE)["parameter"]
+        enc_s, blob = timed(lambda: compressor.encode(plane, bound), repeats)
+        dec_s, back = timed(lambda: compressor.decode(blob, plane.shape, bound), repeats)
+        back = np.asarray(back, np.float32).reshape(plane.shape)
+        rows.append({"coder": f"{name} (wasm), bound {bound:.3g}", "encode_MBps": megabytes / enc_s,
+                     "decode_MBps": megabytes / dec_s, "ratio": plane.nbytes / memoryview(blob).nbytes,
+                     **weighted_errors(plane, back, grid)})
+    return rows
+
+
+def markdown(runs: dict) -> str:
+    lines = ["| threads | coder | encode MB/s | decode MB/s | ratio | MAE | max err |", "|---|---|---|---|---|---|---|"]
+    for threads, rows in runs.items():
+        for r in rows:
+            lines.append(f"| {threads} | {r['coder']} | {r['encode_MBps']:.3g} | {r['decode_MBps']:.3g} | "
+                         f"{r['ratio']:.4g} | {r['mae']:.3g} | {r['max_abs']:.3g} |")
+    lines += ["", "| threads | neural decode / SPERR decode (default, target_mae) | target_mae encode / SPERR encode |",
+              "|---|---|---|"]
+    for threads, rows in runs.items():
+        default, target = rows[0], rows[1]  # measure() puts the two neural rows first
+        sperr = next((r for r in rows if r["coder"].startswith("sperr")), None)
+        if sperr:
+            lines.append(f"| {threads} | {default['decode_MBps'] / sperr['decode_MBps']:.3f}, "
+                         f"{target['decode_MBps'] / sperr['decode_MBps']:.3f} | "
+                         f"{target['encode_MBps'] / sperr['encode_MBps']:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    from .run import default_data
+
+    p = argparse.ArgumentParser(prog="python -m benchmarks.speed", description=__doc__.splitlines()[0])
+    p.add_argument("--data", default=str(Path(default_data()).parent), help="shared data directory")
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--out", default="benchmarks/results")
+    p.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)  # a child process: one thread count
+    args = p.parse_args(argv)
+    if args.one is not None:
+        print(json.dumps(measure(args.data, args.one, args.repeats)))
+        return 0
+    runs = {}
+    for threads in args.threads:
+        out = subprocess.run([sys.executable, "-m", "benchmarks.speed", "--data", args.data, "--one", str(threads),
+                              "--repeats", str(args.repeats)], capture_output=True, text=True, check=True)
+        runs[threads] = json.loads(out.stdout.splitlines()[-1])
+    table = markdown(runs)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    command = "python -m benchmarks.speed " + " ".join(sys.argv[1:] if argv is None else argv)
+    (out / "speed.json").write_text(json.dumps({"command": command, "runs": runs, "machine": machine_info()}, indent=1)
+                                    + "\n")
+    (out / "speed.md").write_text(f"# Speed on one 0.25 degree plane (G04 t2m, 4.15 MB)\n\nCommand: `{command}`; "
+                                  f"medians of {args.repeats} runs.\n\n" + table)
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
