@@ -104,3 +104,27 @@ def test_padding_takes_true_neighbours(nside):
                                         ((0, i + 1), (0, i)), ((nside + 1, i + 1), (nside - 1, i))]:
                 neighbour = flat[table[f, py, px]]
                 assert neighbour in hp.get_all_neighbours(nside, idx[f, cy, cx]), (f, py, px)
+
+
+@pytest.mark.parametrize("lat, match", [
+    (np.r_[90.0, 90.0, np.linspace(87.5, -90, 71)], "latitude coordinate 'latitude' repeats 90"),
+    (np.r_[np.linspace(90, -90, 73)[:36], [0.0, 0.0], np.linspace(90, -90, 73)[37:]], "'latitude' repeats 0"),
+    (np.linspace(92.5, -87.5, 73), r"latitude coordinate 'latitude' has values beyond \+-90 \(92.5\)"),
+    (np.linspace(90, -90, 73) * 1.01, r"'latitude' has values beyond \+-90"),
+    (np.array([45.0]), "latitude coordinate 'latitude' has a single row"),
+    (np.array([], dtype=float), "latitude coordinate 'latitude' is empty"),
+])
+def test_degenerate_latitudes_are_refused_naming_the_coordinate(lat, match):
+    with pytest.raises(ValueError, match=match):
+        LatLonGrid.from_coords(lat, np.arange(144) * 2.5, names=("latitude", "longitude"))
+
+
+def test_encoding_names_the_degenerate_coordinate():
+    import xarray as xr
+
+    import xneuralcodec
+
+    lat = np.r_[90.0, 90.0, np.linspace(87.5, -90, 71)]
+    ds = xr.Dataset({"t": (("lat", "lon"), np.zeros((73, 144), np.float32))}, coords={"lat": lat, "lon": np.arange(144) * 2.5})
+    with pytest.raises(ValueError, match="variable 't': latitude coordinate 'lat' repeats 90"):
+        xneuralcodec.encoding(ds)

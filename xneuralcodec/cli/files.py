@@ -22,6 +22,7 @@ from pathlib import Path
 import xarray as xr
 
 from ..sphere.coordinates import LAT_NAMES, LON_NAMES, lat_lon_dims
+from .signals import remove_for_good
 
 NETCDF_SUFFIXES = (".nc", ".nc4", ".netcdf", ".cdf", ".h5", ".hdf5")
 GRIB_SUFFIXES = (".grib", ".grib2", ".grb", ".grb2")
@@ -192,8 +193,9 @@ def check_output(path, overwrite: bool) -> Path:
 def atomic_output(path, overwrite: bool = False):
     """Yield a temporary sibling path to write to; rename it to ``path`` only on success.
 
-    On any exception (KeyboardInterrupt included) the temporary path is removed and an
-    existing ``path`` is left untouched. With ``overwrite``, the old output is moved aside
+    On any exception (KeyboardInterrupt and SIGTERM included, see signals.py) the temporary
+    path is removed, once zarr has stopped writing into it, and an existing ``path`` is left
+    untouched. With ``overwrite``, the old output is moved aside
     first and deleted only after the new one is in place.
     """
     path = check_output(path, overwrite)
@@ -214,7 +216,7 @@ def atomic_output(path, overwrite: bool = False):
         else:
             os.rename(tmp, path)
     except BaseException:
-        remove_path(tmp)
+        remove_for_good(tmp, remove_path)
         raise
 
 

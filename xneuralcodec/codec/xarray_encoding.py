@@ -78,7 +78,7 @@ def encoding(ds: xr.Dataset, *, zarr_format: int = 3, variables=None, **codec_op
         if np.dtype(da.dtype) not in (np.dtype("float32"), np.dtype("float64")):
             raise TypeError(f"variable {name!r}: expected float32 or float64 data, got {da.dtype} instead")
         try:
-            grid = LatLonGrid.from_coords(ds[dims[0]].values, ds[dims[1]].values)
+            grid = LatLonGrid.from_coords(ds[dims[0]].values, ds[dims[1]].values, names=dims)
         except ValueError as exc:
             raise ValueError(f"variable {name!r}: {exc}") from None
         options = {**_condition_options(name, da), **codec_options, "grid": grid.to_config()}

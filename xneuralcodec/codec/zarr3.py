@@ -68,9 +68,8 @@ class NeuralSerializer(ArrayBytesCodec):
 
     async def _decode_single(self, chunk_bytes, chunk_spec):
         data = chunk_bytes.to_bytes()
-        arr = await asyncio.to_thread(engine_for(self.options).decode, data, self.options.grid)
-        if arr.shape != tuple(chunk_spec.shape):
-            raise ValueError(f"decoded chunk shape {arr.shape} does not match the array's chunk shape {chunk_spec.shape}")
+        # the claimed shape must be the array's chunk shape, checked before anything is allocated
+        arr = await asyncio.to_thread(engine_for(self.options).decode, data, self.options.grid, chunk_spec.shape)
         return chunk_spec.prototype.nd_buffer.from_numpy_array(arr)
 
     def compute_encoded_size(self, input_byte_length, chunk_spec):
