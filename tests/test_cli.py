@@ -341,9 +341,11 @@ def test_demo_subcommand_runs_the_readme_demo(tmp_path, capsys):
     assert "not found" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("phase", ["coordinates", "t2m/c"])
 @pytest.mark.parametrize("signum, code", [("SIGINT", 130), ("SIGTERM", 143)])
-def test_a_real_signal_during_compress_leaves_no_partial_store(tmp_path, signum, code):
-    """Send the signal to a real ``xneuralcodec compress`` once chunks are being written."""
+def test_a_real_signal_during_compress_leaves_no_partial_store(tmp_path, signum, code, phase):
+    """Send the signal to a real ``xneuralcodec compress`` while it writes the coordinates
+    (early) or the neural chunks of a variable (zarr's threads busy coding and writing)."""
     import os
     import signal
     import subprocess
@@ -358,9 +360,10 @@ def test_a_real_signal_during_compress_leaves_no_partial_store(tmp_path, signum,
                              "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         deadline = time.monotonic() + 120
-        while not any(p.name.startswith("c") for p in out.parent.rglob("*") if p.is_dir()) and proc.poll() is None:
+        pattern = "*/*/c" if phase == "coordinates" else f"*/{phase}"
+        while not list(out.parent.glob(pattern)) and proc.poll() is None:
             assert time.monotonic() < deadline, "compress wrote no chunk within 120 s"
-            time.sleep(0.05)
+            time.sleep(0.02)
         assert proc.poll() is None, "compress finished before the signal could be sent"
         proc.send_signal(getattr(signal, signum))
         stdout, stderr = proc.communicate(timeout=120)

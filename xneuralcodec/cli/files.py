@@ -22,7 +22,7 @@ from pathlib import Path
 import xarray as xr
 
 from ..sphere.coordinates import LAT_NAMES, LON_NAMES, lat_lon_dims
-from .signals import remove_for_good
+from .signals import check_interrupted, remove_for_good
 
 NETCDF_SUFFIXES = (".nc", ".nc4", ".netcdf", ".cdf", ".h5", ".hdf5")
 GRIB_SUFFIXES = (".grib", ".grib2", ".grb", ".grb2")
@@ -202,6 +202,7 @@ def atomic_output(path, overwrite: bool = False):
     tmp = path.with_name(f"{path.name}.partial-{secrets.token_hex(4)}")
     try:
         yield tmp
+        check_interrupted()
         if not tmp.exists():
             raise RuntimeError(f"nothing was written to {tmp}")
         if path.exists() or path.is_symlink():
@@ -242,6 +243,7 @@ def write_zarr(ds: xr.Dataset, path, encoding: dict, zarr_format: int, bar) -> N
                        encoding=_encoding_for(subset, encoding, skip=written))
         written.update(subset.variables)
         bar.update(plane_count(ds[name]))
+        check_interrupted()
     consolidate(path)
 
 

