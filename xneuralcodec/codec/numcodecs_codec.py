@@ -49,6 +49,12 @@ class NeuralCodec(Codec):
         return self._engine_cache
 
     def encode(self, buf):
+        if getattr(getattr(buf, "dtype", None), "byteorder", "=") == ">":
+            raise TypeError(
+                "NeuralCodec (Zarr 2) got big-endian data, but Zarr 2 reads a compressor's output in the "
+                "array's byte order: create the array with a native dtype (xneuralcodec.encoding does), or "
+                "use NeuralSerializer (Zarr 3), which accepts either order"
+            )
         return self._engine.encode(buf, self._options)
 
     def decode(self, buf, out=None):

@@ -22,6 +22,7 @@ from ..sphere.coordinates import LAT_NAMES, LON_NAMES, lat_lon_dims
 from ..sphere.grid import LatLonGrid
 from ..variables import UNKNOWN, kind_of
 from .numcodecs_codec import NeuralCodec
+from .planes import SUPPORTED_DTYPES
 from .zarr3 import NeuralSerializer
 
 
@@ -75,7 +76,7 @@ def encoding(ds: xr.Dataset, *, zarr_format: int = 3, variables=None, **codec_op
             if variables is not None:
                 raise ValueError(f"variable {name!r} has no (lat, lon) trailing dims, so it cannot use the codec")
             continue
-        if np.dtype(da.dtype) not in (np.dtype("float32"), np.dtype("float64")):
+        if np.dtype(da.dtype).newbyteorder("=") not in SUPPORTED_DTYPES:  # either byte order
             raise TypeError(f"variable {name!r}: expected float32 or float64 data, got {da.dtype} instead")
         try:
             grid = LatLonGrid.from_coords(ds[dims[0]].values, ds[dims[1]].values, names=dims)
@@ -83,6 +84,8 @@ def encoding(ds: xr.Dataset, *, zarr_format: int = 3, variables=None, **codec_op
             raise ValueError(f"variable {name!r}: {exc}") from None
         options = {**_condition_options(name, da), **codec_options, "grid": grid.to_config()}
         entry = {"chunks": _chunks(da)}
+        if not np.dtype(da.dtype).isnative:  # netCDF / GRIB big-endian: store native order (Zarr 2 needs it)
+            entry["dtype"] = np.dtype(da.dtype).newbyteorder("=")
         if zarr_format == 3:
             entry.update(serializer=NeuralSerializer(**options), compressors=None)
         else:

@@ -46,7 +46,7 @@ class NeuralSerializer(ArrayBytesCodec):
         return f"NeuralSerializer({self.options.kwargs_repr()})"
 
     def validate(self, *, shape, dtype, chunk_grid):
-        native = np.dtype(dtype.to_native_dtype())
+        native = np.dtype(dtype.to_native_dtype()).newbyteorder("=")  # either byte order: chunks decode native
         if native not in SUPPORTED_DTYPES:
             raise TypeError(f"expected a float32 or float64 array for {CODEC_NAME}, got dtype {native} instead")
         if len(shape) < 2:
