@@ -6,7 +6,7 @@ import zlib
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from xneuralcodec import NeuralCodec, NeuralSerializer
@@ -122,7 +122,7 @@ def seeds():
     return [(codec, codec.encode(arr)) for codec, arr in cases]
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_fuzz_decoder_on_mutated_real_chunks(seeds, data, monkeypatch):
     """Any mutation decodes to the claimed shape or raises ValueError / TypeError: never another
@@ -132,16 +132,19 @@ def test_fuzz_decoder_on_mutated_real_chunks(seeds, data, monkeypatch):
     blob = bytearray(original)
     head = 72 + 8 * blob[41]
     for _ in range(data.draw(st.integers(1, 4))):
-        pos = data.draw(st.one_of(st.integers(0, head + 40 * 4), st.integers(0, len(blob) - 5)))
+        # header and plane records, or anywhere in the payloads (the magic is tested elsewhere)
+        pos = data.draw(st.one_of(st.integers(4, head + 40 * 4), st.integers(head, len(blob) - 5)))
         blob[pos] = data.draw(st.integers(0, 255))
-    if data.draw(st.booleans()):
-        blob = blob[:data.draw(st.integers(0, len(blob)))]
-    damaged = with_crc(bytes(blob[:-4])) if data.draw(st.booleans()) else bytes(blob)
+    if data.draw(st.integers(0, 3)) == 0:
+        blob = blob[:len(blob) - data.draw(st.integers(1, len(blob)))]
+    damaged = bytes(blob) if data.draw(st.integers(0, 3)) == 0 else with_crc(bytes(blob[:-4]))  # mostly past the CRC
     monkeypatch.setenv("XNEURALCODEC_MAX_CHUNK_BYTES", str(64 * 2 ** 20))
     try:
         back = codec.decode(damaged)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError) as exc:
+        event(f"refused: {str(exc)[:40]}")
         return
+    event("decoded")
     claimed = bitstream.unpack(damaged)
     assert back.shape == claimed.shape and back.dtype == claimed.dtype
     assert back.nbytes <= 64 * 2 ** 20
