@@ -74,8 +74,8 @@ def interrupts_as_exceptions():
 def settle_zarr(timeout: float = SETTLE_SECONDS) -> None:
     """Cancel the tasks still running on zarr's event loop (chunks being coded or written
     after the main thread gave up) and wait until they have ended."""
-    sync = sys.modules.get("zarr.core.sync")
-    loop = None if sync is None else sync.loop[0]
+    sync = sys.modules.get("zarr.core.sync")  # not imported: zarr never ran, nothing to settle
+    loop = (getattr(sync, "loop", None) or [None])[0]
     if loop is None or loop.is_closed() or not loop.is_running():
         return
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 
 from numcodecs.abc import Codec
-from numcodecs.compat import ensure_contiguous_ndarray_like, ndarray_copy
+from numcodecs.compat import ensure_ndarray_like, ndarray_copy
 
 from ..options import CodecOptions, options_doc, options_signature
 
@@ -60,7 +60,7 @@ class NeuralCodec(Codec):
     def decode(self, buf, out=None):
         if out is None:
             return self._engine.decode(buf, self._options.grid)
-        capacity = ensure_contiguous_ndarray_like(out).nbytes  # checked before anything is decoded
+        capacity = ensure_ndarray_like(out).nbytes  # checked before anything is decoded
         return ndarray_copy(self._engine.decode(buf, self._options.grid, max_bytes=capacity), out)
 
     def get_config(self):
