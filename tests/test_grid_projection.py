@@ -4,6 +4,8 @@ import ducc0
 import healpy as hp
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from xneuralcodec.sphere.faces import face_index, faces_to_ring, padding_index, ring_to_faces
 from xneuralcodec.sphere.grid import LatLonGrid
@@ -117,6 +119,20 @@ def test_padding_takes_true_neighbours(nside):
 def test_degenerate_latitudes_are_refused_naming_the_coordinate(lat, match):
     with pytest.raises(ValueError, match=match):
         LatLonGrid.from_coords(lat, np.arange(144) * 2.5, names=("latitude", "longitude"))
+
+
+@settings(max_examples=40, deadline=None)
+@given(nlat=st.sampled_from([37, 72, 73, 181]), where=st.floats(0, 1), flaw=st.sampled_from(["repeat", "beyond"]),
+       name=st.sampled_from(["lat", "latitude", "y"]))
+def test_any_repeated_or_out_of_range_latitude_is_refused_by_name(nlat, where, flaw, name):
+    lat = LatLonGrid(nlat, 144, 90.0 if nlat % 2 else 90.0 - 90.0 / nlat).latitudes.copy()
+    i = min(int(where * nlat), nlat - 1)
+    if flaw == "repeat":
+        lat[i] = lat[i - 1 if i else 1]
+    else:
+        lat[i] = 90.5 if i < nlat // 2 else -91.0
+    with pytest.raises(ValueError, match=f"latitude coordinate '{name}' (repeats|has values beyond)"):
+        LatLonGrid.from_coords(lat, np.arange(144) * 2.5, names=(name, "lon"))
 
 
 def test_encoding_names_the_degenerate_coordinate():

@@ -66,6 +66,20 @@ def test_the_limit_can_be_raised_and_lowered_by_the_user(coded, monkeypatch):
         codec.decode(blob)
 
 
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(n_planes=st.integers(1, 12), limit_planes=st.integers(1, 12), dtype=st.sampled_from([np.float32, np.float64]))
+def test_any_claim_above_the_limit_is_refused_and_any_below_decodes(coded, monkeypatch, n_planes, limit_planes, dtype):
+    codec, _, _ = coded
+    blob = forged_constant_chunk(codec, n_planes, dtype)
+    plane_bytes = 73 * 144 * np.dtype(dtype).itemsize
+    monkeypatch.setenv("XNEURALCODEC_MAX_CHUNK_BYTES", str(limit_planes * plane_bytes))
+    if n_planes > limit_planes:
+        with pytest.raises(ValueError, match="decode limit"):
+            codec.decode(blob)
+    else:
+        assert codec.decode(blob).shape == (n_planes, 73, 144)
+
+
 def test_out_buffer_capacity_is_checked_before_decoding(coded, monkeypatch):
     codec, _, _ = coded
     blob = forged_constant_chunk(codec, 3)
@@ -95,11 +109,12 @@ def with_crc(body: bytes) -> bytes:
     return body + struct.pack("<I", zlib.crc32(body))
 
 
-@pytest.mark.parametrize("offset", [42, 43])
-def test_reserved_header_bytes_must_be_zero(coded, offset):
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(offset=st.sampled_from([42, 43]), value=st.integers(1, 255))
+def test_reserved_header_bytes_must_be_zero(coded, offset, value):
     codec, _, blob = coded
     body = bytearray(blob[:-4])
-    body[offset] = 7
+    body[offset] = value
     with pytest.raises(ValueError, match="reserved"):
         codec.decode(with_crc(bytes(body)))
 
