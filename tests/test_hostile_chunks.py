@@ -72,12 +72,13 @@ def test_any_claim_above_the_limit_is_refused_and_any_below_decodes(coded, monke
     codec, _, _ = coded
     blob = forged_constant_chunk(codec, n_planes, dtype)
     plane_bytes = 73 * 144 * np.dtype(dtype).itemsize
-    monkeypatch.setenv("XNEURALCODEC_MAX_CHUNK_BYTES", str(limit_planes * plane_bytes))
-    if n_planes > limit_planes:
-        with pytest.raises(ValueError, match="decode limit"):
-            codec.decode(blob)
-    else:
-        assert codec.decode(blob).shape == (n_planes, 73, 144)
+    with monkeypatch.context() as patch:  # one example's limit must not outlive it
+        patch.setenv("XNEURALCODEC_MAX_CHUNK_BYTES", str(limit_planes * plane_bytes))
+        if n_planes > limit_planes:
+            with pytest.raises(ValueError, match="decode limit"):
+                codec.decode(blob)
+        else:
+            assert codec.decode(blob).shape == (n_planes, 73, 144)
 
 
 def test_out_buffer_capacity_is_checked_before_decoding(coded, monkeypatch):
@@ -153,9 +154,10 @@ def test_fuzz_decoder_on_mutated_real_chunks(seeds, data, monkeypatch):
     if data.draw(st.integers(0, 3)) == 0:
         blob = blob[:len(blob) - data.draw(st.integers(1, len(blob)))]
     damaged = bytes(blob) if data.draw(st.integers(0, 3)) == 0 else with_crc(bytes(blob[:-4]))  # mostly past the CRC
-    monkeypatch.setenv("XNEURALCODEC_MAX_CHUNK_BYTES", str(64 * 2 ** 20))
     try:
-        back = codec.decode(damaged)
+        with monkeypatch.context() as patch:
+            patch.setenv("XNEURALCODEC_MAX_CHUNK_BYTES", str(64 * 2 ** 20))
+            back = codec.decode(damaged)
     except (ValueError, TypeError) as exc:
         event(f"refused: {str(exc)[:40]}")
         return
