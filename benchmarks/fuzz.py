@@ -1,7 +1,7 @@
 """Fuzz the decoder with damaged real chunks: ``python -m benchmarks.fuzz --cases 100000``.
 
 Chunks of real fields (2.5 and 1 degree, with NaN holes, constant and all-NaN planes, with and
-without ``max_abs_error``) are mutated in five ways: random bit flips, truncation, random
+without ``max_abs_error``, and format v6 chunks with scaled and lossless planes) are mutated in five ways: random bit flips, truncation, random
 bytes, and header or payload mutations whose CRC is recomputed so that they get past the
 checksum into the parser, the range decoder and the network. Each case must either raise
 ``ValueError`` or decode to an array of the declared shape and dtype; anything else (another
@@ -45,6 +45,8 @@ def seed_chunks(data_dir: Path) -> list[tuple[NeuralCodec, bytes]]:
         (NeuralCodec(quality=0, grid=grid25), mixed),
         (NeuralCodec(quality=2, grid=grid25, max_abs_error=0.3), t[0]),
         (NeuralCodec(quality=4), msl),
+        (NeuralCodec(quality=3, grid=grid25), t.astype(np.float64) * 1e-50),           # v6: scaled planes
+        (NeuralCodec(grid=grid25, max_abs_error=1e-12), t[0].astype(np.float64)),      # v6: a lossless plane
     ]:
         out.append((codec, codec.encode(arr)))
     return out

@@ -402,3 +402,44 @@ def test_help_describes_every_command_with_an_example(capsys):
 def test_demo_subcommand_runs_the_readme_demo(tmp_path, capsys):
     assert cli.main(["demo", "--data", str(tmp_path)]) == 2  # the demo's own "sample not found" exit
     assert "no ERA5 sample found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("phase", ["coordinates", "t2m/c"])
+@pytest.mark.parametrize("signum, code", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_real_signal_during_compress_leaves_no_partial_store(tmp_path, signum, code, phase):
+    """Send the signal to a real ``xneuralcodec compress`` while it writes the coordinates
+    (early) or the neural chunks of a variable (zarr's threads busy coding and writing)."""
+    import os
+    import signal
+    import subprocess
+    import time
+    from pathlib import Path
+
+    repo = Path(cli.__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(repo), "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    out = tmp_path / "out" / "era5.zarr"
+    out.parent.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "xneuralcodec.cli.main", "compress", str(g01()), str(out),
+                             "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        pattern = "*/*/c" if phase == "coordinates" else f"*/{phase}"
+        while not list(out.parent.glob(pattern)) and proc.poll() is None:
+            assert time.monotonic() < deadline, "compress wrote no chunk within 120 s"
+            time.sleep(0.02)
+        assert proc.poll() is None, "compress finished before the signal could be sent"
+        proc.send_signal(getattr(signal, signum))
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == code
+    assert "Traceback" not in stderr and len(stderr.strip().splitlines()) == 1 and "interrupted" in stderr
+    assert listing(out.parent) == set()
+
+
+def test_compress_never_writes_inside_its_input(tmp_path, store, capsys):
+    before = sorted(p.relative_to(store) for p in store.rglob("*"))
+    for inside in (store / "x.zarr", store / "sub" / "x.zarr"):
+        code, _, err = run(["compress", store, inside, "--no-progress"], capsys)
+        assert code == 1 and "inside" in err
+    assert sorted(p.relative_to(store) for p in store.rglob("*")) == before

@@ -11,6 +11,7 @@ import pytest
 import xneuralcodec
 from xneuralcodec import NeuralCodec
 from xneuralcodec.evaluation.metrics import weighted_errors
+from xneuralcodec.format import bitstream
 
 from .conftest import load_plane
 
@@ -195,15 +196,19 @@ def test_store_written_for_cuda_decodes_on_cpu():
     np.testing.assert_array_equal(back, NeuralCodec(device="cpu").decode(data))
 
 
-def test_max_abs_error_too_fine_for_the_data_is_refused():
+def test_max_abs_error_too_fine_for_the_data_is_stored_losslessly():
     plane, grid = load_plane("gfs_2.5deg_t500")
-    with pytest.raises(ValueError, match="max_abs_error=1e-12 is too small for values of this range"):
-        NeuralCodec(grid=grid.to_config(), max_abs_error=1e-12).encode(plane)
-    # a bound below float32 resolution still holds: the correction lands on the input value
+    codec = NeuralCodec(grid=grid.to_config(), max_abs_error=1e-12)
+    data = codec.encode(plane)
+    assert bitstream.unpack(data).planes[0].kind == bitstream.KIND_LOSSLESS and bitstream.unpack(data).version == 6
+    np.testing.assert_array_equal(codec.decode(data), plane)
+    # a bound below float32 resolution but within the correction's reach still codes lossy:
+    # the correction lands on the input value
     fine = NeuralCodec(grid=grid.to_config(), max_abs_error=1e-6)
+    assert bitstream.unpack(fine.encode(plane)).planes[0].kind == bitstream.KIND_NEURAL
     assert np.abs(fine.decode(fine.encode(plane)).astype(np.float64) - plane).max() <= 1e-6
     constant = np.full((73, 144), 0.1, dtype=np.float64)
-    with pytest.raises(ValueError, match="constant plane"):
-        NeuralCodec(max_abs_error=1e-12).encode(constant)
+    back = NeuralCodec(max_abs_error=1e-12).decode(NeuralCodec(max_abs_error=1e-12).encode(constant))
+    np.testing.assert_array_equal(back, constant)
     back = NeuralCodec(max_abs_error=1e-6).decode(NeuralCodec(max_abs_error=1e-6).encode(constant))
     assert np.abs(back - 0.1).max() <= 1e-6

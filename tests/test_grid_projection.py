@@ -4,6 +4,8 @@ import ducc0
 import healpy as hp
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from xneuralcodec.sphere.faces import face_index, faces_to_ring, padding_index, ring_to_faces
 from xneuralcodec.sphere.grid import LatLonGrid
@@ -104,3 +106,41 @@ def test_padding_takes_true_neighbours(nside):
                                         ((0, i + 1), (0, i)), ((nside + 1, i + 1), (nside - 1, i))]:
                 neighbour = flat[table[f, py, px]]
                 assert neighbour in hp.get_all_neighbours(nside, idx[f, cy, cx]), (f, py, px)
+
+
+@pytest.mark.parametrize("lat, match", [
+    (np.r_[90.0, 90.0, np.linspace(87.5, -90, 71)], "latitude coordinate 'latitude' repeats 90"),
+    (np.r_[np.linspace(90, -90, 73)[:36], [0.0, 0.0], np.linspace(90, -90, 73)[37:]], "'latitude' repeats 0"),
+    (np.linspace(92.5, -87.5, 73), r"latitude coordinate 'latitude' has values beyond \+-90 \(92.5\)"),
+    (np.linspace(90, -90, 73) * 1.01, r"'latitude' has values beyond \+-90"),
+    (np.array([45.0]), "latitude coordinate 'latitude' has a single row"),
+    (np.array([], dtype=float), "latitude coordinate 'latitude' is empty"),
+])
+def test_degenerate_latitudes_are_refused_naming_the_coordinate(lat, match):
+    with pytest.raises(ValueError, match=match):
+        LatLonGrid.from_coords(lat, np.arange(144) * 2.5, names=("latitude", "longitude"))
+
+
+@settings(max_examples=40, deadline=None)
+@given(nlat=st.sampled_from([37, 72, 73, 181]), where=st.floats(0, 1), flaw=st.sampled_from(["repeat", "beyond"]),
+       name=st.sampled_from(["lat", "latitude", "y"]))
+def test_any_repeated_or_out_of_range_latitude_is_refused_by_name(nlat, where, flaw, name):
+    lat = LatLonGrid(nlat, 144, 90.0 if nlat % 2 else 90.0 - 90.0 / nlat).latitudes.copy()
+    i = min(int(where * nlat), nlat - 1)
+    if flaw == "repeat":
+        lat[i] = lat[i - 1 if i else 1]
+    else:
+        lat[i] = 90.5 if i < nlat // 2 else -91.0
+    with pytest.raises(ValueError, match=f"latitude coordinate '{name}' (repeats|has values beyond)"):
+        LatLonGrid.from_coords(lat, np.arange(144) * 2.5, names=(name, "lon"))
+
+
+def test_encoding_names_the_degenerate_coordinate():
+    import xarray as xr
+
+    import xneuralcodec
+
+    lat = np.r_[90.0, 90.0, np.linspace(87.5, -90, 71)]
+    ds = xr.Dataset({"t": (("lat", "lon"), np.zeros((73, 144), np.float32))}, coords={"lat": lat, "lon": np.arange(144) * 2.5})
+    with pytest.raises(ValueError, match="variable 't': latitude coordinate 'lat' repeats 90"):
+        xneuralcodec.encoding(ds)

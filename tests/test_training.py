@@ -21,19 +21,19 @@ def test_train_resume_export_and_code(tmp_path):
         pytest.skip(f"{src} not available")
     run = tmp_path / "run"
     assert train.main(["--data", str(src), "--out", str(run), "--steps", "3", "--checkpoint-every", "2", "--seed", "1"]) == 0
-    first = torch.load(run / "checkpoint.pt", weights_only=False)
+    first = torch.load(run / "checkpoint.pt", weights_only=True)
     assert first["step"] == 3
     # rerunning with more steps resumes from the checkpoint instead of starting over
     assert train.main(["--data", str(src), "--out", str(run), "--steps", "5", "--seed", "1"]) == 0
     assert "resumed from step 3" in (run / "train.log").read_text()
-    assert torch.load(run / "checkpoint.pt", weights_only=False)["step"] == 5
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["step"] == 5
 
     # a second stage (fine-tuning after pre-training) starts from the first run's checkpoint
     tuned = tmp_path / "tuned"
     assert train.main(["--data", str(src), "--out", str(tuned), "--steps", "1", "--init", str(run / "checkpoint.pt")]) == 0
     assert "initialised from" in (tuned / "train.log").read_text()
-    start = torch.load(run / "checkpoint.pt", weights_only=False)["model"]
-    after = torch.load(tuned / "checkpoint.pt", weights_only=False)["model"]
+    start = torch.load(run / "checkpoint.pt", weights_only=True)["model"]
+    after = torch.load(tuned / "checkpoint.pt", weights_only=True)["model"]
     assert after.keys() == start.keys()
     # one small step moves the weights a little: they began at the checkpoint, not at random
     assert all(torch.allclose(after[k].float(), start[k].float(), atol=1e-2) for k in start)
@@ -63,7 +63,7 @@ def test_conditioned_training_from_unconditioned_weights_exports_a_conditioned_m
     assert train.main(["--data", str(src), "--out", str(plain), "--steps", "1"]) == 0
     assert train.main(["--data", str(src), "--out", str(film), "--steps", "2", "--conditioned", "--tilt-degrees", "20",
                        "--init", str(plain / "checkpoint.pt")]) == 0
-    ckpt = torch.load(film / "checkpoint.pt", weights_only=False)
+    ckpt = torch.load(film / "checkpoint.pt", weights_only=True)
     assert ckpt["config"]["conditioned"] and any(k.startswith("film_s.") for k in ckpt["model"])
     wdir = tmp_path / "weights"
     assert export.main(["--checkpoint", str(film / "checkpoint.pt"), "--name", "tiny-film", "--weights-dir", str(wdir)]) == 0
@@ -84,3 +84,24 @@ def test_meaningless_augmentation_settings_are_refused(capsys):
         with pytest.raises(SystemExit) as exc:
             train.main(argv)
         assert exc.value.code == 2 and "expected --" in capsys.readouterr().err
+
+
+class _Planted:
+    """A pickle that runs code when loaded: what a hostile checkpoint file could hold."""
+
+    def __reduce__(self):
+        return (print, ("this checkpoint ran code",))
+
+
+def test_checkpoints_are_loaded_without_running_pickled_code(tmp_path, capsys):
+    import pickle
+
+    import pytest
+
+    path = tmp_path / "checkpoint.pt"
+    torch.save({"model": _Planted(), "step": 1}, path)
+    with pytest.raises(pickle.UnpicklingError):
+        export.main(["--checkpoint", str(path), "--name", "x", "--weights-dir", str(tmp_path / "w")])
+    with pytest.raises(pickle.UnpicklingError):
+        train._initial_float_state(path)
+    assert "ran code" not in capsys.readouterr().out

@@ -59,6 +59,10 @@ def cases():
     if tuple(int(p) for p in __version__.split(".")[:2]) >= (0, 5):  # the condition in the header, format v5
         yield "2.5deg_q2_condition_t850", NeuralCodec(quality=2, grid=grid, variable="t", level=850), synthetic_plane(73, 144, 9)
         yield "2.5deg_q4_condition_msl_target_mae", NeuralCodec(grid=grid, variable="msl", target_mae=0.5), synthetic_plane(73, 144, 10)
+    if tuple(int(p) for p in __version__.split(".")[:2]) >= (0, 6):  # scaled and lossless planes, format v6
+        tiny = np.stack([synthetic_plane(73, 144, 11).astype(np.float64) * 1e-50, np.full((73, 144), 3e300)])
+        yield "2.5deg_q3_scaled_float64", NeuralCodec(grid=grid), tiny
+        yield "2.5deg_lossless_max_abs_error", NeuralCodec(grid=grid, max_abs_error=1e-12), synthetic_plane(73, 144, 12).astype(np.float64)
 
 
 def main(argv=None) -> int:

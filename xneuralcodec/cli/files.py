@@ -22,6 +22,7 @@ from pathlib import Path
 import xarray as xr
 
 from ..sphere.coordinates import LAT_NAMES, LON_NAMES, lat_lon_dims
+from .signals import check_interrupted, remove_for_good
 
 NETCDF_SUFFIXES = (".nc", ".nc4", ".netcdf", ".cdf", ".h5", ".hdf5")
 GRIB_SUFFIXES = (".grib", ".grib2", ".grb", ".grb2")
@@ -206,14 +207,16 @@ def check_output(path, overwrite: bool) -> Path:
 def atomic_output(path, overwrite: bool = False):
     """Yield a temporary sibling path to write to; rename it to ``path`` only on success.
 
-    On any exception (KeyboardInterrupt included) the temporary path is removed and an
-    existing ``path`` is left untouched. With ``overwrite``, the old output is moved aside
+    On any exception (KeyboardInterrupt and SIGTERM included, see signals.py) the temporary
+    path is removed, once zarr has stopped writing into it, and an existing ``path`` is left
+    untouched. With ``overwrite``, the old output is moved aside
     first and deleted only after the new one is in place.
     """
     path = check_output(path, overwrite)
     tmp = path.with_name(f"{path.name}.partial-{secrets.token_hex(4)}")
     try:
         yield tmp
+        check_interrupted()
         if not tmp.exists():
             raise RuntimeError(f"nothing was written to {tmp}")
         if path.exists() or path.is_symlink():
@@ -228,7 +231,7 @@ def atomic_output(path, overwrite: bool = False):
         else:
             os.rename(tmp, path)
     except BaseException:
-        remove_path(tmp)
+        remove_for_good(tmp, remove_path)
         raise
 
 
@@ -254,6 +257,7 @@ def write_zarr(ds: xr.Dataset, path, encoding: dict, zarr_format: int, bar) -> N
                        encoding=_encoding_for(subset, encoding, skip=written))
         written.update(subset.variables)
         bar.update(plane_count(ds[name]))
+        check_interrupted()
     consolidate(path)
 
 

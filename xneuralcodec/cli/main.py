@@ -38,6 +38,7 @@ from .files import (
     write_zarr,
 )
 from .progress import progress
+from .signals import Terminated, exit_code, interrupts_as_exceptions
 
 USER_ERRORS = (CLIError, ValueError, TypeError, KeyError, OSError)
 
@@ -170,8 +171,16 @@ def neural_variables(ds, requested) -> list[str]:
             if lat_lon_dims(da) is not None and da.dtype in (np.float32, np.float64)]
 
 
-def _same_path(a, b) -> bool:
-    return Path(a).resolve() == Path(b).resolve()
+def check_apart(source, output) -> None:
+    """An output may not be its input, lie inside it (in.zarr -> in.zarr/x.zarr: the run
+    would read what it writes) or contain it (--overwrite would delete the input)."""
+    src, out = Path(source).resolve(), Path(output).resolve()
+    if src == out:
+        raise CLIError("output and input are the same path")
+    if src in out.parents:
+        raise CLIError(f"output {str(output)!r} is inside the input {str(source)!r}: choose a path outside it")
+    if out in src.parents:
+        raise CLIError(f"output {str(output)!r} contains the input {str(source)!r}: choose another output")
 
 
 def cmd_compress(args) -> int:
@@ -181,8 +190,7 @@ def cmd_compress(args) -> int:
     if output.suffix.lower() in NETCDF_SUFFIXES + GRIB_SUFFIXES:
         raise CLIError(f"output {str(output)!r} names a {output.suffix} file, but compress writes a Zarr store "
                        "(e.g. out.zarr)")
-    if _same_path(args.input, output):
-        raise CLIError("output and input are the same path")
+    check_apart(args.input, output)
     check_output(output, args.overwrite)
     isel, chunks = parse_isel(args.isel), parse_chunks(args.chunks)
     no_shards = args.shards == ["none"]
@@ -230,8 +238,7 @@ def cmd_compress(args) -> int:
 
 def cmd_decompress(args) -> int:
     output = Path(args.output)
-    if _same_path(args.store, output):
-        raise CLIError("output and input are the same path")
+    check_apart(args.store, output)
     check_output(output, args.overwrite)
     ds = without_encoding(open_store(args.store))
     to_netcdf = output.suffix.lower() in NETCDF_SUFFIXES
@@ -493,7 +500,7 @@ def describe(exc: BaseException) -> str:
 
 
 def main(argv=None) -> int:
-    """Run one command; returns the exit code (0 ok, 1 user error, 2 usage error, 130 interrupted)."""
+    """Run one command; returns the exit code (0 ok, 1 user error, 2 usage error, 130 SIGINT, 143 SIGTERM)."""
     argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     if argv[:1] == ["demo"]:  # everything after "demo" is the demo's, including --help
         return cmd_demo(argparse.Namespace(demo_args=argv[1:]))
@@ -503,10 +510,12 @@ def main(argv=None) -> int:
     except SystemExit as exc:  # --help, --version, usage errors
         return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 2
     try:
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print("error: interrupted; no partial output was left behind", file=sys.stderr)
-        return 130
+        with interrupts_as_exceptions():
+            return int(args.func(args) or 0)
+    except KeyboardInterrupt as exc:  # SIGINT, or SIGTERM as signals.Terminated
+        print(f"error: interrupted ({'SIGTERM' if isinstance(exc, Terminated) else 'SIGINT'}); "
+              "no partial output was left behind", file=sys.stderr)
+        return exit_code(exc)
     except USER_ERRORS as exc:
         print(f"error: {describe(exc)}", file=sys.stderr)
         return 1

@@ -89,6 +89,7 @@ class Engine:
         records, neural = plane_records.describe(planes, quality, max_abs_error)
         projector = Projector(grid, nside)
         step = planes_per_batch(nside)
+        unreachable: set[int] = set()  # planes whose bound no correction holds: stored losslessly
         for start in range(0, len(neural), step):
             batch = neural[start:start + step]
             faces = np.stack([ring_to_faces(projector.to_healpix(p)) for _, p in batch]).astype(np.float32)
@@ -99,14 +100,19 @@ class Engine:
                 for k, (i, _) in enumerate(batch):
                     searches[k] = self._rate_search(analysed[k], planes[i], records[i], projector, grid, arr.dtype,
                                                     options)
-                    records[i].quality, approx[k] = searches[k].quality()
+                    try:
+                        records[i].quality, approx[k] = searches[k].quality()
+                    except correction.BoundUnreachable:
+                        unreachable.add(i)
             gains = np.stack([self.model.gain(records[i].quality) for i, _ in batch])
             y_all, z_all = self.transform.latents(analysed, gains)
             for (i, _), y, z in zip(batch, y_all, z_all):
                 records[i].words, records[i].escapes = self.latents.encode(y, z)
             if max_abs_error is not None or target_mae is not None:
-                self._add_corrections([i for i, _ in batch], records, planes, approx, searches, y_all, projector,
-                                      arr.dtype, max_abs_error, condition)
+                unreachable |= self._add_corrections([i for i, _ in batch], records, planes, approx, searches, y_all,
+                                                     projector, arr.dtype, max_abs_error, condition, unreachable)
+        for i in unreachable:
+            records[i] = plane_records.lossless(planes[i])
         chunk = Chunk(bytes.fromhex(self.model.sha256), arr.dtype, 0, nside, grid.nlat, grid.nlon,
                       grid.lat_first, grid.lon_first, tuple(arr.shape), records, target_mae or 0.0,
                       variable_kind=condition.kind, level=condition.level)
@@ -129,21 +135,29 @@ class Engine:
                                self.model.config.qualities - 1, replay, coded_size)
 
     def _add_corrections(self, indices, records, planes, approx, searches, y_all, projector, dtype, max_abs_error,
-                         condition) -> None:
+                         condition, skip) -> set[int]:
         """Replay the decoder where no rate search already did, then code what it will miss
-        (correction.py): within max_abs_error, and tighter where the MAE target needs it."""
-        missing = [k for k, a in enumerate(approx) if a is None]
+        (correction.py): within max_abs_error, and tighter where the MAE target needs it.
+        Returns the planes (not in ``skip``) whose bound no correction holds."""
+        missing = [k for k, a in enumerate(approx) if a is None and indices[k] not in skip]
         if missing:
             recs = [records[indices[k]] for k in missing]
             y_hat = np.round(y_all[missing]).astype(np.float32)
             for k, plane in zip(missing, self._reconstruct(y_hat, projector, recs, condition)):
                 approx[k] = plane
+        unreachable = set()
         for i, plane, search in zip(indices, approx, searches):
-            bound = max_abs_error if search is None else search.correction_bound(plane)
-            if bound is not None:
-                rec = records[i]
-                q, rec.correction_step = correction.quantise(planes[i], plane, bound, dtype)
-                rec.correction = correction.encode(q)
+            if i in skip:
+                continue
+            try:
+                bound = max_abs_error if search is None else search.correction_bound(plane)
+                if bound is not None:
+                    rec = records[i]
+                    q, rec.correction_step = correction.quantise(planes[i], plane, bound, dtype)
+                    rec.correction = correction.encode(q)
+            except correction.BoundUnreachable:
+                unreachable.add(i)
+        return unreachable
 
     def _reconstruct(self, y_hat: np.ndarray, projector: Projector, records, condition: Condition) -> list[np.ndarray]:
         """Decoder-side planes (float64, before NaN masking) from rounded latents at each
@@ -153,8 +167,11 @@ class Engine:
         return plane_records.to_planes(faces, projector, records)
 
     # -- decode ------------------------------------------------------------------------
-    def decode(self, data, grid: LatLonGrid | None = None) -> np.ndarray:
-        chunk = bitstream.unpack(data)
+    def decode(self, data, grid: LatLonGrid | None = None, shape: tuple | None = None,
+               max_bytes: int | None = None) -> np.ndarray:
+        """Bytes -> array. ``shape`` (the chunk shape the caller knows) and ``max_bytes`` (what
+        its buffer holds) are checked against the header before anything is allocated."""
+        chunk = bitstream.unpack(data, shape, max_bytes)
         if chunk.weights_sha256.hex() != self.model.sha256:
             raise ValueError(
                 f"chunk was written with weights sha256 {chunk.weights_sha256.hex()}, but this codec uses "
@@ -178,7 +195,7 @@ class Engine:
             for i, rec, plane in zip(batch, recs, self._reconstruct(y, projector, recs, condition)):
                 if rec.correction_step:
                     q = correction.decode(rec.correction, (chunk.nlat, chunk.nlon), chunk.version)
-                    with np.errstate(over="ignore"):  # only a forged header can overflow here
+                    with np.errstate(over="ignore", invalid="ignore"):  # near float64's limits, or forged
                         plane = plane + q * rec.correction_step
                 out[i] = plane
         return plane_records.finish_planes(out, chunk)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 
 from numcodecs.abc import Codec
-from numcodecs.compat import ndarray_copy
+from numcodecs.compat import ensure_ndarray_like, ndarray_copy
 
 from ..options import CodecOptions, options_doc, options_signature
 
@@ -49,13 +49,19 @@ class NeuralCodec(Codec):
         return self._engine_cache
 
     def encode(self, buf):
+        if getattr(getattr(buf, "dtype", None), "byteorder", "=") == ">":
+            raise TypeError(
+                "NeuralCodec (Zarr 2) got big-endian data, but Zarr 2 reads a compressor's output in the "
+                "array's byte order: create the array with a native dtype (xneuralcodec.encoding does), or "
+                "use NeuralSerializer (Zarr 3), which accepts either order"
+            )
         return self._engine.encode(buf, self._options)
 
     def decode(self, buf, out=None):
-        arr = self._engine.decode(buf, self._options.grid)
-        if out is not None:
-            return ndarray_copy(arr, out)
-        return arr
+        if out is None:
+            return self._engine.decode(buf, self._options.grid)
+        capacity = ensure_ndarray_like(out).nbytes  # checked before anything is decoded
+        return ndarray_copy(self._engine.decode(buf, self._options.grid, max_bytes=capacity), out)
 
     def get_config(self):
         return {"id": self.codec_id, **self._options.to_config()}

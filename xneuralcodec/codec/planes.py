@@ -5,9 +5,15 @@ standardisation, and the decoder's way back (de-standardise, NaN mask, dtype).
         all NaN  -> KIND_ALL_NAN record
         constant -> KIND_CONSTANT record (the value as float32)
         else     -> KIND_NEURAL record (mean, std, NaN mask) + the standardised plane
+        a bound the correction cannot hold -> KIND_LOSSLESS record (the values themselves)
 
 Mean and std are float32 as the chunk header stores them, so that encoder replays and the
-decoder de-standardise with the same numbers.
+decoder de-standardise with the same numbers. float32 statistics cannot describe planes
+whose magnitude lies outside float32's range (float64 near 1e308) or so low that float32
+loses precision (denormal float32, float64 near 1e-50): those are scaled by a power of two
+first, which is exact, so they code with the relative error of the same field at ordinary
+magnitude, and the exponent travels in the record (format v6). Ordinary planes get
+exponent 0 and keep their v5 bytes.
 """
 
 from __future__ import annotations
@@ -16,8 +22,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..coding.output import to_dtype
 from ..format import bitstream
-from ..format.bitstream import KIND_ALL_NAN, KIND_CONSTANT, KIND_NEURAL, PlaneRecord
+from ..format.bitstream import KIND_ALL_NAN, KIND_CONSTANT, KIND_LOSSLESS, KIND_NEURAL, PlaneRecord
+from ..format.limits import MAX_CHUNK_BYTES_ENV, max_chunk_bytes
 from ..sphere.faces import faces_to_ring
 from ..sphere.grid import LatLonGrid
 
@@ -25,6 +33,17 @@ if TYPE_CHECKING:  # projection loads torch for its thread count; the Zarr 3 fac
     from ..sphere.projection import Projector
 
 SUPPORTED_DTYPES = (np.dtype("float32"), np.dtype("float64"))
+SMALLEST_UNSCALED = 2.0 ** -60   # below this largest magnitude, float32 std would lose precision
+LARGEST_UNSCALED = float(np.finfo(np.float32).max)
+
+
+def scale_exponent(finite: np.ndarray) -> int:
+    """0 for every plane float32 statistics describe as it is; otherwise the power of two that
+    brings its largest magnitude into [0.5, 1)."""
+    biggest = float(np.abs(finite).max())
+    if biggest == 0 or SMALLEST_UNSCALED <= biggest <= LARGEST_UNSCALED:
+        return 0
+    return int(np.frexp(biggest)[1])
 
 
 def standardise(values: np.ndarray):
@@ -56,13 +75,22 @@ def infer_grid(nlat: int, nlon: int) -> LatLonGrid:
 
 
 def check_array(arr, grid: LatLonGrid | None) -> tuple[np.ndarray, LatLonGrid]:
-    """Validate an input chunk; returns it as an ndarray and the grid it lives on."""
+    """Validate an input chunk; returns it as a native-order ndarray and the grid it lives on
+    (big-endian input, common from netCDF and GRIB, codes exactly like the same values native)."""
     if not isinstance(arr, np.ndarray):
         arr = np.asarray(arr)
+    if arr.dtype.kind == "f" and not arr.dtype.isnative:
+        arr = arr.astype(arr.dtype.newbyteorder("="))
     if arr.dtype not in SUPPORTED_DTYPES:
         raise TypeError(f"expected a float32 or float64 array, got dtype {arr.dtype} instead")
     if arr.ndim < 2:
         raise ValueError(f"expected an array whose last two dims are (lat, lon), got shape {arr.shape} instead")
+    if 0 in arr.shape[-2:]:
+        raise ValueError(f"expected non-empty lat and lon dims, got shape {arr.shape} instead "
+                         "(only the leading dims may be empty)")
+    if arr.nbytes > max_chunk_bytes():  # never write a chunk that readers refuse by default
+        raise ValueError(f"chunk of {arr.nbytes} bytes is larger than the decode limit of {max_chunk_bytes()} "
+                         f"bytes: use smaller chunks (or raise {MAX_CHUNK_BYTES_ENV} for every reader)")
     if grid is None:
         grid = infer_grid(arr.shape[-2], arr.shape[-1])
     elif arr.shape[-2:] != (grid.nlat, grid.nlon):
@@ -75,13 +103,19 @@ def check_array(arr, grid: LatLonGrid | None) -> tuple[np.ndarray, LatLonGrid]:
     return arr, grid
 
 
-def check_constant(values: np.ndarray, max_abs_error: float | None, stored: float | None = None) -> None:
-    """Constant planes are stored as one float32: refuse a bound that this would break."""
-    if max_abs_error is None:
-        return
-    stored = np.float64(np.float32(values.flat[0] if stored is None else stored))
-    if np.abs(values.astype(np.float64) - stored).max() > max_abs_error:
-        raise ValueError(f"max_abs_error={max_abs_error} is finer than the float32 value stored for a constant plane")
+def lossless(plane: np.ndarray) -> PlaneRecord:
+    """The plane's own values (format v6): where no lossy record can keep the promised bound."""
+    return PlaneRecord(KIND_LOSSLESS, 0.0, 0.0, words=bitstream.pack_values(plane))
+
+
+def constant(plane: np.ndarray, finite: np.ndarray, value: float, exponent: int, mask: bytes,
+             max_abs_error: float | None) -> PlaneRecord:
+    """A constant plane stores one float32 (times 2**exponent), or its values where a bound
+    is finer than that float32 (the promise holds; the ratio shows the cost)."""
+    stored = np.ldexp(np.float64(np.float32(value)), exponent)
+    if max_abs_error is not None and np.abs(finite.astype(np.float64) - stored).max() > max_abs_error:
+        return lossless(plane)
+    return PlaneRecord(KIND_CONSTANT, float(value), 0.0, mask, exponent=exponent)
 
 
 def describe(planes: np.ndarray, quality: float, max_abs_error: float | None):
@@ -95,41 +129,53 @@ def describe(planes: np.ndarray, quality: float, max_abs_error: float | None):
             continue
         mask = bitstream.pack_mask(nan) if nan.any() else b""
         finite = plane[~nan]
+        exponent = scale_exponent(finite)
+        scaled = np.ldexp(plane.astype(np.float64), -exponent) if exponent else plane
         if finite.min() == finite.max():
-            check_constant(finite, max_abs_error)
-            records.append(PlaneRecord(KIND_CONSTANT, float(finite[0]), 0.0, mask))
+            value = float(np.ldexp(np.float64(finite[0]), -exponent))
+            records.append(constant(plane, finite, value, exponent, mask, max_abs_error))
             continue
-        filled = np.where(nan, finite.mean(dtype=np.float64), plane).astype(np.float64)
+        filled = np.where(nan, scaled[~nan].mean(dtype=np.float64), scaled).astype(np.float64)
         normed, mean, std = standardise(filled)
         if not np.isfinite(std) or std == 0:  # values too close for float32 statistics
-            check_constant(finite, max_abs_error, float(mean))
-            records.append(PlaneRecord(KIND_CONSTANT, float(mean), 0.0, mask))
+            records.append(constant(plane, finite, float(mean), exponent, mask, max_abs_error))
             continue
-        records.append(PlaneRecord(KIND_NEURAL, float(mean), float(std), mask, quality=quality))
+        records.append(PlaneRecord(KIND_NEURAL, float(mean), float(std), mask, quality=quality, exponent=exponent))
         neural.append((i, normed))
     return records, neural
 
 
+def unscale(values, exponent: int) -> np.ndarray:
+    """``values * 2**exponent`` in float64, held to its finite range (no overflow to inf)."""
+    if not exponent:
+        return values
+    with np.errstate(over="ignore"):
+        limit = np.finfo(np.float64).max
+        return np.clip(np.ldexp(values, exponent), -limit, limit)
+
+
 def to_planes(faces: np.ndarray, projector: Projector, records) -> list[np.ndarray]:
     """Decoded faces (B, 12, n, n) -> lat/lon planes (float64, before NaN masking), each
-    de-standardised with its record's float32 mean and std."""
+    de-standardised with its record's float32 mean and std, and scaled by its exponent."""
     return [
-        projector.to_latlon(faces_to_ring(f.astype(np.float64))) * np.float64(np.float32(rec.std))
-        + np.float64(np.float32(rec.mean))
+        unscale(projector.to_latlon(faces_to_ring(f.astype(np.float64))) * np.float64(np.float32(rec.std))
+                + np.float64(np.float32(rec.mean)), rec.exponent)
         for f, rec in zip(faces, records)
     ]
 
 
 def start_planes(chunk) -> tuple[np.ndarray, list[int]]:
-    """(P, nlat, nlon) float64 with the all-NaN and constant planes filled in, and the
-    indices of the planes left to the network."""
+    """(P, nlat, nlon) float64 with the all-NaN, constant and lossless planes filled in, and
+    the indices of the planes left to the network."""
     out = np.empty((chunk.n_planes, chunk.nlat, chunk.nlon), dtype=np.float64)
     neural = []
     for i, rec in enumerate(chunk.planes):
         if rec.kind == KIND_ALL_NAN:
             out[i] = np.nan
         elif rec.kind == KIND_CONSTANT:
-            out[i] = rec.mean
+            out[i] = unscale(np.float64(rec.mean), rec.exponent)
+        elif rec.kind == KIND_LOSSLESS:
+            out[i] = bitstream.unpack_values(rec.words, chunk.dtype, (chunk.nlat, chunk.nlon))
         else:
             neural.append(i)
     return out, neural
@@ -140,5 +186,4 @@ def finish_planes(out: np.ndarray, chunk) -> np.ndarray:
     for i, rec in enumerate(chunk.planes):
         if rec.mask:
             out[i][bitstream.unpack_mask(rec.mask, (chunk.nlat, chunk.nlon))] = np.nan
-    with np.errstate(over="ignore"):  # forged mean/std: inf, like any value out of range
-        return out.astype(chunk.dtype).reshape(chunk.shape)
+    return to_dtype(out, chunk.dtype).reshape(chunk.shape)

@@ -25,6 +25,7 @@ from ..sphere.coordinates import LAT_NAMES, LON_NAMES, lat_lon_dims
 from ..sphere.grid import LatLonGrid
 from ..variables import UNKNOWN, kind_of
 from .numcodecs_codec import NeuralCodec
+from .planes import SUPPORTED_DTYPES
 from .zarr3 import NeuralSerializer
 
 SHARD_BYTES = 256 * 2 ** 20  # raw data per Zarr 3 shard: few files per variable, each well inside memory
@@ -111,15 +112,17 @@ def encoding(ds: xr.Dataset, *, zarr_format: int = 3, variables=None, **codec_op
             if variables is not None:
                 raise ValueError(f"variable {name!r} has no (lat, lon) trailing dims, so it cannot use the codec")
             continue
-        if np.dtype(da.dtype) not in (np.dtype("float32"), np.dtype("float64")):
+        if np.dtype(da.dtype).newbyteorder("=") not in SUPPORTED_DTYPES:  # either byte order
             raise TypeError(f"variable {name!r}: expected float32 or float64 data, got {da.dtype} instead")
         try:
-            grid = LatLonGrid.from_coords(ds[dims[0]].values, ds[dims[1]].values)
+            grid = LatLonGrid.from_coords(ds[dims[0]].values, ds[dims[1]].values, names=dims)
         except ValueError as exc:
             raise ValueError(f"variable {name!r}: {exc}") from None
         told = _condition_options(name, da)
         options = {**told, **options_for(codec_options, told["variable"] or str(name), name), "grid": grid.to_config()}
         entry = {"chunks": _chunks(da, zarr_format)}
+        if not np.dtype(da.dtype).isnative:  # netCDF / GRIB big-endian: store native order (Zarr 2 needs it)
+            entry["dtype"] = np.dtype(da.dtype).newbyteorder("=")
         if zarr_format == 3:
             entry.update(serializer=NeuralSerializer(**options), compressors=None)
             shards = _shards(da)

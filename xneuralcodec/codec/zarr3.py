@@ -46,7 +46,7 @@ class NeuralSerializer(ArrayBytesCodec):
         return f"NeuralSerializer({self.options.kwargs_repr()})"
 
     def validate(self, *, shape, dtype, chunk_grid):
-        native = np.dtype(dtype.to_native_dtype())
+        native = np.dtype(dtype.to_native_dtype()).newbyteorder("=")  # either byte order: chunks decode native
         if native not in SUPPORTED_DTYPES:
             raise TypeError(f"expected a float32 or float64 array for {CODEC_NAME}, got dtype {native} instead")
         if len(shape) < 2:
@@ -68,9 +68,8 @@ class NeuralSerializer(ArrayBytesCodec):
 
     async def _decode_single(self, chunk_bytes, chunk_spec):
         data = chunk_bytes.to_bytes()
-        arr = await asyncio.to_thread(engine_for(self.options).decode, data, self.options.grid)
-        if arr.shape != tuple(chunk_spec.shape):
-            raise ValueError(f"decoded chunk shape {arr.shape} does not match the array's chunk shape {chunk_spec.shape}")
+        # the claimed shape must be the array's chunk shape, checked before anything is allocated
+        arr = await asyncio.to_thread(engine_for(self.options).decode, data, self.options.grid, chunk_spec.shape)
         return chunk_spec.prototype.nd_buffer.from_numpy_array(arr)
 
     def compute_encoded_size(self, input_byte_length, chunk_spec):

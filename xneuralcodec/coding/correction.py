@@ -38,6 +38,8 @@ import struct
 import constriction
 import numpy as np
 
+from .output import to_dtype
+
 MARGIN = 2.0 ** -6      # fraction of the bound kept back for rounding and other machines
 MAX_RADIUS = 1024
 _HEAD = struct.Struct("<HI")           # v2: radius, escapes
@@ -47,37 +49,56 @@ ZERO, UNIT, WIDE = 0, 1, 2
 PREDICT_NONE, PREDICT_WEST = 0, 1      # v4: the section's first byte
 
 
+class BoundUnreachable(ValueError):
+    """No correction step holds this bound for this plane in its dtype (the bound is below what
+    the dtype resolves there, or needs corrections beyond i32): the engine stores the plane
+    losslessly instead, so the promise holds and the ratio shows what it cost."""
+
+
 def step_for(max_abs_error: float) -> float:
     return 2.0 * max_abs_error * (1.0 - MARGIN)
 
 
+def _fit(x: np.ndarray, approx: np.ndarray, step: float, bound: float, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """(q, points still over the bound) for one step, nudging q by +-1 where the cast to the
+    output dtype pushes a value over the edge."""
+    finite = ~np.isnan(x)
+    with np.errstate(over="ignore", invalid="ignore"):
+        q = np.where(finite, np.rint((x - approx) / step), 0.0)
+
+        def error(qq):
+            return np.abs(to_dtype(approx + qq * step, dtype).astype(np.float64) - x)
+
+        bad = finite & ~(error(q) <= bound)
+        for dq in (-1.0, 1.0):
+            if bad.any():
+                fixed = bad & (error(q + dq) <= bound)
+                q = np.where(fixed, q + dq, q)
+                bad &= ~fixed
+    return q, bad
+
+
 def quantise(original: np.ndarray, approx: np.ndarray, max_abs_error: float, dtype) -> tuple[np.ndarray, float]:
     """(q, step): integer corrections that bring every finite value of ``original`` within
-    the bound once ``approx + q * step`` is cast to ``dtype`` (NaN positions get 0)."""
+    the bound once ``approx + q * step`` is cast to ``dtype`` (NaN positions get 0).
+
+    Raises ``BoundUnreachable`` where no step can (see there)."""
     step = step_for(max_abs_error)
     # step / 2 < bound < max_abs_error: room for the output dtype's rounding below the
     # bound, and for another machine's last-bit differences above it
     bound = max_abs_error * (1.0 - MARGIN / 2)
     x = original.astype(np.float64)
-    finite = ~np.isnan(x)
-    q = np.where(finite, np.rint((x - approx) / step), 0.0)
-
-    def error(qq):
-        return np.abs((approx + qq * step).astype(dtype).astype(np.float64) - x)
-
-    bad = finite & (error(q) > bound)
-    for dq in (-1.0, 1.0):  # rounding to the output dtype can push a value over the edge
-        if bad.any():
-            fixed = bad & (error(q + dq) <= bound)
-            q = np.where(fixed, q + dq, q)
-            bad &= ~fixed
+    q, bad = _fit(x, approx, step, bound, dtype)
     if bad.any():
-        raise ValueError(
-            f"max_abs_error={max_abs_error} is finer than {np.dtype(dtype)} can represent near "
-            f"{x[bad][0]:g}: choose a larger bound"
-        )
-    if np.abs(q).max() >= 2 ** 31:
-        raise ValueError(f"max_abs_error={max_abs_error} is too small for values of this range: choose a larger bound")
+        # within about 64 ulps of the values the dtype's own rounding (up to half an ulp) no
+        # longer fits in the margin: a finer step leaves it room (the step travels in the record)
+        ulp = float(np.spacing(np.asarray(np.nanmax(np.abs(x)), dtype=dtype)))
+        if bound > ulp:
+            step = 2.0 * (bound - ulp)
+            q, bad = _fit(x, approx, step, bound, dtype)
+    if bad.any() or not np.abs(q).max() < 2 ** 31:
+        raise BoundUnreachable(f"max_abs_error={max_abs_error} cannot be held by a correction of this "
+                               f"{np.dtype(dtype)} plane (values up to {np.nanmax(np.abs(x)):g})")
     return q.astype(np.int64), step
 
 

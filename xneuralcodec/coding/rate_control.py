@@ -19,6 +19,7 @@ from typing import Callable
 import numpy as np
 
 from . import correction
+from .output import to_dtype
 
 BISECTION_STEPS = 5  # quality resolution (finest - coarsest) / 2^5: about 0.16 of a trained step
 CORRECTION_STEPS = 20
@@ -61,7 +62,7 @@ def correction_bound_for_mae(original: np.ndarray, approx: np.ndarray, weights: 
     """The coarsest correction bound eps (at most ``ceiling``) whose corrected plane meets the
     MAE target, by bisection on eps; eps = target always works (every error is then below it)."""
     def corrected_mae(eps):
-        return plane_mae(original, correction.corrected(original, approx, eps, dtype).astype(dtype), weights)
+        return plane_mae(original, to_dtype(correction.corrected(original, approx, eps, dtype), dtype), weights)
 
     low = target if ceiling is None else min(target, ceiling)
     high = float(np.nanmax(np.abs(original - approx))) if ceiling is None else ceiling
@@ -101,7 +102,7 @@ class PlaneRateSearch:
         self.replays[quality] = approx = self._replay(quality)
         if self.max_abs_error is not None:  # the decoded plane includes the correction
             approx = correction.corrected(self.original, approx, self.max_abs_error, self.dtype)
-        return plane_mae(self.original, approx.astype(self.dtype), self.weights)
+        return plane_mae(self.original, to_dtype(approx, self.dtype), self.weights)
 
     def quality(self) -> tuple[float, np.ndarray]:
         """(quality, decoder replay at it): the coarsest rate whose decoded plane meets the target."""
@@ -130,7 +131,7 @@ class PlaneRateSearch:
         """The correction bound the plane needs: the user's, tightened if the MAE target needs it."""
         corrected = approx if self.max_abs_error is None else correction.corrected(
             self.original, approx, self.max_abs_error, self.dtype)
-        if plane_mae(self.original, corrected.astype(self.dtype), self.weights) <= self.target_mae:
+        if plane_mae(self.original, to_dtype(corrected, self.dtype), self.weights) <= self.target_mae:
             return self.max_abs_error
         return correction_bound_for_mae(self.original, approx, self.weights, self.target_mae, self.dtype,
                                         self.max_abs_error)

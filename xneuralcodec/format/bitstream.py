@@ -1,4 +1,4 @@
-"""Bitstream format v5 (reads v1 to v4 too): one self-describing, checksummed record per Zarr chunk.
+"""Bitstream format v6 (reads v1 to v5 too): one self-describing, checksummed record per Zarr chunk.
 
 Little-endian throughout; the full layout is in docs/format.md::
 
@@ -7,40 +7,48 @@ Little-endian throughout; the full layout is in docs/format.md::
              lat_first f64 | lon_first f64 | shape u64 x ndim | (v3 on:) target_mae f64 |
              (v5:) variable kind u8 | reserved u8 u16 | level hPa f32 (conditioning.py; 0: unknown)
     planes   per plane: kind u8 | mean f32 | std f32 | mask_len u32 | words_len u32 | escapes u32 |
-             (v2:) correction_len u32 | correction_step f64 | (v3 on:) quality f32
+             (v2:) correction_len u32 | correction_step f64 | (v3 on:) quality f32 | (v6:) exponent i16
     payload  per plane: NaN mask (zlib of packed bits) | range-coder words u32 | escapes i32 |
              (v2:) error-bound correction (correction.py; v4 adds a predictor byte to it)
+             (v6, lossless planes: zlib of the values in the chunk dtype, in the words section)
     trailer  crc32 of everything before it, u32
 
-Decoding checks magic, version, the checksum and every length before allocating anything,
-and raises ``ValueError`` naming what is wrong.
+The writer uses the oldest version that holds the chunk: v5 unless a plane needs a scale
+exponent or lossless storage (v6), so that ordinary chunks keep their bytes and older
+readers. Decoding checks magic, version, the checksum, every length and the claimed size
+(``limits.py``) before allocating anything, and raises ``ValueError`` naming what is wrong.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import struct
 import zlib
 
 import numpy as np
 
 from ..variables import KINDS
+from .limits import MAX_CHUNK_BYTES_ENV, max_chunk_bytes
 
 MAGIC = b"XNCB"
-VERSION = 5
+VERSION = 6
 # v1: release 0.1.0, no correction; v2: 0.2.0, one quality per chunk; v3: 0.3.0, corrections
 # without a predictor; v4: 0.4.0, differs from v3 only inside the correction section;
-# v5 (0.5.0) adds the condition (variable kind, level) to the header
-SUPPORTED_VERSIONS = (1, 2, 3, 4, 5)
-MAX_OUTPUT_BYTES = 2 ** 34  # 16 GiB: a claimed chunk larger than this is refused
+# v5 (0.5.0) adds the condition (variable kind, level) to the header; v6 adds a per-plane
+# power-of-two exponent and lossless planes, and is written only for chunks that need them
+SUPPORTED_VERSIONS = (1, 2, 3, 4, 5, 6)
+ORDINARY_VERSION = 5  # what chunks without scaled or lossless planes are written as
 
-KIND_NEURAL, KIND_CONSTANT, KIND_ALL_NAN = 0, 1, 2
+KIND_NEURAL, KIND_CONSTANT, KIND_ALL_NAN, KIND_LOSSLESS = 0, 1, 2, 3  # KIND_LOSSLESS since v6
+MAX_EXPONENT = 1100  # |exponent| of a v6 plane; float64 spans 2^-1074 .. 2^1024
 DTYPES = {1: np.dtype("<f4"), 2: np.dtype("<f8")}
 DTYPE_CODES = {v: k for k, v in DTYPES.items()}
 
 _HEAD = struct.Struct("<4sHH32sBBBBIIIdd")
 _PLANE = {1: struct.Struct("<BffIII"), 2: struct.Struct("<BffIIIId"), 3: struct.Struct("<BffIIIIdf")}
 _PLANE[4] = _PLANE[5] = _PLANE[3]
+_PLANE[6] = struct.Struct("<BffIIIIdfh")
 _TARGET = struct.Struct("<d")
 _CONDITION = struct.Struct("<BBHf")
 _CRC = struct.Struct("<I")
@@ -57,6 +65,7 @@ class PlaneRecord:
     correction: bytes = b""  # error-bound correction section (v2), empty if none or all zero
     correction_step: float = 0.0  # 0: no correction layer
     quality: float = 0.0   # rate point of this plane (v3); v1 and v2 chunks take the header's
+    exponent: int = 0      # v6: decoded values are (x * std + mean) * 2**exponent (planes.py)
 
 
 @dataclasses.dataclass
@@ -81,9 +90,15 @@ class Chunk:
         return int(np.prod(self.shape[:-2], dtype=np.int64))
 
 
+def version_for(planes) -> int:
+    """The oldest version that holds these planes: 5, or 6 for scaled or lossless ones."""
+    return VERSION if any(p.exponent or p.kind == KIND_LOSSLESS for p in planes) else ORDINARY_VERSION
+
+
 def pack(chunk: Chunk) -> bytes:
+    version = version_for(chunk.planes)
     parts = [
-        _HEAD.pack(MAGIC, VERSION, 0, chunk.weights_sha256, DTYPE_CODES[np.dtype(chunk.dtype).newbyteorder("<")],
+        _HEAD.pack(MAGIC, version, 0, chunk.weights_sha256, DTYPE_CODES[np.dtype(chunk.dtype).newbyteorder("<")],
                    len(chunk.shape), chunk.quality, 0, chunk.nside, chunk.nlat, chunk.nlon,
                    chunk.lat_first, chunk.lon_first),
         struct.pack(f"<{len(chunk.shape)}Q", *chunk.shape),
@@ -91,8 +106,9 @@ def pack(chunk: Chunk) -> bytes:
         _CONDITION.pack(chunk.variable_kind, 0, 0, chunk.level),
     ]
     for p in chunk.planes:
-        parts.append(_PLANE[VERSION].pack(p.kind, p.mean, p.std, len(p.mask), len(p.words), len(p.escapes) // 4,
-                                          len(p.correction), p.correction_step, p.quality))
+        extra = (p.exponent,) if version >= 6 else ()
+        parts.append(_PLANE[version].pack(p.kind, p.mean, p.std, len(p.mask), len(p.words), len(p.escapes) // 4,
+                                          len(p.correction), p.correction_step, p.quality, *extra))
     for p in chunk.planes:
         parts += [p.mask, p.words, p.escapes, p.correction]
     body = b"".join(parts)
@@ -103,12 +119,16 @@ def _fail(why: str):
     raise ValueError(f"not a valid xneuralcodec chunk: {why}")
 
 
-def unpack(data) -> Chunk:
+def unpack(data, shape: tuple | None = None, max_bytes: int | None = None) -> Chunk:
+    """Parse and check a chunk. ``shape``: the chunk shape the caller knows (Zarr 3), which the
+    claimed shape must equal; ``max_bytes``: the most the caller can hold (``out=``). Both,
+    and the process limit (``limits.py``), are checked before anything is allocated."""
+    expected_shape = None if shape is None else tuple(int(n) for n in shape)
     buf = memoryview(data).cast("B") if not isinstance(data, bytes) else memoryview(data)
     if len(buf) < _HEAD.size + _CRC.size:
         _fail(f"only {len(buf)} bytes")
     head = _HEAD.unpack_from(buf, 0)
-    magic, version, flags, sha, dtype_code, ndim, quality, _, nside, nlat, nlon, lat_first, lon_first = head
+    magic, version, flags, sha, dtype_code, ndim, quality, reserved, nside, nlat, nlon, lat_first, lon_first = head
     if magic != MAGIC:
         _fail(f"magic {bytes(magic)!r} is not {MAGIC!r} (data not written by xneuralcodec?)")
     if version not in SUPPORTED_VERSIONS:
@@ -121,6 +141,8 @@ def unpack(data) -> Chunk:
         _fail("checksum mismatch (truncated or damaged)")
     if flags != 0:
         _fail(f"unknown flags {flags:#x}")
+    if reserved or (version >= 3 and quality):
+        _fail(f"reserved header bytes are not zero ({quality}, {reserved})")
     if dtype_code not in DTYPES:
         _fail(f"unknown dtype code {dtype_code}")
     if not 2 <= ndim <= 32:
@@ -151,12 +173,18 @@ def unpack(data) -> Chunk:
     dtype = DTYPES[dtype_code]
     if shape[-2:] != (nlat, nlon):
         _fail(f"shape {shape} does not end with the grid {nlat} x {nlon}")
-    n_values = 1
-    for s in shape:
-        n_values *= s
-    if n_values * dtype.itemsize > MAX_OUTPUT_BYTES or n_values == 0:
-        _fail(f"claimed shape {shape} is empty or larger than {MAX_OUTPUT_BYTES} bytes")
-    n_planes = n_values // (nlat * nlon)
+    if nlat == 0 or nlon == 0:
+        _fail(f"empty grid {nlat} x {nlon}")
+    if expected_shape is not None and tuple(shape) != expected_shape:
+        _fail(f"it claims shape {tuple(shape)}, but the array's chunk shape is {expected_shape}")
+    n_bytes = math.prod(shape) * dtype.itemsize
+    limit = max_chunk_bytes()
+    if n_bytes > limit:
+        _fail(f"claimed shape {tuple(shape)} is {n_bytes} bytes, larger than the decode limit of {limit} bytes "
+              f"(raise it with the environment variable {MAX_CHUNK_BYTES_ENV})")
+    if max_bytes is not None and n_bytes > max_bytes:
+        _fail(f"claimed shape {tuple(shape)} is {n_bytes} bytes, more than out= holds ({max_bytes} bytes)")
+    n_planes = math.prod(shape[:-2])
     record = _PLANE[version]
     if len(buf) < offset + n_planes * record.size + _CRC.size:
         _fail(f"{n_planes} plane records do not fit in {len(buf)} bytes")
@@ -166,27 +194,44 @@ def unpack(data) -> Chunk:
         offset += record.size
         correction_len, step = extra[:2] if extra else (0, 0.0)
         plane_quality = extra[2] if version >= 3 else float(quality)
+        exponent = extra[3] if version >= 6 else 0
         if not np.isfinite(plane_quality):
             _fail(f"bad plane quality {plane_quality}")
-        if kind not in (KIND_NEURAL, KIND_CONSTANT, KIND_ALL_NAN) or words_len % 4:
+        kinds = (KIND_NEURAL, KIND_CONSTANT, KIND_ALL_NAN, KIND_LOSSLESS)[:4 if version >= 6 else 3]
+        if kind not in kinds or (words_len % 4 and kind != KIND_LOSSLESS):
             _fail(f"bad plane record (kind {kind}, words {words_len})")
+        if abs(exponent) > MAX_EXPONENT or (exponent and kind in (KIND_ALL_NAN, KIND_LOSSLESS)):
+            _fail(f"bad plane exponent {exponent} (kind {kind})")
         if not (step == 0.0 or (np.isfinite(step) and step > 0)) or (correction_len and step == 0.0):
             _fail(f"bad correction step {step}")
-        records.append((kind, mean, std, mask_len, words_len, n_esc * 4, correction_len, step, plane_quality))
+        records.append((kind, mean, std, mask_len, words_len, n_esc * 4, correction_len, step, plane_quality,
+                        exponent))
     planes = []
     end = len(buf) - _CRC.size
-    for kind, mean, std, mask_len, words_len, esc_len, correction_len, step, plane_quality in records:
+    for kind, mean, std, mask_len, words_len, esc_len, correction_len, step, plane_quality, exponent in records:
         if offset + mask_len + words_len + esc_len + correction_len > end:
             _fail("section lengths run past the end of the chunk")
         mask = bytes(buf[offset:offset + mask_len]); offset += mask_len
         words = bytes(buf[offset:offset + words_len]); offset += words_len
         escapes = bytes(buf[offset:offset + esc_len]); offset += esc_len
         correction = bytes(buf[offset:offset + correction_len]); offset += correction_len
-        planes.append(PlaneRecord(kind, mean, std, mask, words, escapes, correction, step, plane_quality))
+        planes.append(PlaneRecord(kind, mean, std, mask, words, escapes, correction, step, plane_quality, exponent))
     if offset != end:
         _fail(f"{end - offset} unexplained trailing bytes")
     return Chunk(bytes(sha), dtype, quality, nside, nlat, nlon, lat_first, lon_first, tuple(shape), planes,
                  target_mae, version, condition_kind, float(level))
+
+
+def _inflate(blob: bytes, expected: int, what: str) -> bytes:
+    """zlib-decompress exactly ``expected`` bytes: never more than the plane needs."""
+    d = zlib.decompressobj()
+    try:
+        raw = d.decompress(blob, expected)
+    except zlib.error as exc:
+        _fail(f"damaged {what} ({exc})")
+    if len(raw) != expected or d.unconsumed_tail:
+        _fail(f"{what} has the wrong size")
+    return raw
 
 
 def pack_mask(mask: np.ndarray) -> bytes:
@@ -195,12 +240,16 @@ def pack_mask(mask: np.ndarray) -> bytes:
 
 def unpack_mask(blob: bytes, shape: tuple) -> np.ndarray:
     n = int(np.prod(shape))
-    expected = (n + 7) // 8
-    d = zlib.decompressobj()
-    try:
-        raw = d.decompress(blob, expected)  # never inflate more than the plane needs
-    except zlib.error as exc:
-        _fail(f"damaged NaN mask ({exc})")
-    if len(raw) != expected or d.unconsumed_tail:
-        _fail("NaN mask has the wrong size")
+    raw = _inflate(blob, (n + 7) // 8, "NaN mask")
     return np.unpackbits(np.frombuffer(raw, np.uint8))[:n].reshape(shape).astype(bool)
+
+
+def pack_values(plane: np.ndarray) -> bytes:
+    """A lossless plane (v6): its values, NaN included, little-endian in their own dtype, zlib'd."""
+    return zlib.compress(plane.astype(plane.dtype.newbyteorder("<")).tobytes(), 9)
+
+
+def unpack_values(blob: bytes, dtype: np.dtype, shape: tuple) -> np.ndarray:
+    n = int(np.prod(shape))
+    raw = _inflate(blob, n * dtype.itemsize, "lossless plane")
+    return np.frombuffer(raw, dtype).reshape(shape)

@@ -121,10 +121,12 @@ class LatLonGrid:
         return cls(**config)
 
     @classmethod
-    def from_coords(cls, lat, lon) -> "LatLonGrid":
-        """Build and check a grid from coordinate values (degrees)."""
+    def from_coords(cls, lat, lon, names: tuple[str, str] = ("lat", "lon")) -> "LatLonGrid":
+        """Build and check a grid from coordinate values (degrees); ``names`` are the
+        coordinates' names, for the messages."""
         lat = np.asarray(lat, dtype=np.float64)
         lon = np.asarray(lon, dtype=np.float64)
+        check_latitudes(lat, names[0])
         if lat.ndim != 1 or lon.ndim != 1 or lat.size < 3 or lon.size < 4:
             raise ValueError(f"expected 1-D lat and lon coordinates, got shapes {lat.shape} and {lon.shape} instead")
         dlat = np.diff(lat)
@@ -143,6 +145,25 @@ class LatLonGrid:
                 f"{lon.size} longitudes from {lon[0]:g} to {lon[-1]:g} instead"
             )
         return cls(nlat=int(lat.size), nlon=int(lon.size), lat_first=float(lat[0]), lon_first=float(lon[0]))
+
+
+def check_latitudes(lat: np.ndarray, name: str) -> None:
+    """Refuse the degenerate latitude axes a regularity check would misdescribe, naming the coordinate."""
+    where = f"latitude coordinate {name!r}"
+    if lat.ndim != 1:
+        raise ValueError(f"{where} is not 1-D (shape {lat.shape})")
+    if lat.size == 0:
+        raise ValueError(f"{where} is empty")
+    if lat.size == 1:
+        raise ValueError(f"{where} has a single row ({lat[0]:g}): a global grid needs rows from pole to pole")
+    if not np.isfinite(lat).all():
+        raise ValueError(f"{where} has non-finite values")
+    beyond = np.abs(lat) > 90.0 + _TOL
+    if beyond.any():
+        raise ValueError(f"{where} has values beyond +-90 ({lat[beyond][0]:g})")
+    values, counts = np.unique(lat, return_counts=True)
+    if (counts > 1).any():
+        raise ValueError(f"{where} repeats {values[counts > 1][0]:g}")
 
 
 def area_weights(grid: LatLonGrid) -> np.ndarray:

@@ -44,7 +44,7 @@ def parse_args(argv):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    ckpt = torch.load(args.checkpoint, weights_only=False, map_location="cpu")
+    ckpt = torch.load(args.checkpoint, weights_only=True, map_location="cpu")  # no pickled code runs
     config = ModelConfig(**ckpt.get("config", {}))
     model = HyperpriorModel(config)
     model.load_state_dict(ckpt["model"])

@@ -153,7 +153,7 @@ def _train(args, out: Path) -> int:
         _load_initial(model, _initial_float_state(args.init))
         log.info("initialised from %s", args.init)
     if ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, weights_only=False)
+        ckpt = torch.load(ckpt_path, weights_only=True)  # no pickled code runs
         model.load_state_dict(ckpt["model"])
         optimiser.load_state_dict(ckpt["optimiser"])
         step = ckpt["step"]
@@ -228,7 +228,7 @@ def _initial_float_state(path) -> dict:
     from safetensors.torch import load_file
 
     if str(path).endswith(".pt"):
-        return torch.load(path, weights_only=False)["model"]
+        return torch.load(path, weights_only=True)["model"]
     tensors = load_file(str(path))
     state = {k[len("float."):]: v for k, v in tensors.items() if k.startswith("float.")}
     if not state:

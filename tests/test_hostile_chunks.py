@@ -1,0 +1,167 @@
+"""Hostile chunks (issue 19): forged sizes are refused before allocating, reserved header
+bytes are checked, and a bounded fuzz target mutates real chunks on every CI run."""
+
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from xneuralcodec import NeuralCodec, NeuralSerializer
+from xneuralcodec.codec import planes as plane_records
+from xneuralcodec.format import bitstream
+
+from .conftest import load_plane
+
+GRID = {"nlat": 73, "nlon": 144, "lat_first": 90.0, "lon_first": 0.0}
+
+
+@pytest.fixture(scope="module")
+def coded():
+    plane, _ = load_plane("gfs_2.5deg_t500")
+    codec = NeuralCodec(grid=GRID)
+    return codec, plane, codec.encode(plane)
+
+
+def forged_constant_chunk(codec, n_planes: int, dtype=np.float64) -> bytes:
+    """A valid chunk of ``n_planes`` constant planes: 37 bytes each, claiming n x 73 x 144 values."""
+    real = bitstream.unpack(codec.encode(np.full((73, 144), 1.5, dtype=dtype)))
+    real.planes = real.planes * n_planes
+    real.shape = (n_planes, 73, 144)
+    return bitstream.pack(real)
+
+
+def refuse_allocation(monkeypatch):
+    def fail(*args, **kwargs):
+        raise AssertionError("the decoder allocated the output before checking the claimed size")
+
+    monkeypatch.setattr(plane_records, "start_planes", fail)
+
+
+def test_default_limit_refuses_a_small_chunk_claiming_gigabytes(coded):
+    from xneuralcodec.format import limits
+
+    codec, _, _ = coded
+    n = limits.DEFAULT_MAX_CHUNK_BYTES // (73 * 144 * 8) + 1  # one plane over the default limit
+    blob = forged_constant_chunk(codec, n)
+    assert len(blob) < 40 * n + 200
+    with pytest.raises(ValueError, match="XNEURALCODEC_MAX_CHUNK_BYTES"):
+        bitstream.unpack(blob)
+
+
+def test_the_limit_can_be_raised_and_lowered_by_the_user(coded, monkeypatch):
+    codec, _, _ = coded
+    blob = forged_constant_chunk(codec, 20)  # 1.7 MB of float64
+    monkeypatch.setenv("XNEURALCODEC_MAX_CHUNK_BYTES", str(10 ** 6))
+    refuse_allocation(monkeypatch)
+    with pytest.raises(ValueError, match="larger than the decode limit of 1000000 bytes"):
+        codec.decode(blob)
+    monkeypatch.undo()
+    monkeypatch.setenv("XNEURALCODEC_MAX_CHUNK_BYTES", str(2 * 10 ** 6))
+    assert codec.decode(blob).shape == (20, 73, 144)
+    monkeypatch.setenv("XNEURALCODEC_MAX_CHUNK_BYTES", "lots")
+    with pytest.raises(ValueError, match="XNEURALCODEC_MAX_CHUNK_BYTES"):
+        codec.decode(blob)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(n_planes=st.integers(1, 12), limit_planes=st.integers(1, 12), dtype=st.sampled_from([np.float32, np.float64]))
+def test_any_claim_above_the_limit_is_refused_and_any_below_decodes(coded, monkeypatch, n_planes, limit_planes, dtype):
+    codec, _, _ = coded
+    blob = forged_constant_chunk(codec, n_planes, dtype)
+    plane_bytes = 73 * 144 * np.dtype(dtype).itemsize
+    with monkeypatch.context() as patch:  # one example's limit must not outlive it
+        patch.setenv("XNEURALCODEC_MAX_CHUNK_BYTES", str(limit_planes * plane_bytes))
+        if n_planes > limit_planes:
+            with pytest.raises(ValueError, match="decode limit"):
+                codec.decode(blob)
+        else:
+            assert codec.decode(blob).shape == (n_planes, 73, 144)
+
+
+def test_out_buffer_capacity_is_checked_before_decoding(coded, monkeypatch):
+    codec, _, _ = coded
+    blob = forged_constant_chunk(codec, 3)
+    refuse_allocation(monkeypatch)
+    with pytest.raises(ValueError, match="out="):
+        codec.decode(blob, out=np.empty((1, 73, 144)))
+
+
+def test_zarr3_serializer_checks_the_chunk_spec_before_allocating(coded, monkeypatch):
+    import asyncio
+
+    from zarr.core.array_spec import ArrayConfig, ArraySpec
+    from zarr.core.buffer import default_buffer_prototype
+    from zarr.core.dtype import Float64
+
+    codec, _, _ = coded
+    blob = forged_constant_chunk(codec, 3)
+    spec = ArraySpec(shape=(1, 73, 144), dtype=Float64(), fill_value=0.0,
+                     config=ArrayConfig(order="C", write_empty_chunks=True), prototype=default_buffer_prototype())
+    serializer = NeuralSerializer(grid=GRID)
+    refuse_allocation(monkeypatch)
+    with pytest.raises(ValueError, match=r"claims shape \(3, 73, 144\).*\(1, 73, 144\)"):
+        asyncio.run(serializer._decode_single(default_buffer_prototype().buffer.from_bytes(blob), spec))
+
+
+def with_crc(body: bytes) -> bytes:
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(offset=st.sampled_from([42, 43]), value=st.integers(1, 255))
+def test_reserved_header_bytes_must_be_zero(coded, offset, value):
+    codec, _, blob = coded
+    body = bytearray(blob[:-4])
+    body[offset] = value
+    with pytest.raises(ValueError, match="reserved"):
+        codec.decode(with_crc(bytes(body)))
+
+
+# -- the fuzz target: real chunks, mutated past the checksum --------------------------------
+
+@pytest.fixture(scope="module")
+def seeds():
+    """(codec, chunk) pairs covering every plane kind and format v5 and v6."""
+    plane, _ = load_plane("gfs_2.5deg_t500")
+    holed = plane.copy()
+    holed[5:20, 30:60] = np.nan
+    mixed = np.stack([plane, np.full_like(plane, np.nan), np.full_like(plane, 250.0), holed])
+    cases = [
+        (NeuralCodec(grid=GRID, quality=0), mixed),
+        (NeuralCodec(grid=GRID, quality=2, max_abs_error=0.3), plane.astype(np.float64)),
+        (NeuralCodec(grid=GRID, max_abs_error=1e-12), plane.astype(np.float64)[None]),  # lossless (v6)
+        (NeuralCodec(grid=GRID), plane.astype(np.float64) * 1e-50),                     # scaled (v6)
+    ]
+    return [(codec, codec.encode(arr)) for codec, arr in cases]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_fuzz_decoder_on_mutated_real_chunks(seeds, data, monkeypatch):
+    """Any mutation decodes to the claimed shape or raises ValueError / TypeError: never another
+    exception, and never an allocation above the (lowered) limit."""
+    which = data.draw(st.integers(0, len(seeds) - 1))
+    codec, original = seeds[which]
+    blob = bytearray(original)
+    head = 72 + 8 * blob[41]
+    for _ in range(data.draw(st.integers(1, 4))):
+        # header and plane records, or anywhere in the payloads (the magic is tested elsewhere)
+        pos = data.draw(st.one_of(st.integers(4, head + 40 * 4), st.integers(head, len(blob) - 5)))
+        blob[pos] = data.draw(st.integers(0, 255))
+    if data.draw(st.integers(0, 3)) == 0:
+        blob = blob[:len(blob) - data.draw(st.integers(1, len(blob)))]
+    damaged = bytes(blob) if data.draw(st.integers(0, 3)) == 0 else with_crc(bytes(blob[:-4]))  # mostly past the CRC
+    try:
+        with monkeypatch.context() as patch:
+            patch.setenv("XNEURALCODEC_MAX_CHUNK_BYTES", str(64 * 2 ** 20))
+            back = codec.decode(damaged)
+    except (ValueError, TypeError) as exc:
+        event(f"refused: {str(exc)[:40]}")
+        return
+    event("decoded")
+    claimed = bitstream.unpack(damaged)
+    assert back.shape == claimed.shape and back.dtype == claimed.dtype
+    assert back.nbytes <= 64 * 2 ** 20
