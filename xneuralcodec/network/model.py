@@ -141,14 +141,15 @@ class FiLM(nn.Module):
         nn.init.zeros_(self.linear.weight)
         nn.init.zeros_(self.linear.bias)
 
-    def forward(self, x: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, condition: torch.Tensor, rows: int = 12) -> torch.Tensor:
         """``condition`` (B, CONDITION_SIZE), one row per sphere, or (1, ...) shared by all:
         the engine passes one row so that scale and shift are the same numbers whatever the
-        batch size (encode replays one plane, decode runs several)."""
+        batch size (encode replays one plane, decode runs several). ``rows`` is how many rows
+        of ``x`` one condition row covers: 12 faces of a sphere, or 1 training patch (v5)."""
         scale, shift = self.linear(condition).chunk(2, dim=1)           # (B or 1, C) each
         scale = 1.0 + scale
         if condition.shape[0] > 1:
-            scale, shift = scale.repeat_interleave(12, dim=0), shift.repeat_interleave(12, dim=0)
+            scale, shift = scale.repeat_interleave(rows, dim=0), shift.repeat_interleave(rows, dim=0)
         return x * scale[:, :, None, None] + shift[:, :, None, None]
 
 

@@ -189,10 +189,7 @@ def _train(args, out: Path) -> int:
         mse = torch.mean((x_hat - x) ** 2)
         bpp = (y_bits + z_bits) / x.numel()
         loss = LAMBDAS[q] * mse + bpp
-        optimiser.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-        optimiser.step()
+        descend(model, optimiser, loss)
         step += 1
         bar.update(1)
         stats = np.array([loss.item(), mse.item(), bpp.item()])
@@ -211,6 +208,14 @@ def _train(args, out: Path) -> int:
     (out / "train_summary.json").write_text(json.dumps({"step": step, "planes": len(planes), "skipped": skipped,
                                                          "lambdas": LAMBDAS, "args": vars(args)}, indent=2))
     return 0
+
+
+def descend(model, optimiser, loss, max_norm: float = 5.0) -> None:
+    """One optimiser step on ``loss``, gradients clipped (a rare huge plane must not derail training)."""
+    optimiser.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+    optimiser.step()
 
 
 def _load_initial(model: HyperpriorModel, state: dict) -> None:
