@@ -85,6 +85,7 @@ def parse_args(argv):
     p.add_argument("--latent", type=int, default=ModelV5Config.latent, help="channels of y (a new run only)")
     p.add_argument("--dec", default=",".join(map(str, ModelV5Config.dec)),
                    help="g_s widths at n/16, n/8, n/4, n/2 (a new run only; a resumed run keeps its checkpoint's)")
+    p.add_argument("--ema", type=float, default=0.999, help="decay of the weight average that is validated too")
     p.add_argument("--no-g04", action="store_true", help="validate without the whole nside-256 G04 plane")
     p.add_argument("--minutes", type=float, default=0.0, help="stop (with a checkpoint) after this wall time")
     return p.parse_args(argv)
@@ -214,6 +215,8 @@ def _train(args, out: Path) -> int:
     model = HyperpriorV5(config)
     log.info("config %s; parameters: %s", dataclasses.asdict(config), parameter_counts(model))
     optimiser = torch.optim.Adam(model.parameters(), lr=args.lr)
+    ema = HyperpriorV5(config)       # exponential moving average of the weights (what export should take)
+    ema.requires_grad_(False)
     rng = random.Random(args.seed)
     step = 0
     if ckpt is not None:
@@ -224,11 +227,12 @@ def _train(args, out: Path) -> int:
         rng.setstate((st[0], tuple(st[1:-1]), ckpt["py_gauss"] if st[-1] == 1 else None))
         torch.set_rng_state(ckpt["torch_rng"])
         log.info("resumed from step %d", step)
+    ema.load_state_dict(ckpt["ema"] if ckpt is not None and "ema" in ckpt else model.state_dict())
 
     def save():
         py_rng, gauss = _rng_tensor(rng.getstate())
         tmp = ckpt_path.with_name("checkpoint.tmp")
-        torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(), "step": step,
+        torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "optimiser": optimiser.state_dict(), "step": step,
                     "py_rng": py_rng, "py_gauss": 0.0 if gauss is None else float(gauss),
                     "torch_rng": torch.get_rng_state(), "config": dataclasses.asdict(config),
                     "args": {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in vars(args).items()},
@@ -237,13 +241,15 @@ def _train(args, out: Path) -> int:
 
     def run_validation():
         t0 = time.time()
-        rows = validate(model, vset, range(config.qualities))
+        rows = [{"weights": "live", **r} for r in validate(model, vset, range(config.qualities))]
+        if step > 0:
+            rows += [{"weights": "ema", **r} for r in validate(ema, vset, range(config.qualities))]
         with open(out / "val.jsonl", "a") as f:
             for r in rows:
                 f.write(json.dumps({"step": step, **r}) + "\n")
         for r in rows:
-            log.info("val step %d %-10s q%d ratio %8.1f bpp %.4f mae %.4g >5mae %.3f%% nrmse %.4f z %.0f%%",
-                     step, r["plane"], r["q"], r["ratio"], r["bpp"], r["mae"], 100 * r["share_gt5mae"],
+            log.info("val step %d %-4s %-10s q%d ratio %8.1f bpp %.4f mae %.4g >5mae %.3f%% nrmse %.4f z %.0f%%",
+                     step, r["weights"], r["plane"], r["q"], r["ratio"], r["bpp"], r["mae"], 100 * r["share_gt5mae"],
                      r["nrmse_hpx"], 100 * r["z_share"])
         log.info("validation took %.1f s", time.time() - t0)
 
@@ -276,6 +282,9 @@ def _train(args, out: Path) -> int:
         bpp = (y_bits + z_bits) / x.numel()
         loss = LAMBDAS[q] * dist + bpp
         descend(model, optimiser, loss)
+        with torch.no_grad():
+            for pe, p in zip(ema.parameters(), model.parameters()):
+                pe.lerp_(p, 1.0 - args.ema)
         step += 1
         stats = np.array([loss.item(), mse.item(), tail.item() / max(mse.item(), 1e-12), bpp.item()])
         running[kind] = stats if kind not in running else 0.98 * running[kind] + 0.02 * stats

@@ -42,11 +42,15 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("log", nargs="?", default="/work/runs/v5/val.jsonl")
     p.add_argument("--last", type=int, default=6, help="show this many validation passes")
+    p.add_argument("--weights", choices=("live", "ema"), default="ema",
+                   help="which weights' rows (rows without the field are live weights)")
     args = p.parse_args(argv)
     runs = defaultdict(lambda: defaultdict(list))
     with open(args.log) as f:
         for line in f:
             r = json.loads(line)
+            if r.get("weights", "live") != args.weights:
+                continue
             runs[r["step"]][r["plane"]].append(r)
     steps = sorted(runs)[-args.last:]
     for plane, targets in TARGETS.items():
