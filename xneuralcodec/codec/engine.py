@@ -5,7 +5,7 @@ Per chunk, every trailing (nlat, nlon) plane is coded on its own; each step has 
     chunk --planes.describe--> records + standardised planes
           --sphere.projection / faces--> 12 faces (nside)
           --network.transform: g_a, gain[q], h_a--> y, z     (coding.rate_control picks q for target_mae)
-          --coding.latents: integer h_s, range coding--> words
+          --coding.latents (v4) / coding.checkerboard (v5): integer entropy model, range coding--> words
           --coding.correction (max_abs_error / target_mae)--> corrections
           --format.bitstream.pack--> bytes
 
@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..coding import correction
+from ..coding.checkerboard import CheckerboardLatentCoder
 from ..coding.latents import LatentCoder
 from ..coding.rate_control import PlaneRateSearch
 from ..format import bitstream
@@ -53,7 +54,7 @@ class Engine:
     def __init__(self, model: LoadedModel):
         self.model = model
         self.transform = NeuralTransform(model)
-        self.latents = LatentCoder(model)
+        self.latents = CheckerboardLatentCoder(model) if model.checkerboard else LatentCoder(model)
 
     # -- encode ------------------------------------------------------------------------
     def encode(self, arr, options: CodecOptions) -> bytes:

@@ -33,28 +33,47 @@ FRAC_ACT = 8           # fractional bits of activations
 ACT_LIMIT = 2 ** 22    # activations are clipped to +-ACT_LIMIT (fixed point), keeping sums exact
 
 
-def _conv3x3(a: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+def conv_fixed(a: np.ndarray, weight: np.ndarray, bias: np.ndarray, pad=healpix_pad) -> np.ndarray:
     """a: (12, C, n, n) integer-valued float64 -> (12, Cout, n, n), before rescaling.
 
-    Runs through torch's float64 unfold and GEMM: every partial sum is an integer below
-    2**52, so the result is exact whatever order or thread count the GEMM sums in."""
-    cout = weight.shape[0]
-    x = healpix_pad(torch.from_numpy(np.ascontiguousarray(a)))
-    cols = F.unfold(x, (3, 3))                                          # (12, C*9, n*n)
+    ``pad`` borders each face with its neighbours' pixels (3x3 kernels; a 1x1 kernel needs
+    none). Runs through torch's float64 unfold and GEMM: every partial sum is an integer
+    below 2**52, so the result is exact whatever order or thread count the GEMM sums in."""
+    cout, k = weight.shape[0], weight.shape[-1]
+    x = torch.from_numpy(np.ascontiguousarray(a))
+    if k == 1:
+        out = torch.matmul(torch.from_numpy(weight.reshape(cout, -1)), x.reshape(*x.shape[:2], -1)).numpy()
+        return (out + bias[None, :, None]).reshape(a.shape[0], cout, *a.shape[2:])
+    x = pad(x)
+    cols = F.unfold(x, (k, k))                                          # (12, C*9, n*n)
     w = torch.from_numpy(weight.reshape(1, cout, -1)).expand(cols.shape[0], -1, -1)
     out = torch.bmm(w, cols).numpy() + bias[None, :, None]
     return out.reshape(a.shape[0], cout, *a.shape[2:])
 
 
-def _rescale(acc: np.ndarray) -> np.ndarray:
+def rescale(acc: np.ndarray) -> np.ndarray:
     """Fixed point with FRAC_WEIGHTS + FRAC_ACT bits -> FRAC_ACT bits, rounding half up."""
     return np.clip(np.floor((acc + 2.0 ** (FRAC_WEIGHTS - 1)) / 2.0 ** FRAC_WEIGHTS), -ACT_LIMIT, ACT_LIMIT)
 
 
-def _pixel_shuffle(a: np.ndarray) -> np.ndarray:
+def pixel_shuffle(a: np.ndarray) -> np.ndarray:
     b, c4, n, _ = a.shape
     c = c4 // 4
     return a.reshape(b, c, 2, 2, n, n).transpose(0, 1, 4, 2, 5, 3).reshape(b, c, 2 * n, 2 * n)
+
+
+def means_and_indices(a: np.ndarray, log_scale_min: int, log_scale_step: int, num_scales: int,
+                      axis: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Fixed-point (mu, log sigma), stacked along ``axis`` -> integer mu and scale index."""
+    mu_fixed, log_sigma_fixed = np.split(a, 2, axis=axis)
+    mu = np.floor((mu_fixed + 2.0 ** (FRAC_ACT - 1)) / 2.0 ** FRAC_ACT).astype(np.int64)
+    index = np.floor((log_sigma_fixed - log_scale_min) / log_scale_step + 0.5)
+    return mu, np.clip(index, 0, num_scales - 1).astype(np.int64)
+
+
+def scale_values(log_scale_min: int, log_scale_step: int, num_scales: int) -> np.ndarray:
+    """The float scale of every index (fixed-point constants of the weights file)."""
+    return np.exp((log_scale_min + log_scale_step * np.arange(num_scales)) / 2 ** FRAC_ACT)
 
 
 def quantise_layer(weight: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -118,7 +137,7 @@ class IntegerHyperSynthesis:
 
     def scales(self) -> np.ndarray:
         """The float scale of every index, for building the entropy tables at export."""
-        return np.exp((self.log_scale_min + self.log_scale_step * np.arange(self.num_scales)) / 2 ** FRAC_ACT)
+        return scale_values(self.log_scale_min, self.log_scale_step, self.num_scales)
 
     def __call__(self, z_hat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         layers = iter(self.layers)
@@ -127,12 +146,8 @@ class IntegerHyperSynthesis:
             if op == "relu":
                 a = np.maximum(a, 0)
                 continue
-            a = _rescale(_conv3x3(a, *next(layers)))
+            a = rescale(conv_fixed(a, *next(layers)))
             if op == "up":
-                a = _pixel_shuffle(a)
-        m = a.shape[1] // 2
-        mu_fixed, log_sigma_fixed = a[:, :m], a[:, m:]
-        mu = np.floor((mu_fixed + 2.0 ** (FRAC_ACT - 1)) / 2.0 ** FRAC_ACT).astype(np.int64)
-        index = np.floor((log_sigma_fixed - self.log_scale_min) / self.log_scale_step + 0.5)
-        index = np.clip(index, 0, self.num_scales - 1).astype(np.int64)
-        return mu, index
+                a = pixel_shuffle(a)
+        return means_and_indices(a, self.log_scale_min, self.log_scale_step, self.num_scales)
+

@@ -111,6 +111,10 @@ class HyperpriorModel(nn.Module):
                 x = next(film)(x, condition)
         return x
 
+    def hyper_analyse(self, y: torch.Tensor) -> torch.Tensor:
+        """h_a: scaled latents -> z before rounding (the codec's name for it, shared with v5)."""
+        return self.h_a(y)
+
     def hyper_parameters(self, z_hat):
         """Float mean and log-scale of y_s (training twin of integer_hyper)."""
         mu, log_sigma = self.h_s(z_hat).chunk(2, dim=1)

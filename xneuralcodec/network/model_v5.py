@@ -54,7 +54,7 @@ from torch.nn import functional as F
 from ..coding.entropy import LOG_SCALE_MAX, LOG_SCALE_MIN
 from ..sphere.faces import padding_index
 from ..sphere.padding import healpix_pad
-from .layers import GDN
+from .layers import GDN, conv2d_matmul
 from .model import FiLM
 
 SPHERE, PATCH = "sphere", "patch"
@@ -112,7 +112,11 @@ class Conv(nn.Module):
         self.conv = nn.Conv2d(cin, cout, k, stride=stride, padding=0)
 
     def forward(self, x, mode):
-        return self.conv(pad(x, mode) if self.k == 3 else x)
+        x = pad(x, mode) if self.k == 3 else x
+        if torch.is_grad_enabled():
+            return self.conv(x)
+        # inference: the GEMM path gives the same bits for any thread count (layers.conv2d_matmul)
+        return conv2d_matmul(x, self.conv.weight, self.conv.bias, self.conv.stride[0])
 
 
 class Up(nn.Module):
@@ -185,11 +189,15 @@ class HyperpriorV5(nn.Module):
     def gain(self, quality: torch.Tensor, rows: int) -> torch.Tensor:
         return self.log_gain[quality].exp().repeat_interleave(rows, 0)[:, :, None, None]
 
-    def analyse(self, x, condition, mode, rows):
+    def analyse(self, x, condition, mode=SPHERE, rows=12):
         return _run(self.g_a, getattr(self, "film_a", None), x, mode, condition, rows)
 
-    def synthesise(self, y, condition, mode, rows):
+    def synthesise(self, y, condition, mode=SPHERE, rows=12):
         return _run(self.g_s, getattr(self, "film_s", None), y, mode, condition, rows)
+
+    def hyper_analyse(self, y, mode=SPHERE):
+        """h_a: scaled latents -> z before rounding (the codec's name for it, shared with v4)."""
+        return _run(self.h_a, None, y, mode, None, 1)
 
     def entropy_parameters(self, psi, ctx, mode):
         out = _run(self.ep, None, torch.cat([psi, ctx], 1), mode, None, 1)
@@ -217,7 +225,7 @@ class HyperpriorV5(nn.Module):
         rows = 12 if mode == SPHERE else 1
         gain = self.gain(quality, rows)
         y = self.analyse(x, condition, mode, rows) * gain
-        z = _run(self.h_a, None, y, mode, None, 1)
+        z = self.hyper_analyse(y, mode)
         z_log_scale = self.z_log_scale[None, :, None, None].clamp(LOG_SCALE_MIN, LOG_SCALE_MAX)
         z_hat = _ste_round(z)
         noisy = self.training

@@ -28,7 +28,8 @@ class NeuralTransform:
 
     @torch.no_grad()
     def analyse(self, faces: np.ndarray, condition: Condition) -> np.ndarray:
-        """g_a of a batch of spheres (B, 12, n, n) -> (B, 12, M, n/8, n/8), before any gain."""
+        """g_a of a batch of spheres (B, 12, n, n) -> (B, 12, M, m, m) (m = n/8 in v4,
+        n/16 in v5), before any gain."""
         net = self.model.network
         x = torch.from_numpy(faces).to(self.model.device).reshape(-1, 1, *faces.shape[-2:])
         y = net.analyse(x, self._condition_input(condition))
@@ -51,7 +52,7 @@ class NeuralTransform:
         b = analysed.shape[0]
         y = self.scaled(analysed, gains)
         y = y.reshape(-1, *y.shape[2:])
-        z = torch.round(net.h_a(y))
+        z = torch.round(net.hyper_analyse(y))
         y = y.cpu().numpy().astype(np.float64).reshape(b, 12, *y.shape[1:])
         z = z.cpu().numpy().astype(np.int64).reshape(b, 12, *z.shape[1:])
         return y, z

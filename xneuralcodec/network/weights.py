@@ -22,8 +22,10 @@ from safetensors.numpy import load_file
 from ..coding.entropy import TableSet
 from ..coding.integer_hyper import IntegerHyperSynthesis
 from .model import HyperpriorModel, ModelConfig
+from .model_v5 import HyperpriorV5, ModelV5Config
 from .registry import registry, registry_entry, sha256_of, weights_dir
 
+ARCHITECTURE_V5 = "hyperprior-v5"   # weights-file metadata "architecture"; absent for v1-v4
 LOAD_COUNT = 0  # models built in this process; tests use it to prove the cache works
 _CACHE: dict[tuple[str, str], "LoadedModel"] = {}
 _LOCK = threading.Lock()
@@ -48,12 +50,17 @@ class LoadedModel:
 
     name: str
     sha256: str
-    config: ModelConfig
-    network: HyperpriorModel          # float g_a, h_a, g_s and gains (h_s float kept for reference)
-    hyper: IntegerHyperSynthesis      # exact integer h_s
+    config: ModelConfig | ModelV5Config
+    network: HyperpriorModel | HyperpriorV5   # float g_a, h_a, g_s and gains (entropy path kept for reference)
+    hyper: "IntegerHyperSynthesis | IntegerContextModel"   # the exact integer entropy model
     z_tables: TableSet
     y_tables: TableSet
     device: torch.device
+
+    @property
+    def checkerboard(self) -> bool:
+        """v5's two-pass context model (``coding.checkerboard``) instead of v4's one pass."""
+        return isinstance(self.config, ModelV5Config)
 
     @cached_property
     def gains(self) -> np.ndarray:
@@ -83,12 +90,18 @@ def _build(name: str, sha256: str, path: Path, device: torch.device) -> LoadedMo
 
     with safe_open(str(path), framework="numpy") as f:
         meta = f.metadata() or {}
-    config = ModelConfig(**json.loads(meta["model_config"]))
-    network = HyperpriorModel(config)
+    fields = json.loads(meta["model_config"])
+    if meta.get("architecture") == ARCHITECTURE_V5:
+        from ..coding.integer_context import IntegerContextModel
+
+        config = ModelV5Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
+        network, hyper = HyperpriorV5(config), IntegerContextModel(tensors)
+    else:
+        config = ModelConfig(**fields)
+        network, hyper = HyperpriorModel(config), IntegerHyperSynthesis.from_tensors(tensors)
     state = {k[len("float."):]: torch.from_numpy(v.copy()) for k, v in tensors.items() if k.startswith("float.")}
     network.load_state_dict(state)
     network.eval().to(device)
-    hyper = IntegerHyperSynthesis.from_tensors(tensors)
     LOAD_COUNT += 1
     return LoadedModel(
         name=name, sha256=sha256, config=config, network=network, hyper=hyper,
@@ -96,6 +109,13 @@ def _build(name: str, sha256: str, path: Path, device: torch.device) -> LoadedMo
         y_tables=TableSet(tensors["y_tables"], tensors["y_radii"]),
         device=device,
     )
+
+
+def load_weights_file(path: str | Path, device: str = "cpu") -> LoadedModel:
+    """A weights file that is not (yet) registered, e.g. an export of a training checkpoint
+    under evaluation. Not cached; streams it writes decode only with the same file."""
+    path = Path(path)
+    return _build(path.stem, sha256_of(path), path, resolve_device(device))
 
 
 def load_model(name: str | None = None, sha256: str | None = None, device: str = "auto") -> LoadedModel:

@@ -17,16 +17,23 @@ import numpy as np
 import torch
 from safetensors.numpy import save_file
 
-from ..coding import integer_hyper
+from ..coding import integer_context, integer_hyper
 from ..coding.entropy import LOG_SCALE_MAX, LOG_SCALE_MIN, build_tables
 from ..network.model import HyperpriorModel, ModelConfig
+from ..network.model_v5 import HyperpriorV5, ModelV5Config
 from ..network.registry import sha256_of
+from ..network.weights import ARCHITECTURE_V5
 
 
-def freeze(model: HyperpriorModel) -> dict[str, np.ndarray]:
+def freeze(model: HyperpriorModel | HyperpriorV5) -> dict[str, np.ndarray]:
+    """Float weights, the integer entropy path and the frozen tables of a weights file."""
     tensors = {f"float.{k}": v.detach().cpu().numpy().copy() for k, v in model.state_dict().items()}
-    tensors.update(integer_hyper.freeze(model.h_s))
-    sigmas = integer_hyper.IntegerHyperSynthesis.from_tensors(tensors).scales()
+    if isinstance(model, HyperpriorV5):
+        tensors.update(integer_context.freeze(model))
+        sigmas = integer_context.IntegerContextModel(tensors).scales()
+    else:
+        tensors.update(integer_hyper.freeze(model.h_s))
+        sigmas = integer_hyper.IntegerHyperSynthesis.from_tensors(tensors).scales()
     tensors["y_tables"], tensors["y_radii"] = build_tables(sigmas)
     z_sigmas = np.exp(np.clip(model.z_log_scale.detach().numpy().astype(np.float64), LOG_SCALE_MIN, LOG_SCALE_MAX))
     tensors["z_tables"], tensors["z_radii"] = build_tables(z_sigmas)
@@ -39,22 +46,52 @@ def parse_args(argv):
     p.add_argument("--name", required=True, help="model name, e.g. hyperprior-v3 (never reuse a shipped name)")
     p.add_argument("--weights-dir", default="weights")
     p.add_argument("--default", action="store_true", help="make this the registry's default model")
+    p.add_argument("--weights", choices=("ema", "live"), default="ema",
+                   help="v5 checkpoints: the weight average (default) or the live weights")
+    p.add_argument("--no-register", action="store_true",
+                   help="write the weights file only (evaluation of a checkpoint; load with weights.load_weights_file)")
     return p.parse_args(argv)
+
+
+def load_checkpoint(path: str, weights: str = "ema") -> tuple[HyperpriorModel | HyperpriorV5, dict]:
+    """(model, checkpoint) of a v4 or v5 training checkpoint."""
+    ckpt = torch.load(path, weights_only=True, map_location="cpu")  # no pickled code runs
+    fields = ckpt.get("config", {})
+    if "enc" in fields:   # train_v5's config
+        config = ModelV5Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
+        model = HyperpriorV5(config)
+        model.load_state_dict(ckpt["ema"] if weights == "ema" and "ema" in ckpt else ckpt["model"])
+    else:
+        model = HyperpriorModel(ModelConfig(**fields))
+        model.load_state_dict(ckpt["model"])
+    return model.eval(), ckpt
+
+
+def model_metadata(model: HyperpriorModel | HyperpriorV5) -> dict:
+    """The weights file's metadata: the config, and the architecture for v5 (absent for v1-v4)."""
+    meta = {"architecture": ARCHITECTURE_V5} if isinstance(model, HyperpriorV5) else {}
+    meta["model_config"] = json.dumps(dataclasses.asdict(model.config))
+    return meta
+
+
+def save_weights(model: HyperpriorModel | HyperpriorV5, path: Path) -> str:
+    """Write ``model`` frozen into a safetensors weights file; returns its sha256."""
+    save_file(freeze(model), str(path), metadata=model_metadata(model))
+    return sha256_of(path)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    ckpt = torch.load(args.checkpoint, weights_only=True, map_location="cpu")  # no pickled code runs
-    config = ModelConfig(**ckpt.get("config", {}))
-    model = HyperpriorModel(config)
-    model.load_state_dict(ckpt["model"])
-    tensors = freeze(model)
+    model, ckpt = load_checkpoint(args.checkpoint, args.weights)
+    config = model.config
     out_dir = Path(args.weights_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{args.name}.safetensors"
-    meta = {"model_config": json.dumps(dataclasses.asdict(config))}
-    save_file(tensors, str(path), metadata=meta)
-    digest = sha256_of(path)
+    meta = model_metadata(model)
+    digest = save_weights(model, path)
+    if args.no_register:
+        print(f"wrote {path} sha256 {digest} (not registered)")
+        return 0
     reg_path = out_dir / "registry.json"
     reg = json.loads(reg_path.read_text()) if reg_path.exists() else {"default": args.name, "models": {}}
     reg["models"][args.name] = {"file": path.name, "sha256": digest}
