@@ -73,7 +73,7 @@ def test_condition_is_stored_in_the_header_and_the_config():
     plane = (250 + np.cumsum(rng.normal(size=(73, 144)), axis=1)).astype(np.float32)
     codec = NeuralCodec(quality=1, variable="t", level=850.3)
     chunk = bitstream.unpack(codec.encode(plane))
-    assert chunk.version == bitstream.ORDINARY_VERSION == 5  # v6 only for scaled or lossless planes
+    assert chunk.version == bitstream.VERSION == 7
     assert chunk.variable_kind == KIND_INDEX["temperature"] and chunk.level == float(np.float32(850.3))
     assert codec.get_config()["variable"] == "t" and codec.get_config()["level"] == 850.3
     again = NeuralCodec.from_config(codec.get_config())
@@ -93,10 +93,13 @@ def test_forged_condition_is_refused():
     assert bitstream.unpack(data).variable_kind == KIND_INDEX["geopotential"]
     with pytest.raises(ValueError, match="unknown variable kind"):
         bitstream.unpack(_forge(data, offset, struct.pack("<BBHf", 200, 0, 0, 0.0)))
+    iterations = bitstream.unpack(data).projection_iterations
     with pytest.raises(ValueError, match="bad level"):
-        bitstream.unpack(_forge(data, offset, struct.pack("<BBHf", 1, 0, 0, float("inf"))))
+        bitstream.unpack(_forge(data, offset, struct.pack("<BBHf", 1, iterations, 0, float("inf"))))
     with pytest.raises(ValueError, match="bad level"):
-        bitstream.unpack(_forge(data, offset, struct.pack("<BBHf", 1, 0, 0, -5.0)))
+        bitstream.unpack(_forge(data, offset, struct.pack("<BBHf", 1, iterations, 0, -5.0)))
+    with pytest.raises(ValueError, match="projection iterations 0"):
+        bitstream.unpack(_forge(data, offset, struct.pack("<BBHf", 1, 0, 0, 500.0)))
 
 
 def test_encoding_helper_tells_each_variable_its_name_and_single_level():

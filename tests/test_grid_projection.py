@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from xneuralcodec.sphere.faces import face_index, faces_to_ring, padding_index, ring_to_faces
 from xneuralcodec.sphere.grid import LatLonGrid
-from xneuralcodec.sphere.projection import Projector
+from xneuralcodec.format.bitstream import LEGACY_PROJECTION_ITERATIONS
+from xneuralcodec.sphere.projection import ITERATIONS, Projector
 
 
 def band_limited_plane(grid: LatLonGrid, lmax: int, seed: int = 0) -> np.ndarray:
@@ -37,9 +38,23 @@ def test_band_limited_round_trip_is_exact(grid):
     nside = grid.default_nside()
     lmax = min(grid.lmax, 2 * nside) - 2
     plane = band_limited_plane(grid, lmax)
-    projector = Projector(grid, nside)
+    projector = Projector(grid, nside, iterations=LEGACY_PROJECTION_ITERATIONS)
     back = projector.to_latlon(faces_to_ring(ring_to_faces(projector.to_healpix(plane))))
     assert np.abs(back - plane).max() < 1e-5 * plane.std()
+
+
+@pytest.mark.parametrize("grid", GRIDS, ids=lambda g: f"{g.nlat}x{g.nlon}@{g.lat_first},{g.lon_first}")
+def test_few_iterations_stay_close_to_the_converged_projection(grid):
+    """Format v7 decodes with ``projection.ITERATIONS`` LSMR steps instead of 30: on a
+    band-limited field the two back projections stay within a small fraction of its spread."""
+    nside = grid.default_nside()
+    plane = band_limited_plane(grid, min(grid.lmax, 2 * nside) - 2)
+    ring = Projector(grid, nside).to_healpix(plane)
+    fast = Projector(grid, nside).to_latlon(ring)
+    converged = Projector(grid, nside, iterations=LEGACY_PROJECTION_ITERATIONS).to_latlon(ring)
+    assert ITERATIONS < LEGACY_PROJECTION_ITERATIONS
+    assert np.abs(fast - converged).max() < 1e-3 * plane.std()
+    assert np.abs(fast - converged).mean() < 3e-5 * plane.std()
 
 
 def test_orientation_is_respected():

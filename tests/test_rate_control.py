@@ -28,7 +28,7 @@ def test_target_mae_holds_and_a_looser_target_costs_fewer_bytes(key, loose, tigh
     plane, grid = load_plane(key)
     sizes = {}
     for target in (loose, tight):
-        codec = NeuralCodec(grid=grid.to_config(), target_mae=target)
+        codec = NeuralCodec(grid=grid.to_config(), target_mae=target, conventional=False)
         data = codec.encode(plane)
         back = codec.decode(data)
         chunk = bitstream.unpack(data)
@@ -46,14 +46,14 @@ def test_unreachable_target_falls_back_to_the_smallest_rate_plus_correction(key,
     finest = NeuralCodec(quality=5, grid=grid.to_config())
     floor = _mae(plane, finest.decode(finest.encode(plane)), grid)
     target = 0.5 * floor
-    codec = NeuralCodec(grid=grid.to_config(), target_mae=target)
+    codec = NeuralCodec(grid=grid.to_config(), target_mae=target, conventional=False)
     data = codec.encode(plane)
     record = bitstream.unpack(data).planes[0]
     assert record.quality in (0.0, 1.0, 2.0, 3.0, 4.0, 5.0) and record.correction_step > 0 and record.correction
     assert _mae(plane, codec.decode(data), grid) <= target
     # no larger than the finest rate with its correction, the choice before release 0.4.0
     monkeypatch.setattr(rate_control.PlaneRateSearch, "_smallest_with_correction", lambda self: 5.0)
-    finest_corrected = NeuralCodec(grid=grid.to_config(), target_mae=target).encode(plane)
+    finest_corrected = NeuralCodec(grid=grid.to_config(), target_mae=target, conventional=False).encode(plane)
     assert bitstream.unpack(finest_corrected).planes[0].quality == 5.0
     assert len(data) < len(finest_corrected) if record.quality < 5.0 else len(data) == len(finest_corrected)
 

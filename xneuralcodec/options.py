@@ -16,6 +16,8 @@ import dataclasses
 import inspect
 import math
 
+import numpy as np
+
 from .network.conditioning import Condition, parse_level, parse_variable
 from .network.registry import registry, registry_entry
 from .sphere.grid import LatLonGrid
@@ -88,6 +90,12 @@ def parse_model(value) -> str:
     return value
 
 
+def parse_conventional(value) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"expected conventional=True or False, got {value!r} instead")
+    return bool(value)
+
+
 def parse_weights_sha256(value) -> str | None:
     if value is not None and not isinstance(value, str):
         raise TypeError(f"expected weights_sha256 as a hex string, got {value!r} instead")
@@ -109,6 +117,12 @@ def _float_text(text: str) -> float:
         return float(text)
     except ValueError:
         raise ValueError(f"expected a number, got {text!r} instead") from None
+
+
+def _switch_text(text: str) -> bool:
+    if text not in ("on", "off"):
+        raise ValueError(f"expected 'on' or 'off', got {text!r} instead")
+    return text == "on"
 
 
 def _nside_text(text: str) -> int | str:
@@ -146,6 +160,9 @@ class CodecOptions:
     target_mae: float | None = _option(
         None, parse_target_mae, "per plane, the coarsest rate whose latitude-weighted MAE is at most this, in the "
         "variable's units (overrides quality)", _float_text, "MAE")
+    conventional: bool = _option(
+        True, parse_conventional, "with target_mae or max_abs_error, also code each plane with the error-bounded "
+        "SZ3 and SPERR and keep whichever record is smallest (format v7 conventional planes)", _switch_text, "on|off")
     variable: str | None = _option(
         None, parse_variable, "the variable's name or CF standard name (e.g. 't2m'); the network is told its kind")
     level: float | None = _option(None, parse_level, "the variable's pressure level in hPa, if it has one")

@@ -7,6 +7,7 @@ Per chunk, every trailing (nlat, nlon) plane is coded on its own; each step has 
           --network.transform: g_a, gain[q], h_a--> y, z     (coding.rate_control picks q for target_mae)
           --coding.latents (v4) / coding.checkerboard (v5): integer entropy model, range coding--> words
           --coding.correction (max_abs_error / target_mae)--> corrections
+          --coding.conventional: SZ3 / SPERR instead, for planes where they are smaller
           --format.bitstream.pack--> bytes
 
 and decoding replays the integer half exactly, then runs g_s, projects back to the
@@ -18,10 +19,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..coding import correction
+from ..coding import conventional, correction
 from ..coding.checkerboard import CheckerboardLatentCoder
 from ..coding.latents import LatentCoder
-from ..coding.rate_control import PlaneRateSearch
+from ..coding.rate_control import PlaneRateSearch, plane_mae
 from ..format import bitstream
 from ..format.bitstream import KIND_NEURAL, Chunk
 from ..network.conditioning import Condition
@@ -114,10 +115,33 @@ class Engine:
                                                      projector, arr.dtype, max_abs_error, condition, unreachable)
         for i in unreachable:
             records[i] = plane_records.lossless(planes[i])
+        if options.conventional and (max_abs_error is not None or target_mae is not None):
+            self._prefer_conventional(records, planes, [i for i, _ in neural], grid, max_abs_error, target_mae)
         chunk = Chunk(bytes.fromhex(self.model.sha256), arr.dtype, 0, nside, grid.nlat, grid.nlon,
                       grid.lat_first, grid.lon_first, tuple(arr.shape), records, target_mae or 0.0,
-                      variable_kind=condition.kind, level=condition.level)
+                      variable_kind=condition.kind, level=condition.level,
+                      projection_iterations=projector.iterations)
         return bitstream.pack(chunk)
+
+    @staticmethod
+    def _prefer_conventional(records, planes, indices, grid, max_abs_error, target_mae) -> None:
+        """Swap in a conventional record (SZ3 / SPERR, ``coding/conventional.py``) for every
+        record of a varying plane (``indices``: network or, where no correction held the
+        bound, lossless) that it beats in size while keeping the same promises."""
+        weights = area_weights(grid)
+        for i in indices:
+            rec = records[i]
+            if rec.exponent:
+                continue
+            plane = planes[i]
+            finite = ~np.isnan(plane)
+            if plane_records.scale_exponent(plane[finite]):
+                continue
+            filled = np.where(finite, plane, plane[finite].mean(dtype=np.float64)).astype(plane.dtype)
+            candidate = conventional.best_candidate(
+                filled, finite, lambda decoded, p=plane: plane_mae(p, decoded, weights), max_abs_error, target_mae)
+            if candidate is not None and len(candidate.blob) < len(rec.words) + len(rec.escapes) + len(rec.correction):
+                records[i] = plane_records.conventional(candidate, rec.mask if rec.kind == KIND_NEURAL else finite)
 
     def _rate_search(self, analysed, original, rec, projector, grid, dtype, options) -> PlaneRateSearch:
         """The target-MAE search of one plane, replaying this engine's decoder."""
@@ -186,7 +210,7 @@ class Engine:
         chunk_grid = LatLonGrid(chunk.nlat, chunk.nlon, chunk.lat_first, chunk.lon_first)
         check_nside(chunk.nside, chunk_grid, self.model)
         out, neural = plane_records.start_planes(chunk)
-        projector = Projector(chunk_grid, chunk.nside)
+        projector = Projector(chunk_grid, chunk.nside, chunk.projection_iterations)
         condition = Condition(chunk.variable_kind, chunk.level)
         step = planes_per_batch(chunk.nside)
         for start in range(0, len(neural), step):

@@ -6,6 +6,7 @@ standardisation, and the decoder's way back (de-standardise, NaN mask, dtype).
         constant -> KIND_CONSTANT record (the value as float32)
         else     -> KIND_NEURAL record (mean, std, NaN mask) + the standardised plane
         a bound the correction cannot hold -> KIND_LOSSLESS record (the values themselves)
+        SZ3 / SPERR smaller under the same promise -> KIND_CONVENTIONAL record (engine.py, v7)
 
 Mean and std are float32 as the chunk header stores them, so that encoder replays and the
 decoder de-standardise with the same numbers. float32 statistics cannot describe planes
@@ -22,9 +23,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..coding import conventional as conventional_coders
 from ..coding.output import to_dtype
 from ..format import bitstream
-from ..format.bitstream import KIND_ALL_NAN, KIND_CONSTANT, KIND_LOSSLESS, KIND_NEURAL, PlaneRecord
+from ..format.bitstream import KIND_ALL_NAN, KIND_CONSTANT, KIND_CONVENTIONAL, KIND_LOSSLESS, KIND_NEURAL, PlaneRecord
 from ..format.limits import MAX_CHUNK_BYTES_ENV, max_chunk_bytes
 from ..sphere.faces import faces_to_ring
 from ..sphere.grid import LatLonGrid
@@ -108,6 +110,15 @@ def lossless(plane: np.ndarray) -> PlaneRecord:
     return PlaneRecord(KIND_LOSSLESS, 0.0, 0.0, words=bitstream.pack_values(plane))
 
 
+def conventional(candidate, mask) -> PlaneRecord:
+    """A plane coded by a conventional coder (``coding/conventional.py``); ``mask`` is the
+    packed NaN mask, or the bool array of finite points to pack one from."""
+    if isinstance(mask, np.ndarray):
+        mask = bitstream.pack_mask(~mask) if not mask.all() else b""
+    return PlaneRecord(KIND_CONVENTIONAL, 0.0, 0.0, mask, words=candidate.blob, correction_step=candidate.bound,
+                       coder=candidate.coder)
+
+
 def constant(plane: np.ndarray, finite: np.ndarray, value: float, exponent: int, mask: bytes,
              max_abs_error: float | None) -> PlaneRecord:
     """A constant plane stores one float32 (times 2**exponent), or its values where a bound
@@ -176,6 +187,9 @@ def start_planes(chunk) -> tuple[np.ndarray, list[int]]:
             out[i] = unscale(np.float64(rec.mean), rec.exponent)
         elif rec.kind == KIND_LOSSLESS:
             out[i] = bitstream.unpack_values(rec.words, chunk.dtype, (chunk.nlat, chunk.nlon))
+        elif rec.kind == KIND_CONVENTIONAL:
+            out[i] = conventional_coders.decode(rec.coder, rec.words, rec.correction_step, (chunk.nlat, chunk.nlon),
+                                                chunk.dtype)
         else:
             neural.append(i)
     return out, neural

@@ -1,22 +1,27 @@
-"""Bitstream format v6 (reads v1 to v5 too): one self-describing, checksummed record per Zarr chunk.
+"""Bitstream format v7 (reads v1 to v6 too): one self-describing, checksummed record per Zarr chunk.
 
 Little-endian throughout; the full layout is in docs/format.md::
 
     header   magic "XNCB" | version u16 | flags u16 | weights sha256 [32] | dtype u8 | ndim u8 |
              quality u8 (v1, v2; 0 since v3) | reserved u8 | nside u32 | nlat u32 | nlon u32 |
              lat_first f64 | lon_first f64 | shape u64 x ndim | (v3 on:) target_mae f64 |
-             (v5:) variable kind u8 | reserved u8 u16 | level hPa f32 (conditioning.py; 0: unknown)
+             (v5:) variable kind u8 | (v7:) projection iterations u8, (v5, v6: reserved 0) |
+             reserved u16 | level hPa f32 (conditioning.py; 0: unknown)
     planes   per plane: kind u8 | mean f32 | std f32 | mask_len u32 | words_len u32 | escapes u32 |
-             (v2:) correction_len u32 | correction_step f64 | (v3 on:) quality f32 | (v6:) exponent i16
+             (v2:) correction_len u32 | correction_step f64 | (v3 on:) quality f32 | (v6:) exponent i16 |
+             (v7:) conventional coder u8
     payload  per plane: NaN mask (zlib of packed bits) | range-coder words u32 | escapes i32 |
              (v2:) error-bound correction (correction.py; v4 adds a predictor byte to it)
              (v6, lossless planes: zlib of the values in the chunk dtype, in the words section)
+             (v7, conventional planes: the conventional coder's bytes, in the words section)
     trailer  crc32 of everything before it, u32
 
-The writer uses the oldest version that holds the chunk: v5 unless a plane needs a scale
-exponent or lossless storage (v6), so that ordinary chunks keep their bytes and older
-readers. Decoding checks magic, version, the checksum, every length and the claimed size
-(``limits.py``) before allocating anything, and raises ``ValueError`` naming what is wrong.
+v7 adds the back projection's iteration count to the header (earlier versions decode with
+``LEGACY_PROJECTION_ITERATIONS``) and conventional planes: a plane coded by an error-bounded
+conventional coder (``coding/conventional.py``; the coder's id in the record, its absolute
+bound in ``correction_step``) where that is smaller than the network's record. Decoding
+checks magic, version, the checksum, every length and the claimed size (``limits.py``)
+before allocating anything, and raises ``ValueError`` naming what is wrong.
 """
 
 from __future__ import annotations
@@ -32,15 +37,19 @@ from ..variables import KINDS
 from .limits import MAX_CHUNK_BYTES_ENV, max_chunk_bytes
 
 MAGIC = b"XNCB"
-VERSION = 6
+VERSION = 7
 # v1: release 0.1.0, no correction; v2: 0.2.0, one quality per chunk; v3: 0.3.0, corrections
 # without a predictor; v4: 0.4.0, differs from v3 only inside the correction section;
 # v5 (0.5.0) adds the condition (variable kind, level) to the header; v6 adds a per-plane
-# power-of-two exponent and lossless planes, and is written only for chunks that need them
-SUPPORTED_VERSIONS = (1, 2, 3, 4, 5, 6)
-ORDINARY_VERSION = 5  # what chunks without scaled or lossless planes are written as
+# power-of-two exponent and lossless planes (written by 0.6.0 only for chunks that need them);
+# v7 (0.7.0, written for every chunk) adds the projection iterations and conventional planes
+SUPPORTED_VERSIONS = (1, 2, 3, 4, 5, 6, 7)
+LEGACY_PROJECTION_ITERATIONS = 30   # the back projection's LSMR iterations before v7
+MAX_PROJECTION_ITERATIONS = 100
 
 KIND_NEURAL, KIND_CONSTANT, KIND_ALL_NAN, KIND_LOSSLESS = 0, 1, 2, 3  # KIND_LOSSLESS since v6
+KIND_CONVENTIONAL = 4  # since v7
+KINDS_OF_VERSION = {1: 3, 2: 3, 3: 3, 4: 3, 5: 3, 6: 4, 7: 5}   # how many record kinds each version knows
 MAX_EXPONENT = 1100  # |exponent| of a v6 plane; float64 spans 2^-1074 .. 2^1024
 DTYPES = {1: np.dtype("<f4"), 2: np.dtype("<f8")}
 DTYPE_CODES = {v: k for k, v in DTYPES.items()}
@@ -49,6 +58,7 @@ _HEAD = struct.Struct("<4sHH32sBBBBIIIdd")
 _PLANE = {1: struct.Struct("<BffIII"), 2: struct.Struct("<BffIIIId"), 3: struct.Struct("<BffIIIIdf")}
 _PLANE[4] = _PLANE[5] = _PLANE[3]
 _PLANE[6] = struct.Struct("<BffIIIIdfh")
+_PLANE[7] = struct.Struct("<BffIIIIdfhB")
 _TARGET = struct.Struct("<d")
 _CONDITION = struct.Struct("<BBHf")
 _CRC = struct.Struct("<I")
@@ -66,6 +76,7 @@ class PlaneRecord:
     correction_step: float = 0.0  # 0: no correction layer
     quality: float = 0.0   # rate point of this plane (v3); v1 and v2 chunks take the header's
     exponent: int = 0      # v6: decoded values are (x * std + mean) * 2**exponent (planes.py)
+    coder: int = 0         # v7, conventional planes: which coder (coding/conventional.py); 0 otherwise
 
 
 @dataclasses.dataclass
@@ -84,29 +95,28 @@ class Chunk:
     version: int = VERSION   # format version the chunk was read from (correction.py reads v2 on)
     variable_kind: int = 0   # v5: kind of variable the network was told (conditioning.KINDS)
     level: float = 0.0       # v5: pressure level in hPa, 0 if unknown
+    projection_iterations: int = LEGACY_PROJECTION_ITERATIONS   # v7: LSMR iterations of the back projection
 
     @property
     def n_planes(self) -> int:
         return int(np.prod(self.shape[:-2], dtype=np.int64))
 
 
-def version_for(planes) -> int:
-    """The oldest version that holds these planes: 5, or 6 for scaled or lossless ones."""
-    return VERSION if any(p.exponent or p.kind == KIND_LOSSLESS for p in planes) else ORDINARY_VERSION
-
-
 def pack(chunk: Chunk) -> bytes:
-    version = version_for(chunk.planes)
+    version = VERSION
+    if not 1 <= chunk.projection_iterations <= MAX_PROJECTION_ITERATIONS:
+        raise ValueError(f"expected projection iterations in 1..{MAX_PROJECTION_ITERATIONS}, "
+                         f"got {chunk.projection_iterations} instead")
     parts = [
         _HEAD.pack(MAGIC, version, 0, chunk.weights_sha256, DTYPE_CODES[np.dtype(chunk.dtype).newbyteorder("<")],
                    len(chunk.shape), chunk.quality, 0, chunk.nside, chunk.nlat, chunk.nlon,
                    chunk.lat_first, chunk.lon_first),
         struct.pack(f"<{len(chunk.shape)}Q", *chunk.shape),
         _TARGET.pack(chunk.target_mae),
-        _CONDITION.pack(chunk.variable_kind, 0, 0, chunk.level),
+        _CONDITION.pack(chunk.variable_kind, chunk.projection_iterations, 0, chunk.level),
     ]
     for p in chunk.planes:
-        extra = (p.exponent,) if version >= 6 else ()
+        extra = (p.exponent, p.coder)
         parts.append(_PLANE[version].pack(p.kind, p.mean, p.std, len(p.mask), len(p.words), len(p.escapes) // 4,
                                           len(p.correction), p.correction_step, p.quality, *extra))
     for p in chunk.planes:
@@ -160,14 +170,18 @@ def unpack(data, shape: tuple | None = None, max_bytes: int | None = None) -> Ch
         offset += _TARGET.size
         if not (np.isfinite(target_mae) and target_mae >= 0):
             _fail(f"bad target_mae {target_mae}")
-    condition_kind, level = 0, 0.0
+    condition_kind, level, iterations = 0, 0.0, LEGACY_PROJECTION_ITERATIONS
     if version >= 5:
         if len(buf) < offset + _CONDITION.size:
             _fail("header cut short")
-        condition_kind, reserved8, reserved16, level = _CONDITION.unpack_from(buf, offset)
+        condition_kind, iterations_byte, reserved16, level = _CONDITION.unpack_from(buf, offset)
         offset += _CONDITION.size
-        if condition_kind >= len(KINDS) or reserved8 or reserved16:
+        if condition_kind >= len(KINDS) or reserved16 or (version < 7 and iterations_byte):
             _fail(f"unknown variable kind {condition_kind} (or reserved bytes set)")
+        if version >= 7:
+            iterations = iterations_byte
+            if not 1 <= iterations <= MAX_PROJECTION_ITERATIONS:
+                _fail(f"projection iterations {iterations} outside 1..{MAX_PROJECTION_ITERATIONS}")
         if not (np.isfinite(level) and 0 <= level <= 1100):
             _fail(f"bad level {level}")
     dtype = DTYPES[dtype_code]
@@ -195,31 +209,34 @@ def unpack(data, shape: tuple | None = None, max_bytes: int | None = None) -> Ch
         correction_len, step = extra[:2] if extra else (0, 0.0)
         plane_quality = extra[2] if version >= 3 else float(quality)
         exponent = extra[3] if version >= 6 else 0
+        coder = extra[4] if version >= 7 else 0
         if not np.isfinite(plane_quality):
             _fail(f"bad plane quality {plane_quality}")
-        kinds = (KIND_NEURAL, KIND_CONSTANT, KIND_ALL_NAN, KIND_LOSSLESS)[:4 if version >= 6 else 3]
-        if kind not in kinds or (words_len % 4 and kind != KIND_LOSSLESS):
+        if kind >= KINDS_OF_VERSION[version] or (words_len % 4 and kind not in (KIND_LOSSLESS, KIND_CONVENTIONAL)):
             _fail(f"bad plane record (kind {kind}, words {words_len})")
-        if abs(exponent) > MAX_EXPONENT or (exponent and kind in (KIND_ALL_NAN, KIND_LOSSLESS)):
+        if abs(exponent) > MAX_EXPONENT or (exponent and kind in (KIND_ALL_NAN, KIND_LOSSLESS, KIND_CONVENTIONAL)):
             _fail(f"bad plane exponent {exponent} (kind {kind})")
         if not (step == 0.0 or (np.isfinite(step) and step > 0)) or (correction_len and step == 0.0):
             _fail(f"bad correction step {step}")
+        if (kind == KIND_CONVENTIONAL) != (coder != 0) or (kind == KIND_CONVENTIONAL and (step == 0.0 or correction_len)):
+            _fail(f"bad conventional plane record (kind {kind}, coder {coder}, bound {step})")
         records.append((kind, mean, std, mask_len, words_len, n_esc * 4, correction_len, step, plane_quality,
-                        exponent))
+                        exponent, coder))
     planes = []
     end = len(buf) - _CRC.size
-    for kind, mean, std, mask_len, words_len, esc_len, correction_len, step, plane_quality, exponent in records:
+    for kind, mean, std, mask_len, words_len, esc_len, correction_len, step, plane_quality, exponent, coder in records:
         if offset + mask_len + words_len + esc_len + correction_len > end:
             _fail("section lengths run past the end of the chunk")
         mask = bytes(buf[offset:offset + mask_len]); offset += mask_len
         words = bytes(buf[offset:offset + words_len]); offset += words_len
         escapes = bytes(buf[offset:offset + esc_len]); offset += esc_len
         correction = bytes(buf[offset:offset + correction_len]); offset += correction_len
-        planes.append(PlaneRecord(kind, mean, std, mask, words, escapes, correction, step, plane_quality, exponent))
+        planes.append(PlaneRecord(kind, mean, std, mask, words, escapes, correction, step, plane_quality, exponent,
+                                  coder))
     if offset != end:
         _fail(f"{end - offset} unexplained trailing bytes")
     return Chunk(bytes(sha), dtype, quality, nside, nlat, nlon, lat_first, lon_first, tuple(shape), planes,
-                 target_mae, version, condition_kind, float(level))
+                 target_mae, version, condition_kind, float(level), iterations)
 
 
 def _inflate(blob: bytes, expected: int, what: str) -> bytes:

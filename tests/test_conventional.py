@@ -1,0 +1,96 @@
+"""Conventional planes (format v7): SZ3 / SPERR records where they beat the network's record
+under the same promise (issue 16)."""
+
+import struct
+import zlib
+
+import numpy as np
+import pytest
+
+from xneuralcodec import NeuralCodec
+from xneuralcodec.coding import conventional
+from xneuralcodec.evaluation.metrics import weighted_errors
+from xneuralcodec.format import bitstream
+
+from .conftest import load_plane
+
+
+def _mae(plane, back, grid):
+    return weighted_errors(plane, back, grid)["mae"]
+
+
+def test_tight_target_picks_a_conventional_plane_no_larger_than_its_coder_alone():
+    """At half the paper's t2m target on ERA5 1 degree the network record loses (issue 16):
+    the chunk holds a conventional plane, meets the target, and is no larger than the
+    network-only chunk."""
+    plane, grid = load_plane("era5_1deg_t2m")
+    codec = NeuralCodec(grid=grid.to_config(), target_mae=0.2, variable="t2m")
+    data = codec.encode(plane)
+    record = bitstream.unpack(data).planes[0]
+    assert record.kind == bitstream.KIND_CONVENTIONAL and record.coder in conventional.NAMES
+    assert 0.97 * 0.2 < _mae(plane, codec.decode(data), grid) <= 0.2
+    neural_only = NeuralCodec(grid=grid.to_config(), target_mae=0.2, variable="t2m", conventional=False).encode(plane)
+    assert bitstream.unpack(neural_only).planes[0].kind == bitstream.KIND_NEURAL
+    assert len(data) < len(neural_only)
+    alone = conventional.encode(record.coder, plane, record.correction_step)
+    assert len(data) - len(alone) < 200   # header and plane record only
+
+
+@pytest.mark.parametrize("key, bound", [("gfs_2.5deg_t500", 0.4), ("era5_1deg_msl", 100.0)])
+def test_max_abs_error_holds_with_nan_holes(key, bound):
+    plane, grid = load_plane(key)
+    plane = plane.copy()
+    plane[10:20, 30:60] = np.nan
+    codec = NeuralCodec(grid=grid.to_config(), max_abs_error=bound)
+    data = codec.encode(plane)
+    back = codec.decode(data)
+    assert np.array_equal(np.isnan(back), np.isnan(plane))
+    finite = ~np.isnan(plane)
+    assert np.abs(back[finite].astype(np.float64) - plane[finite]).max() <= bound
+    assert bitstream.unpack(data).planes[0].kind in (bitstream.KIND_CONVENTIONAL, bitstream.KIND_NEURAL)
+
+
+def test_switched_off_writes_no_conventional_plane():
+    plane, grid = load_plane("gfs_2.5deg_t500")
+    data = NeuralCodec(grid=grid.to_config(), max_abs_error=0.2, conventional=False).encode(plane)
+    assert all(p.kind != bitstream.KIND_CONVENTIONAL for p in bitstream.unpack(data).planes)
+
+
+def test_option_is_validated_and_stored():
+    with pytest.raises(TypeError, match="conventional"):
+        NeuralCodec(conventional="yes")
+    codec = NeuralCodec(conventional=False)
+    assert codec.get_config()["conventional"] is False
+    assert NeuralCodec.from_config(codec.get_config()) == codec
+
+
+def _rebuild(chunk) -> bytes:
+    return bitstream.pack(chunk)
+
+
+def test_forged_conventional_records_are_value_errors():
+    plane, grid = load_plane("gfs_2.5deg_t500")
+    codec = NeuralCodec(grid=grid.to_config(), target_mae=0.1)
+    chunk = bitstream.unpack(codec.encode(plane))
+    assert chunk.planes[0].kind == bitstream.KIND_CONVENTIONAL
+    rec = chunk.planes[0]
+    rec.coder = 9                                           # unknown coder id
+    with pytest.raises(ValueError, match="unknown conventional coder"):
+        codec.decode(_rebuild(chunk))
+    rec.coder = conventional.SZ3 if rec.coder != conventional.SZ3 else conventional.SPERR
+    rec.words = bytes(64)                                    # damaged payload
+    with pytest.raises(ValueError, match="not a valid xneuralcodec chunk"):
+        codec.decode(_rebuild(chunk))
+    rec.coder = 0                                            # a conventional kind needs a coder
+    data = _rebuild(chunk)
+    with pytest.raises(ValueError, match="conventional plane record"):
+        codec.decode(data)
+
+
+def test_older_versions_cannot_hold_conventional_planes():
+    """A v6 chunk (0.6.0) with kind 4 is refused: the kind did not exist."""
+    plane, grid = load_plane("gfs_2.5deg_t500")
+    data = bytearray(NeuralCodec(grid=grid.to_config(), target_mae=0.1).encode(plane)[:-4])
+    struct.pack_into("<H", data, 4, 6)
+    with pytest.raises(ValueError, match="not a valid xneuralcodec chunk"):
+        bitstream.unpack(bytes(data) + struct.pack("<I", zlib.crc32(bytes(data))))
