@@ -63,6 +63,13 @@ def cases():
         tiny = np.stack([synthetic_plane(73, 144, 11).astype(np.float64) * 1e-50, np.full((73, 144), 3e300)])
         yield "2.5deg_q3_scaled_float64", NeuralCodec(grid=grid), tiny
         yield "2.5deg_lossless_max_abs_error", NeuralCodec(grid=grid, max_abs_error=1e-12), synthetic_plane(73, 144, 12).astype(np.float64)
+    if tuple(int(p) for p in __version__.split(".")[:2]) >= (0, 7):  # projection iterations, conventional planes: v7
+        yield "2.5deg_q3_v7_projection", NeuralCodec(quality=3, grid=grid), synthetic_plane(73, 144, 13)
+        holes = np.stack([synthetic_plane(73, 144, 14), synthetic_plane(73, 144, 15)])
+        holes[1, 30:40, 10:50] = np.nan
+        yield "2.5deg_conventional_max_abs_error", NeuralCodec(grid=grid, max_abs_error=0.05), holes
+        yield "2.5deg_conventional_target_mae", NeuralCodec(grid=grid, target_mae=0.1), synthetic_plane(73, 144, 16)
+        yield "1deg_conventional_target_mae_float64", NeuralCodec(target_mae=0.3), synthetic_plane(181, 360, 17, lmax=90).astype(np.float64)
 
 
 def main(argv=None) -> int:
