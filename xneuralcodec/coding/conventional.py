@@ -30,6 +30,7 @@ NAMES = {SZ3: "sz3", SPERR: "sperr"}
 # SPERR ~ 0.16 x bound); the search corrects it from the measured MAE
 BOUND_PER_MAE = {SZ3: 3.0, SPERR: 5.0}
 SEARCH_STEPS = 7
+HOPELESS = 1.3        # stop a coder's search once a probe is this much larger than the best record so far
 CLOSE_ENOUGH = 0.99   # stop once the MAE is within 1% under the target
 
 
@@ -65,6 +66,21 @@ def decode(coder: int, blob: bytes, bound: float, shape: tuple, dtype) -> np.nda
     return values.reshape(shape).astype(np.float64)
 
 
+def _next_bound(tried: list[tuple[float, float]], target: float) -> float:
+    """Next bound to try for an MAE just under ``target``: a straight line through the last
+    two (log bound, log MAE) points (MAE grows slower than the bound), or MAE taken as
+    proportional to the bound from one point; one step moves the bound by 2x at most."""
+    goal = 0.5 * (1 + CLOSE_ENOUGH) * target
+    bound, mae = tried[-1]
+    slope = 1.0
+    if len(tried) >= 2:
+        (b0, m0), (b1, m1) = tried[-2], tried[-1]
+        if b0 != b1 and m0 > 0 and m1 > 0 and m0 != m1:
+            slope = float(np.clip(np.log(m1 / m0) / np.log(b1 / b0), 0.2, 2.0))
+    step = (goal / max(mae, 1e-300)) ** (1.0 / slope)
+    return bound * float(np.clip(step, 0.5, 2.0))
+
+
 @dataclasses.dataclass
 class Candidate:
     coder: int
@@ -73,7 +89,7 @@ class Candidate:
 
 
 def best_candidate(plane: np.ndarray, finite: np.ndarray, mae: Callable[[np.ndarray], float],
-                   max_abs_error: float | None, target_mae: float | None, coders=(SZ3, SPERR)) -> Candidate | None:
+                   max_abs_error: float | None, target_mae: float | None, coders=(SPERR, SZ3)) -> Candidate | None:
     """The smallest conventional record that keeps the promise, or None.
 
     ``plane``: the values with NaN filled (finite everywhere), in the chunk dtype; ``finite``:
@@ -102,17 +118,18 @@ def best_candidate(plane: np.ndarray, finite: np.ndarray, mae: Callable[[np.ndar
             found = result[0] if result else None
         else:
             ceiling = np.inf if max_abs_error is None else max_abs_error
-            bound = min(ceiling, BOUND_PER_MAE[coder] * target_mae)
+            bound, tried = min(ceiling, BOUND_PER_MAE[coder] * target_mae), []
             for _ in range(SEARCH_STEPS):
                 result = check(coder, bound)
-                if result is not None and result[1] <= target_mae:
+                if result is not None and best is not None and len(result[0].blob) > HOPELESS * len(best.blob):
+                    break   # sizes fall only slowly with the bound: this coder will not win
+                measured = 2 * target_mae if result is None else result[1]   # a broken bound: step down
+                if result is not None and measured <= target_mae:
                     found = result[0] if found is None or result[0].bound > found.bound else found
-                    if result[1] >= CLOSE_ENOUGH * target_mae or bound >= ceiling:
+                    if measured >= CLOSE_ENOUGH * target_mae or bound >= ceiling:
                         break
-                    bound = min(ceiling, bound * min(2.0, target_mae / max(result[1], 1e-300)))
-                else:
-                    measured = target_mae * 2 if result is None else result[1]
-                    bound *= max(0.5, CLOSE_ENOUGH * target_mae / measured)
+                tried.append((bound, measured))
+                bound = min(ceiling, _next_bound(tried, target_mae))
         if found is not None and (best is None or len(found.blob) < len(best.blob)):
             best = found
     return best
