@@ -48,9 +48,16 @@ def test_the_command_line_offers_every_flag_option_with_the_codec_message():
 
 def test_bad_flag_value_is_refused_with_the_option_parser_message(capsys):
     with pytest.raises(SystemExit) as exc:
-        build_parser().parse_args(["compress", "in.nc", "out.zarr", "--quality", "7"])
+        build_parser().parse_args(["compress", "in.nc", "out.zarr", "--quality", "-1"])
     assert exc.value.code == 2
     assert "expected quality in 0..5" in capsys.readouterr().err
+
+
+def test_quality_range_is_the_models():
+    """v1-v4 have 6 rate points; the upper limit comes from the model's registry entry."""
+    with pytest.raises(ValueError, match="expected quality in 0..5 for hyperprior-v4"):
+        CodecOptions(model="hyperprior-v4", quality=6)
+    assert CodecOptions(model="hyperprior-v4", quality=5).quality == 5
 
 
 def test_encoding_helper_passes_options_through_and_refuses_unknown_ones(era5_1deg):

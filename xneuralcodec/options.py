@@ -23,7 +23,7 @@ from .network.registry import registry, registry_entry
 from .sphere.grid import LatLonGrid
 
 DEFAULT_QUALITY = 3
-QUALITIES = 6
+QUALITIES = 6   # rate points of a model whose registry entry does not say ("qualities")
 DEVICES = ("auto", "cpu", "cuda")
 AUTO_NSIDE = "auto"  # with target_mae: search the sphere too, from the grid's default down to 32
 
@@ -32,9 +32,14 @@ def parse_quality(value) -> int | float:
     """An int picks a trained rate point; a float in between interpolates the gains."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"expected quality as an int or float, got {value!r} instead")
-    if not (math.isfinite(value) and 0 <= value <= QUALITIES - 1):
+    if not (math.isfinite(value) and value >= 0):
         raise ValueError(f"expected quality in 0..{QUALITIES - 1} (higher = finer), got {value} instead")
     return value
+
+
+def model_qualities(model: str) -> int:
+    """How many trained rate points the shipped model has (registry.json; 6 before v5)."""
+    return int(registry_entry(model).get("qualities", QUALITIES))
 
 
 def _parse_optional_error(value, name: str) -> float | None:
@@ -142,7 +147,8 @@ class CodecOptions:
 
     quality: int | float = _option(
         DEFAULT_QUALITY, parse_quality,
-        f"rate point of the shipped model, 0 (smallest files) .. {QUALITIES - 1} (finest); floats in between interpolate",
+        f"rate point of the shipped model, 0 (smallest files) .. {QUALITIES - 1} (finest; 0 .. 7 for v5 models); "
+        "floats in between interpolate",
         _number_text, "Q")
     model: str | None = _option(None, parse_model, "shipped model name (default: the registry's default)", str, "NAME")
     weights_sha256: str | None = _option(
@@ -170,6 +176,10 @@ class CodecOptions:
     def __post_init__(self):
         for field in dataclasses.fields(self):
             object.__setattr__(self, field.name, field.metadata["parse"](getattr(self, field.name)))
+        finest = model_qualities(self.model) - 1
+        if self.quality > finest:
+            raise ValueError(f"expected quality in 0..{finest} for {self.model} (higher = finer), "
+                             f"got {self.quality} instead")
         if self.weights_sha256 is None:
             object.__setattr__(self, "weights_sha256", registry_entry(self.model)["sha256"])
         if self.nside == AUTO_NSIDE and self.target_mae is None:

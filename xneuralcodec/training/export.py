@@ -94,7 +94,7 @@ def main(argv=None) -> int:
         return 0
     reg_path = out_dir / "registry.json"
     reg = json.loads(reg_path.read_text()) if reg_path.exists() else {"default": args.name, "models": {}}
-    reg["models"][args.name] = {"file": path.name, "sha256": digest}
+    reg["models"][args.name] = {"file": path.name, "sha256": digest, "qualities": config.qualities}
     if args.default or "default" not in reg:
         reg["default"] = args.name
     reg_path.write_text(json.dumps(reg, indent=2, sort_keys=True) + "\n")
