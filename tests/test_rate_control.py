@@ -52,7 +52,7 @@ def test_unreachable_target_falls_back_to_the_smallest_rate_plus_correction(key,
     assert record.quality in (0.0, 1.0, 2.0, 3.0, 4.0, 5.0) and record.correction_step > 0 and record.correction
     assert _mae(plane, codec.decode(data), grid) <= target
     # no larger than the finest rate with its correction, the choice before release 0.4.0
-    monkeypatch.setattr(rate_control.PlaneRateSearch, "_smallest_with_correction", lambda self: 5.0)
+    monkeypatch.setattr(rate_control.PlaneRateSearch, "_smallest_with_correction", lambda self, finest: 5.0)
     finest_corrected = NeuralCodec(grid=grid.to_config(), target_mae=target, conventional=False).encode(plane)
     assert bitstream.unpack(finest_corrected).planes[0].quality == 5.0
     assert len(data) < len(finest_corrected) if record.quality < 5.0 else len(data) == len(finest_corrected)
@@ -133,3 +133,27 @@ def test_auto_nside_is_stored_in_the_config_and_needs_a_target():
         NeuralCodec(quality=2, nside="auto")
     with pytest.raises(TypeError, match="'auto'"):
         NeuralCodec(target_mae=0.5, nside="coarse")
+
+
+def test_size_limit_keeps_the_search_below_a_record_in_hand():
+    """With a rival record of N bytes, rates whose latents alone reach N are never replayed,
+    and a network that cannot get under N at all says so."""
+    original = np.zeros((4, 8))
+    weights = np.ones((4, 1))
+    replayed = []
+
+    def replay(q):           # MAE falls with quality: 1.0 at q0 .. 0.0 at q5
+        replayed.append(q)
+        return original + (1.0 - q / 5.0)
+
+    def coded_size(q):       # latents grow with quality
+        return int(1000 * 2 ** q)
+
+    search = rate_control.PlaneRateSearch(original, weights, np.float64, 0.3, None, 5, replay, coded_size,
+                                          size_limit=6000)
+    quality, _ = search.quality()
+    assert coded_size(quality) < 6000 and all(coded_size(q) < 6000 for q in replayed)
+    assert quality < 3.0     # the unlimited answer (q 3.5, MAE 0.3) is out of reach
+    with pytest.raises(rate_control.NetworkCannotWin):
+        rate_control.PlaneRateSearch(original, weights, np.float64, 0.3, None, 5, replay, coded_size,
+                                     size_limit=900).quality()

@@ -22,7 +22,7 @@ import numpy as np
 from ..coding import conventional, correction
 from ..coding.checkerboard import CheckerboardLatentCoder
 from ..coding.latents import LatentCoder
-from ..coding.rate_control import PlaneRateSearch, plane_mae
+from ..coding.rate_control import NetworkCannotWin, PlaneRateSearch, plane_mae
 from ..format import bitstream
 from ..format.bitstream import KIND_NEURAL, Chunk
 from ..network.conditioning import Condition
@@ -92,6 +92,10 @@ class Engine:
         projector = Projector(grid, nside)
         step = planes_per_batch(nside)
         unreachable: set[int] = set()  # planes whose bound no correction holds: stored losslessly
+        rivals: dict[int, conventional.Candidate] = {}   # SZ3 / SPERR records to beat, found first
+        if options.conventional and (max_abs_error is not None or target_mae is not None):
+            rivals = self._conventional_candidates(planes, [i for i, _ in neural], grid, max_abs_error, target_mae)
+        losing: set[int] = set()   # planes whose every network rate is larger than their rival
         for start in range(0, len(neural), step):
             batch = neural[start:start + step]
             faces = np.stack([ring_to_faces(projector.to_healpix(p)) for _, p in batch]).astype(np.float32)
@@ -100,23 +104,29 @@ class Engine:
             approx: list[np.ndarray | None] = [None] * len(batch)
             if target_mae is not None:
                 for k, (i, _) in enumerate(batch):
+                    rival = rivals.get(i)
                     searches[k] = self._rate_search(analysed[k], planes[i], records[i], projector, grid, arr.dtype,
-                                                    options)
+                                                    options, None if rival is None else len(rival.blob))
                     try:
                         records[i].quality, approx[k] = searches[k].quality()
                     except correction.BoundUnreachable:
                         unreachable.add(i)
+                    except NetworkCannotWin:
+                        losing.add(i)
             gains = np.stack([self.model.gain(records[i].quality) for i, _ in batch])
             y_all, z_all = self.transform.latents(analysed, gains)
             for (i, _), y, z in zip(batch, y_all, z_all):
                 records[i].words, records[i].escapes = self.latents.encode(y, z)
             if max_abs_error is not None or target_mae is not None:
                 unreachable |= self._add_corrections([i for i, _ in batch], records, planes, approx, searches, y_all,
-                                                     projector, arr.dtype, max_abs_error, condition, unreachable)
-        for i in unreachable:
+                                                     projector, arr.dtype, max_abs_error, condition,
+                                                     unreachable | losing)
+        for i in unreachable - losing:
             records[i] = plane_records.lossless(planes[i])
-        if options.conventional and (max_abs_error is not None or target_mae is not None):
-            self._prefer_conventional(records, planes, [i for i, _ in neural], grid, max_abs_error, target_mae)
+        for i, rival in rivals.items():
+            rec = records[i]
+            if i in losing or len(rival.blob) < len(rec.words) + len(rec.escapes) + len(rec.correction):
+                records[i] = plane_records.conventional(rival, ~np.isnan(planes[i]))
         chunk = Chunk(bytes.fromhex(self.model.sha256), arr.dtype, 0, nside, grid.nlat, grid.nlon,
                       grid.lat_first, grid.lon_first, tuple(arr.shape), records, target_mae or 0.0,
                       variable_kind=condition.kind, level=condition.level,
@@ -124,15 +134,13 @@ class Engine:
         return bitstream.pack(chunk)
 
     @staticmethod
-    def _prefer_conventional(records, planes, indices, grid, max_abs_error, target_mae) -> None:
-        """Swap in a conventional record (SZ3 / SPERR, ``coding/conventional.py``) for every
-        record of a varying plane (``indices``: network or, where no correction held the
-        bound, lossless) that it beats in size while keeping the same promises."""
+    def _conventional_candidates(planes, indices, grid, max_abs_error, target_mae) -> dict:
+        """The smallest SZ3 / SPERR record (``coding/conventional.py``) that keeps the chunk's
+        promises, per varying plane (``indices``) of ordinary magnitude. Found before the
+        network runs, so that its size caps the network's rate search; the smaller record wins."""
         weights = area_weights(grid)
+        found = {}
         for i in indices:
-            rec = records[i]
-            if rec.exponent:
-                continue
             plane = planes[i]
             finite = ~np.isnan(plane)
             if plane_records.scale_exponent(plane[finite]):
@@ -140,10 +148,12 @@ class Engine:
             filled = np.where(finite, plane, plane[finite].mean(dtype=np.float64)).astype(plane.dtype)
             candidate = conventional.best_candidate(
                 filled, finite, lambda decoded, p=plane: plane_mae(p, decoded, weights), max_abs_error, target_mae)
-            if candidate is not None and len(candidate.blob) < len(rec.words) + len(rec.escapes) + len(rec.correction):
-                records[i] = plane_records.conventional(candidate, rec.mask if rec.kind == KIND_NEURAL else finite)
+            if candidate is not None:
+                found[i] = candidate
+        return found
 
-    def _rate_search(self, analysed, original, rec, projector, grid, dtype, options) -> PlaneRateSearch:
+    def _rate_search(self, analysed, original, rec, projector, grid, dtype, options,
+                     size_limit: int | None = None) -> PlaneRateSearch:
         """The target-MAE search of one plane, replaying this engine's decoder."""
         condition = options.condition
 
@@ -157,7 +167,7 @@ class Engine:
             return self.latents.size(y[0], z[0])
 
         return PlaneRateSearch(original, area_weights(grid), dtype, options.target_mae, options.max_abs_error,
-                               self.model.config.qualities - 1, replay, coded_size)
+                               self.model.config.qualities - 1, replay, coded_size, size_limit)
 
     def _add_corrections(self, indices, records, planes, approx, searches, y_all, projector, dtype, max_abs_error,
                          condition, skip) -> set[int]:

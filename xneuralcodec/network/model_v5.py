@@ -29,7 +29,7 @@ they are decoded, the context conv reads them (non-anchors zeroed *before* paddi
 nothing undecoded leaks in through face padding) and ``ep(psi, ctx)`` gives the
 non-anchors' parameters.
 
-Integer evaluation plan (not written yet; same rules as ``integer_hyper.py``): every layer
+Integer evaluation (``coding/integer_context.py``, same rules as ``integer_hyper.py``): every layer
 of h_s, ctx and ep is a 3x3 conv with HEALPix padding, a 1x1 conv (a 1x1 kernel, same
 GEMM), ReLU or pixel shuffle; channel concatenation is exact. Inputs are integers: z_hat,
 and y_hat for the context conv. At run time ``mu`` is rounded to an integer (entropy
