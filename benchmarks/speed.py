@@ -4,7 +4,10 @@ Issue 17's yardstick, measured in one run. The plane is the held-out ERA5 0.25 d
 (G04, 4.15 MB of float32). The rows are:
 - the neural codec at its default settings;
 - the neural codec with ``target_mae=0.4``, the paper's target, whose encode searches the
-  rate against the decoder's replay;
+  rate against the decoder's replay and (format v7) SPERR's and SZ3's bounds, keeping the
+  smallest record; and the same with ``conventional=False`` (the network's record only);
+- with ``--v5-weights FILE`` (an exported, unregistered hyperprior-v5 checkpoint), the v5
+  network at quality 3 and at ``target_mae=0.4`` with ``conventional=False``;
 - SPERR and SZ3 at the absolute bound whose MAE is 0.4 K, bisected once before timing.
 
 Every figure is the median of ``--repeats`` runs after one untimed warm-up (model loading
@@ -51,7 +54,26 @@ def timed(fn, repeats: int) -> tuple[float, object]:
     return statistics.median(times), result
 
 
-def measure(data: str, threads: int, repeats: int) -> list[dict]:
+def v5_rows(path: str, plane, grid, repeats: int) -> list[dict]:
+    """The v5 network from an unregistered weights file, through the engine (no codec face)."""
+    from xneuralcodec.codec.engine import Engine
+    from xneuralcodec.evaluation.metrics import weighted_errors
+    from xneuralcodec.network.weights import load_weights_file
+    from xneuralcodec.options import CodecOptions
+
+    engine = Engine(load_weights_file(path))
+    rows = []
+    for label, options in (("v5-wip network, quality 3", {"quality": 3}),
+                           (f"v5-wip network, target_mae {TARGET_MAE}", {"target_mae": TARGET_MAE, "conventional": False})):
+        opts = CodecOptions(grid=grid.to_config(), variable="t2m", **options)
+        enc_s, blob = timed(lambda: engine.encode(plane, opts), repeats)
+        dec_s, back = timed(lambda: engine.decode(blob), repeats)
+        rows.append({"coder": label, "encode_MBps": plane.nbytes / 1e6 / enc_s, "decode_MBps": plane.nbytes / 1e6 / dec_s,
+                     "ratio": plane.nbytes / len(blob), **weighted_errors(plane, back, grid)})
+    return rows
+
+
+def measure(data: str, threads: int, repeats: int, v5_weights: str | None = None) -> list[dict]:
     import torch
 
     torch.set_num_threads(threads)
@@ -62,7 +84,8 @@ def measure(data: str, threads: int, repeats: int) -> list[dict]:
     plane, grid = load_plane(data)
     megabytes = plane.nbytes / 1e6
     rows = []
-    for label, options in (("neural, default quality", {}), (f"neural, target_mae {TARGET_MAE}", {"target_mae": TARGET_MAE})):
+    for label, options in (("neural, default quality", {}), (f"neural, target_mae {TARGET_MAE}", {"target_mae": TARGET_MAE}),
+                           (f"network only, target_mae {TARGET_MAE}", {"target_mae": TARGET_MAE, "conventional": False})):
         codec = NeuralCodec(grid=grid.to_config(), variable="t2m", **options)
         enc_s, blob = timed(lambda: codec.encode(plane), repeats)
         dec_s, back = timed(lambda: codec.decode(blob), repeats)
@@ -77,6 +100,8 @@ def measure(data: str, threads: int, repeats: int) -> list[dict]:
         rows.append({"coder": f"{name} (wasm), bound {bound:.3g}", "encode_MBps": megabytes / enc_s,
                      "decode_MBps": megabytes / dec_s, "ratio": plane.nbytes / memoryview(blob).nbytes,
                      **weighted_errors(plane, back, grid)})
+    if v5_weights:
+        rows += v5_rows(v5_weights, plane, grid, repeats)
     return rows
 
 
@@ -106,15 +131,17 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--out", default="benchmarks/results")
+    p.add_argument("--v5-weights", default=None, help="an exported hyperprior-v5 weights file to time as well")
     p.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)  # a child process: one thread count
     args = p.parse_args(argv)
     if args.one is not None:
-        print(json.dumps(measure(args.data, args.one, args.repeats)))
+        print(json.dumps(measure(args.data, args.one, args.repeats, args.v5_weights)))
         return 0
     runs = {}
     for threads in args.threads:
-        out = subprocess.run([sys.executable, "-m", "benchmarks.speed", "--data", args.data, "--one", str(threads),
-                              "--repeats", str(args.repeats)], capture_output=True, text=True, check=True)
+        child = [sys.executable, "-m", "benchmarks.speed", "--data", args.data, "--one", str(threads),
+                 "--repeats", str(args.repeats)] + (["--v5-weights", args.v5_weights] if args.v5_weights else [])
+        out = subprocess.run(child, capture_output=True, text=True, check=True)
         runs[threads] = json.loads(out.stdout.splitlines()[-1])
     table = markdown(runs)
     out = Path(args.out)
