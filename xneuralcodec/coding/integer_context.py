@@ -20,9 +20,8 @@ import numpy as np
 import torch
 
 from ..network.model_v5 import SPHERE, HyperpriorV5, pad
-from .entropy import LOG_SCALE_MAX, LOG_SCALE_MIN, NUM_SCALES
 from .integer_hyper import (ACT_LIMIT, FRAC_ACT, conv_fixed, means_and_indices, pixel_shuffle, quantise_layer,
-                            rescale, scale_values)
+                            rescale, scale_index_constants, scale_values)
 
 # (weights-file prefix, float module path) of every integer layer, in evaluation order
 LAYERS = (("int_v5.hs_up", "h_s.0.conv.conv"), ("int_v5.hs_conv", "h_s.2.conv"), ("int_v5.context", "context.conv"),
@@ -48,9 +47,7 @@ def freeze(model: HyperpriorV5) -> dict[str, np.ndarray]:
         conv = modules[path]
         w, b = quantise_layer(conv.weight.detach().cpu().numpy(), conv.bias.detach().cpu().numpy())
         tensors[f"{prefix}.weight"], tensors[f"{prefix}.bias"] = w, b
-    log_min = int(round(LOG_SCALE_MIN * 2 ** FRAC_ACT))
-    log_step = int(round((LOG_SCALE_MAX - LOG_SCALE_MIN) / (NUM_SCALES - 1) * 2 ** FRAC_ACT))
-    tensors["scale_index"] = np.array([log_min, log_step, NUM_SCALES], dtype=np.int64)
+    tensors["scale_index"] = scale_index_constants()
     return tensors
 
 

@@ -105,10 +105,16 @@ def freeze(h_s) -> dict[str, np.ndarray]:
     for i, conv in enumerate(_float_convs(h_s)):
         w, b = quantise_layer(conv.weight.detach().cpu().numpy(), conv.bias.detach().cpu().numpy())
         tensors[f"int_hs.{i}.weight"], tensors[f"int_hs.{i}.bias"] = w, b
+    tensors["scale_index"] = scale_index_constants()
+    return tensors
+
+
+def scale_index_constants() -> np.ndarray:
+    """(log-scale minimum, step, count), the first two in FRAC_ACT fixed point: the scale
+    table's definition as a weights file stores it."""
     log_min = int(round(LOG_SCALE_MIN * 2 ** FRAC_ACT))
     log_step = int(round((LOG_SCALE_MAX - LOG_SCALE_MIN) / (NUM_SCALES - 1) * 2 ** FRAC_ACT))
-    tensors["scale_index"] = np.array([log_min, log_step, NUM_SCALES], dtype=np.int64)
-    return tensors
+    return np.array([log_min, log_step, NUM_SCALES], dtype=np.int64)
 
 
 class IntegerHyperSynthesis:

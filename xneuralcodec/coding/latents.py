@@ -5,7 +5,7 @@
     decode: the same order, replayed: z first, then h_s(z), then y = v + mu
 
 The means and scale indices come from the exact integer h_s (``integer_hyper.py``), so both
-sides pick identical tables on any machine.
+sides pick identical tables on any machine. ``checkerboard.py`` (v5) replaces the y steps.
 """
 
 from __future__ import annotations
@@ -28,10 +28,13 @@ class LatentCoder:
         escapes: list[int] = []
         z_groups = np.broadcast_to(np.arange(z.shape[1])[None, :, None, None], z.shape)
         encode_groups(encoder, z, z_groups, self.model.z_tables, escapes)
-        mu, index = self.model.hyper(z)
-        encode_groups(encoder, np.round(y).astype(np.int64) - mu, index, self.model.y_tables, escapes)
+        self._encode_y(encoder, np.round(y).astype(np.int64), z, escapes)
         words = encoder.get_compressed().astype("<u4").tobytes()
         return words, np.asarray(escapes, dtype="<i4").tobytes()
+
+    def _encode_y(self, encoder, y: np.ndarray, z: np.ndarray, escapes: list) -> None:
+        mu, index = self.model.hyper(z)
+        encode_groups(encoder, y - mu, index, self.model.y_tables, escapes)
 
     def size(self, y: np.ndarray, z: np.ndarray) -> int:
         words, escapes = self.encode(y, z)
@@ -47,12 +50,15 @@ class LatentCoder:
             nz = nside // cfg.stride
             z_groups = np.broadcast_to(np.arange(cfg.hyper)[None, :, None, None], (12, cfg.hyper, nz, nz))
             z = decode_groups(decoder, z_groups, self.model.z_tables, escapes)
-            mu, index = self.model.hyper(z)
-            v = decode_groups(decoder, index, self.model.y_tables, escapes)
+            y = self._decode_y(decoder, z, escapes)
         except ValueError:
             raise
         except Exception as exc:  # constriction reports damaged streams in its own types
             raise ValueError(f"not a valid xneuralcodec chunk: range decoder failed ({exc})") from exc
         if escapes.pos != escapes.values.size:
             raise ValueError("not a valid xneuralcodec chunk: unused escaped latents")
-        return (v + mu).astype(np.float32)
+        return y.astype(np.float32)
+
+    def _decode_y(self, decoder, z: np.ndarray, escapes: EscapeReader) -> np.ndarray:
+        mu, index = self.model.hyper(z)
+        return decode_groups(decoder, index, self.model.y_tables, escapes) + mu
