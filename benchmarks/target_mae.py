@@ -2,7 +2,8 @@
 
 Encodes one held-out plane per validation group with ``NeuralCodec(target_mae=x)`` for a
 ladder of targets (the paper's target and half of it, more for the groups in ``LADDERS``).
-Per plane and target it prints the quality the codec chose, whether the correction layer was
+Per plane and target it prints the record the codec chose (the network at a quality, or since
+0.7.0 SZ3 / SPERR where they are smaller), whether the correction layer was
 needed, the ratio, the MAE reached (area-weighted, recomputed here from the decoded plane),
 the encode time and the decode throughput (MB/s of float32 output, median of 3); the same
 with ``nside="auto"`` (the encoder also tries coarser HEALPix spheres and keeps the shortest
@@ -22,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from xneuralcodec import NeuralCodec
+from xneuralcodec.coding import conventional
 from xneuralcodec.evaluation.baselines import ratio_at_mae, sz3_compressor
 from xneuralcodec.evaluation.metrics import weighted_errors
 from xneuralcodec.format import bitstream
@@ -58,7 +60,7 @@ def main(argv=None) -> int:
     groups = load_groups([args.data or default_data()], tuple(args.groups) if args.groups else None, max_planes=1)
     sz3 = sz3_compressor()
     rows = []
-    lines = ["| group | plane | target MAE | chosen quality | correction | ratio | MAE reached | encode s | decode MB/s | "
+    lines = ["| group | plane | target MAE | record (quality or coder) | correction | ratio | MAE reached | encode s | decode MB/s | "
              "nside='auto': nside kept (default) | ratio | encode s | decode MB/s | SZ3 ratio | neural / SZ3 | auto / SZ3 |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     print(lines[0] + "\n" + lines[1])
@@ -82,7 +84,10 @@ def main(argv=None) -> int:
                 mae = weighted_errors(plane.values, decoded, plane.grid)["mae"]
                 if mae > target:
                     raise AssertionError(f"{key} target {target} nside {nside}: reached MAE {mae} above the target")
-                row.update({f"{prefix}nside": chunk.nside, f"{prefix}quality": chunk.planes[0].quality,
+                record = chunk.planes[0]
+                row.update({f"{prefix}nside": chunk.nside, f"{prefix}quality": record.quality,
+                            f"{prefix}record": conventional.NAMES[record.coder] if record.kind == bitstream.KIND_CONVENTIONAL
+                            else f"q{record.quality:.3g}",
                             f"{prefix}correction_bytes": len(chunk.planes[0].correction),
                             f"{prefix}ratio": plane.values.astype("float32").nbytes / len(data),
                             f"{prefix}mae": mae, f"{prefix}encode_s": seconds,
@@ -90,7 +95,7 @@ def main(argv=None) -> int:
             row["sz3_ratio"] = ratio_at_mae(sz3, plane.values[None], plane.grid, target)["ratio"]
             mb = plane.values.astype("float32").nbytes / 1e6
             rows.append(row)
-            lines.append(f"| {key} | {row['plane']} | {target:.4g} | {row['quality']:.3g} | "
+            lines.append(f"| {key} | {row['plane']} | {target:.4g} | {row['record']} | "
                          f"{'yes' if row['correction_bytes'] else 'no'} | {row['ratio']:.1f} | {row['mae']:.4g} | "
                          f"{row['encode_s']:.2f} | {mb / row['decode_s']:.1f} | {row['auto_nside']} ({row['default_nside']}) | "
                          f"{row['auto_ratio']:.1f} | {row['auto_encode_s']:.2f} | {mb / row['auto_decode_s']:.1f} | "
