@@ -1,0 +1,195 @@
+"""Issue 15's yardstick: the codec and its networks against SZ3, SPERR and EBCC at the paper's
+MAE targets and at half of them, with error tails and spectra: ``python -m benchmarks.paper_targets``.
+
+For one held-out plane per validation group, side by side in one run, at equal latitude-
+weighted MAE (each peer's absolute bound bisected to the target, ``ratio_at_mae``):
+- ``codec``: ``NeuralCodec(target_mae=T)`` as it ships (network or SZ3 / SPERR record);
+- ``v4 network``: the shipped network with its correction layer only (``conventional=False``);
+- ``v5 network``: the same for an exported, unregistered hyperprior-v5 checkpoint
+  (``--v5-weights``; skipped when the file is missing);
+- SZ3, SPERR, EBCC.
+Per cell: ratio, MAE, max error, % of points off by more than 5x the target, and the power
+spectrum ratio (reconstructed / original) averaged over the top quarter of spherical-harmonic
+degrees. ``x / best peer`` divides by the best peer ratio that met the target. Results:
+``<out>/paper-targets.{json,md,png}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from xneuralcodec import NeuralCodec
+from xneuralcodec.evaluation.baselines import Compressor, TargetNotReached, ratio_at_mae, reference_compressors
+from xneuralcodec.evaluation.metrics import spectrum_ratio, weighted_errors
+from xneuralcodec.variables import units_of
+
+from .hybrid import REFERENCES, _tails
+from .run import default_data, group_key, load_groups
+from .targets import mae_target
+
+FACTORS = (1.0, 0.5)
+DEFAULT_V5 = "/work/runs/v5-export/hyperprior-v5-wip2.safetensors"
+
+
+def top_quarter_spectrum(planes, back, grid) -> float:
+    """Mean power ratio over degrees l in (0.75 lmax, lmax]: 1 keeps the small scales' energy."""
+    spectra = spectrum_ratio(planes, back, grid)
+    top = spectra["l"] > 0.75 * grid.lmax
+    return float(np.nanmean(spectra["ratio"][top]))
+
+
+def cell(planes, back, nbytes: int, grid, target: float) -> dict:
+    return {"ratio": planes.nbytes / nbytes, "mae": weighted_errors(planes, back, grid)["mae"],
+            **_tails(back, planes, target, None), "spectrum_top_quarter": top_quarter_spectrum(planes, back, grid)}
+
+
+def codec_cell(planes, grid, variable, target, **options) -> dict:
+    codec = NeuralCodec(grid=grid.to_config(), variable=variable, target_mae=target, **options)
+    blobs = [codec.encode(p) for p in planes]
+    return cell(planes, np.stack([codec.decode(b) for b in blobs]), sum(map(len, blobs)), grid, target)
+
+
+def engine_cell(engine, planes, grid, variable, target) -> dict:
+    from xneuralcodec.options import CodecOptions
+
+    options = CodecOptions(grid=grid.to_config(), variable=variable, target_mae=target, conventional=False)
+    blobs = [engine.encode(p[None], options) for p in planes]
+    return cell(planes, np.stack([engine.decode(b)[0] for b in blobs]), sum(map(len, blobs)), grid, target)
+
+
+def peer_cell(compressor: Compressor, planes, grid, target) -> dict:
+    try:
+        point = ratio_at_mae(compressor, planes, grid, target)
+    except TargetNotReached as exc:
+        return {"skipped": str(exc)}
+    return cell(planes, point["reconstruction"], point["nbytes"], grid, target)
+
+
+def measure_group(planes, grid, variable, references, v5_engine, factors) -> list[dict]:
+    target, source = mae_target(variable, planes)
+    rows = []
+    for factor in factors:
+        t = factor * target
+        cells = {"codec": codec_cell(planes, grid, variable, t),
+                 "v4 network": codec_cell(planes, grid, variable, t, conventional=False)}
+        if v5_engine is not None:
+            cells["v5 network"] = engine_cell(v5_engine, planes, grid, variable, t)
+        for name, compressor in references.items():
+            cells[name] = peer_cell(compressor, planes, grid, t)
+        rows.append({"factor": factor, "target": t, "target_source": source, "cells": cells})
+    return rows
+
+
+def best_peer(cells: dict) -> float:
+    ratios = [c["ratio"] for n, c in cells.items() if n in REFERENCES and "ratio" in c]
+    return max(ratios) if ratios else float("nan")
+
+
+def markdown(results: list[dict], names: list[str]) -> str:
+    ours = [n for n in names if n not in REFERENCES]
+    lines = []
+    for factor in sorted({r["factor"] for g in results for r in g["rows"]}, reverse=True):
+        title = "the paper's MAE target" if factor == 1.0 else f"{factor:g} x the paper's MAE target"
+        lines += [f"### At {title}", "",
+                  "| group | grid | target | " + " | ".join(names) + " | " + " | ".join(f"{n} / best peer" for n in ours) + " |",
+                  "|" + "---|" * (3 + len(names) + len(ours))]
+        worst = {n: float("inf") for n in ours}
+        tails = {n: 0.0 for n in ours}
+        for g in results:
+            row = next(r for r in g["rows"] if r["factor"] == factor)
+            cells, peer = row["cells"], best_peer(row["cells"])
+            shown = []
+            for n in names:
+                c = cells.get(n, {})
+                shown.append("–" if "ratio" not in c else
+                             f"{c['ratio']:.4g} ({c['mae']:.3g}, {c['max_abs']:.3g}, {c['over_5x_target_pct']:.2f}%, "
+                             f"{c['spectrum_top_quarter']:.2f})")
+            versus = []
+            for n in ours:
+                value = cells[n]["ratio"] / peer if "ratio" in cells.get(n, {}) else float("nan")
+                versus.append(f"{value:.2f}")
+                worst[n] = min(worst[n], value)
+                if "ratio" in cells.get(n, {}):
+                    tails[n] = max(tails[n], cells[n]["over_5x_target_pct"])
+            lines.append(f"| {g['group']} | {g['grid']} | {row['target']:.3g} {g['units']} | " + " | ".join(shown)
+                         + " | " + " | ".join(versus) + " |")
+        lines += ["", "Lowest x / best peer: " + ", ".join(f"{n} **{worst[n]:.2f}**" for n in ours)
+                  + "; largest share off by more than 5x the target: "
+                  + ", ".join(f"{n} {tails[n]:.2f}%" for n in ours) + ".", ""]
+    return "\n".join(lines)
+
+
+def plot(results: list[dict], names: list[str], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = [g["group"] for g in results]
+    fig, ax = plt.subplots(figsize=(max(8, 0.7 * len(groups)), 4.5))
+    width = 0.8 / len(names)
+    for k, n in enumerate(names):
+        values = [next(r for r in g["rows"] if r["factor"] == 1.0)["cells"].get(n, {}).get("ratio", np.nan)
+                  for g in results]
+        ax.bar(np.arange(len(groups)) + k * width, values, width, label=n)
+    ax.set_yscale("log")
+    ax.set_xticks(np.arange(len(groups)) + 0.4 - width / 2, groups, rotation=45, ha="right")
+    ax.set_ylabel("compression ratio at the paper's MAE target")
+    ax.legend(fontsize=8, ncol=3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.paper_targets", description=__doc__.splitlines()[0])
+    p.add_argument("--data", nargs="+", default=None)
+    p.add_argument("--groups", nargs="+", default=None, metavar="PREFIX:VAR")
+    p.add_argument("--factors", type=float, nargs="+", default=list(FACTORS))
+    p.add_argument("--v5-weights", default=DEFAULT_V5)
+    p.add_argument("--out", default="benchmarks/results")
+    args = p.parse_args(argv)
+    v5_engine, v5_note = None, "v5 network: skipped (no weights file)"
+    if args.v5_weights and Path(args.v5_weights).is_file():
+        from xneuralcodec.codec.engine import Engine
+        from xneuralcodec.network.weights import load_weights_file
+
+        model = load_weights_file(args.v5_weights)
+        v5_engine, v5_note = Engine(model), f"v5 network: {model.name}, sha256 {model.sha256[:12]}"
+    print(v5_note, file=sys.stderr)
+    groups = load_groups(args.data or [default_data()], args.groups, 1)
+    references, skipped = reference_compressors(list(REFERENCES))
+    results = []
+    for (source, variable), planes in groups.items():
+        stack = np.stack([pl.values for pl in planes]).astype(np.float32)
+        if not np.isfinite(stack).all():
+            continue  # the reference coders take no NaN
+        grid = planes[0].grid
+        results.append({"group": group_key(source, variable), "grid": f"{grid.nlat}x{grid.nlon}",
+                        "units": units_of(variable),
+                        "rows": measure_group(stack, grid, variable, references, v5_engine, args.factors)})
+        print(f"{results[-1]['group']}: done", file=sys.stderr, flush=True)
+    names = ["codec", "v4 network", *(["v5 network"] if v5_engine else []), *references]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    command = "python -m benchmarks.paper_targets " + " ".join(sys.argv[1:] if argv is None else argv)
+    (out / "paper-targets.json").write_text(json.dumps({"command": command, "v5": v5_note, "skipped": skipped,
+                                                        "results": results}, indent=1) + "\n")
+    table = markdown(results, names)
+    plot(results, names, out / "paper-targets.png")
+    (out / "paper-targets.md").write_text(
+        f"# The codec and its networks against SZ3, SPERR and EBCC at the paper's targets\n\nCommand: `{command}`; "
+        f"{v5_note}; one held-out plane per group, each peer's bound bisected to the same MAE. Cells: ratio (MAE, "
+        "max error, % of points off by more than 5x the target, power spectrum ratio over the top quarter of "
+        "degrees).\n\n" + table)
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
