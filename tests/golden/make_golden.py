@@ -69,7 +69,11 @@ def cases():
         holes[1, 30:40, 10:50] = np.nan
         yield "2.5deg_conventional_max_abs_error", NeuralCodec(grid=grid, max_abs_error=0.05), holes
         yield "2.5deg_conventional_target_mae", NeuralCodec(grid=grid, target_mae=0.1), synthetic_plane(73, 144, 16)
-        yield "1deg_conventional_target_mae_float64", NeuralCodec(target_mae=0.3), synthetic_plane(181, 360, 17, lmax=90).astype(np.float64)
+        yield "1deg_target_mae_float64", NeuralCodec(target_mae=0.3), synthetic_plane(181, 360, 17, lmax=90).astype(np.float64)
+        # the network and its correction layer in a v7 chunk (the cases above now pick SPERR / SZ3)
+        yield "2.5deg_q1_max_abs_error_network", NeuralCodec(quality=1, grid=grid, max_abs_error=0.25, conventional=False), stepped
+        yield "2.5deg_target_mae_unreachable_network", NeuralCodec(grid=grid, target_mae=0.05, max_abs_error=0.5,
+                                                                   conventional=False), stepped
 
 
 def main(argv=None) -> int:
