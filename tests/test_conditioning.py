@@ -89,17 +89,17 @@ def _forge(data: bytes, offset: int, packed: bytes) -> bytes:
 def test_forged_condition_is_refused():
     plane = np.linspace(0, 1, 73 * 144, dtype=np.float32).reshape(73, 144) ** 2
     data = NeuralCodec(quality=0, variable="z").encode(plane)
-    offset = struct.calcsize("<4sHH32sBBBBIIIdd") + 8 * 2 + 8  # header, shape, target_mae
+    kind_at, iterations_at = 18, 19                                   # v7: after magic, version, flags, sha, dtype, ndim
+    level_at = bitstream._HEAD7.size + 4 * 2 + 8                      # after the u32 shape and target_mae
     assert bitstream.unpack(data).variable_kind == KIND_INDEX["geopotential"]
     with pytest.raises(ValueError, match="unknown variable kind"):
-        bitstream.unpack(_forge(data, offset, struct.pack("<BBHf", 200, 0, 0, 0.0)))
-    iterations = bitstream.unpack(data).projection_iterations
+        bitstream.unpack(_forge(data, kind_at, bytes([200])))
     with pytest.raises(ValueError, match="bad level"):
-        bitstream.unpack(_forge(data, offset, struct.pack("<BBHf", 1, iterations, 0, float("inf"))))
+        bitstream.unpack(_forge(data, level_at, struct.pack("<f", float("inf"))))
     with pytest.raises(ValueError, match="bad level"):
-        bitstream.unpack(_forge(data, offset, struct.pack("<BBHf", 1, iterations, 0, -5.0)))
+        bitstream.unpack(_forge(data, level_at, struct.pack("<f", -5.0)))
     with pytest.raises(ValueError, match="projection iterations 0"):
-        bitstream.unpack(_forge(data, offset, struct.pack("<BBHf", 1, 0, 0, 500.0)))
+        bitstream.unpack(_forge(data, iterations_at, bytes([0])))
 
 
 def test_encoding_helper_tells_each_variable_its_name_and_single_level():

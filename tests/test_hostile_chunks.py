@@ -1,8 +1,10 @@
 """Hostile chunks (issue 19): forged sizes are refused before allocating, reserved header
 bytes are checked, and a bounded fuzz target mutates real chunks on every CI run."""
 
+import json
 import struct
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -112,11 +114,23 @@ def with_crc(body: bytes) -> bytes:
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(offset=st.sampled_from([42, 43]), value=st.integers(1, 255))
-def test_reserved_header_bytes_must_be_zero(coded, offset, value):
-    codec, _, blob = coded
-    body = bytearray(blob[:-4])
+def test_reserved_header_bytes_of_v6_chunks_must_be_zero(offset, value):
+    """Versions 1 to 6 had reserved header bytes (offsets 42, 43); v7 has none."""
+    path = Path(__file__).parent / "golden" / "v0.6.0" / "2.5deg_q0.bin"
+    codec = NeuralCodec.from_config(json.loads(path.with_suffix(".json").read_text()))
+    body = bytearray(path.read_bytes()[:-4])
     body[offset] = value
     with pytest.raises(ValueError, match="reserved"):
+        codec.decode(with_crc(bytes(body)))
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=st.integers(1, 0xFFFF))
+def test_unknown_flags_are_refused(coded, value):
+    codec, _, blob = coded
+    body = bytearray(blob[:-4])
+    struct.pack_into("<H", body, 6, value)
+    with pytest.raises(ValueError, match="unknown flags"):
         codec.decode(with_crc(bytes(body)))
 
 

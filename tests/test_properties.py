@@ -58,9 +58,11 @@ def test_header_claiming_a_huge_shape_is_refused_before_allocating(coded):
     import zlib
 
     codec, plane, _ = coded
-    blob = codec.encode(plane[None])  # shape (1, 73, 144): claim 2**40 planes instead
+    blob = codec.encode(plane[None])  # shape (1, 73, 144): claim 2**31 planes instead
     body = bytearray(blob[:-4])
-    struct.pack_into("<Q", body, 72, 2**40)  # leading dim of the shape
+    from xneuralcodec.format import bitstream
+
+    struct.pack_into("<I", body, bitstream._HEAD7.size, 2**31)  # leading dim of the (v7, u32) shape
     damaged = bytes(body) + struct.pack("<I", zlib.crc32(bytes(body)))
     with pytest.raises(ValueError, match="larger than|do not fit"):
         codec.decode(damaged)

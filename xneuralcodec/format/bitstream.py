@@ -58,10 +58,16 @@ _HEAD = struct.Struct("<4sHH32sBBBBIIIdd")
 _PLANE = {1: struct.Struct("<BffIII"), 2: struct.Struct("<BffIIIId"), 3: struct.Struct("<BffIIIIdf")}
 _PLANE[4] = _PLANE[5] = _PLANE[3]
 _PLANE[6] = struct.Struct("<BffIIIIdfh")
-_PLANE[7] = struct.Struct("<BffIIIIdfhB")
 _TARGET = struct.Struct("<d")
 _CONDITION = struct.Struct("<BBHf")
 _CRC = struct.Struct("<I")
+# v7: compact header (a one-plane chunk carries 99 bytes instead of v6's 147)
+SHA_PREFIX = 8           # bytes of the weights sha256 a v7 chunk keeps: the store's config holds all 32
+_HEAD7 = struct.Struct("<4sHH8sBBBBHIIdd")   # magic, version, flags, sha prefix, dtype, ndim, kind, iterations,
+                                             # nside, nlat, nlon, lat_first, lon_first
+_TAIL7 = struct.Struct("<df")                # target_mae, level (after the u32 shape)
+_PLANE7 = struct.Struct("<BBhfffd")          # kind, coder, exponent, mean, std, quality, correction step / bound
+MAX_VARINT_BYTES = 5                         # lengths are below 2**35
 
 
 @dataclasses.dataclass
@@ -103,30 +109,173 @@ class Chunk:
 
 
 def pack(chunk: Chunk) -> bytes:
-    version = VERSION
+    """The chunk as format v7: the compact header and records of ``docs/format.md``."""
     if not 1 <= chunk.projection_iterations <= MAX_PROJECTION_ITERATIONS:
         raise ValueError(f"expected projection iterations in 1..{MAX_PROJECTION_ITERATIONS}, "
                          f"got {chunk.projection_iterations} instead")
     parts = [
-        _HEAD.pack(MAGIC, version, 0, chunk.weights_sha256, DTYPE_CODES[np.dtype(chunk.dtype).newbyteorder("<")],
-                   len(chunk.shape), chunk.quality, 0, chunk.nside, chunk.nlat, chunk.nlon,
-                   chunk.lat_first, chunk.lon_first),
-        struct.pack(f"<{len(chunk.shape)}Q", *chunk.shape),
-        _TARGET.pack(chunk.target_mae),
-        _CONDITION.pack(chunk.variable_kind, chunk.projection_iterations, 0, chunk.level),
+        _HEAD7.pack(MAGIC, VERSION, 0, chunk.weights_sha256[:SHA_PREFIX],
+                    DTYPE_CODES[np.dtype(chunk.dtype).newbyteorder("<")], len(chunk.shape), chunk.variable_kind,
+                    chunk.projection_iterations, chunk.nside, chunk.nlat, chunk.nlon, chunk.lat_first, chunk.lon_first),
+        struct.pack(f"<{len(chunk.shape)}I", *chunk.shape),
+        _TAIL7.pack(chunk.target_mae, chunk.level),
     ]
     for p in chunk.planes:
-        extra = (p.exponent, p.coder)
-        parts.append(_PLANE[version].pack(p.kind, p.mean, p.std, len(p.mask), len(p.words), len(p.escapes) // 4,
-                                          len(p.correction), p.correction_step, p.quality, *extra))
+        parts.append(_PLANE7.pack(p.kind, p.coder, p.exponent, p.mean, p.std, p.quality, p.correction_step)
+                     + _varints(len(p.mask), len(p.words), len(p.escapes) // 4, len(p.correction)))
     for p in chunk.planes:
         parts += [p.mask, p.words, p.escapes, p.correction]
     body = b"".join(parts)
     return body + _CRC.pack(zlib.crc32(body))
 
 
+def _varints(*values: int) -> bytes:
+    """Unsigned LEB128: 7 bits a byte, low first; lengths below 128 take one byte."""
+    out = bytearray()
+    for v in values:
+        while True:
+            byte, v = v & 0x7F, v >> 7
+            out.append(byte | (0x80 if v else 0))
+            if not v:
+                break
+    return bytes(out)
+
+
+def _read_varint(buf, offset: int, end: int) -> tuple[int, int]:
+    value = shift = 0
+    for _ in range(MAX_VARINT_BYTES):
+        if offset >= end:
+            _fail("plane record cut short")
+        byte = buf[offset]
+        offset += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, offset
+        shift += 7
+    _fail("plane record length too long")
+
+
 def _fail(why: str):
     raise ValueError(f"not a valid xneuralcodec chunk: {why}")
+
+
+@dataclasses.dataclass
+class _Header:
+    sha: bytes
+    dtype_code: int
+    ndim: int
+    quality: int
+    nside: int
+    nlat: int
+    nlon: int
+    lat_first: float
+    lon_first: float
+    shape: tuple = ()
+    target_mae: float = 0.0
+    kind: int = 0
+    level: float = 0.0
+    iterations: int = LEGACY_PROJECTION_ITERATIONS
+    offset: int = 0
+
+
+def _need(buf, end: int, what: str = "header cut short") -> None:
+    if len(buf) - _CRC.size < end:
+        _fail(what)
+
+
+def _header_v7(buf) -> _Header:
+    _need(buf, _HEAD7.size)
+    _, _, flags, sha, dtype_code, ndim, kind, iterations, nside, nlat, nlon, lat_first, lon_first = \
+        _HEAD7.unpack_from(buf, 0)
+    if flags != 0:
+        _fail(f"unknown flags {flags:#x}")
+    if not 2 <= ndim <= 32:
+        _fail(f"ndim {ndim}")
+    offset = _HEAD7.size
+    _need(buf, offset + 4 * ndim + _TAIL7.size)
+    shape = struct.unpack_from(f"<{ndim}I", buf, offset)
+    target_mae, level = _TAIL7.unpack_from(buf, offset + 4 * ndim)
+    if not 1 <= iterations <= MAX_PROJECTION_ITERATIONS:
+        _fail(f"projection iterations {iterations} outside 1..{MAX_PROJECTION_ITERATIONS}")
+    return _Header(bytes(sha), dtype_code, ndim, 0, nside, nlat, nlon, lat_first, lon_first, shape, target_mae,
+                   kind, level, iterations, offset + 4 * ndim + _TAIL7.size)
+
+
+def _header_legacy(buf, version: int) -> _Header:
+    """Versions 1 to 6: the 72-byte header, u64 shape, then (v3 on) target_mae, (v5 on) condition."""
+    _need(buf, _HEAD.size)
+    _, _, flags, sha, dtype_code, ndim, quality, reserved, nside, nlat, nlon, lat_first, lon_first = \
+        _HEAD.unpack_from(buf, 0)
+    if flags != 0:
+        _fail(f"unknown flags {flags:#x}")
+    if reserved or (version >= 3 and quality):
+        _fail(f"reserved header bytes are not zero ({quality}, {reserved})")
+    if not 2 <= ndim <= 32:
+        _fail(f"ndim {ndim}")
+    head = _Header(bytes(sha), dtype_code, ndim, quality, nside, nlat, nlon, lat_first, lon_first)
+    offset = _HEAD.size
+    _need(buf, offset + 8 * ndim)
+    head.shape = struct.unpack_from(f"<{ndim}Q", buf, offset)
+    offset += 8 * ndim
+    if version >= 3:
+        _need(buf, offset + _TARGET.size)
+        (head.target_mae,) = _TARGET.unpack_from(buf, offset)
+        offset += _TARGET.size
+    if version >= 5:
+        _need(buf, offset + _CONDITION.size)
+        head.kind, reserved8, reserved16, head.level = _CONDITION.unpack_from(buf, offset)
+        offset += _CONDITION.size
+        if reserved8 or reserved16:
+            _fail(f"reserved condition bytes are not zero ({reserved8}, {reserved16})")
+    head.offset = offset
+    return head
+
+
+def _records_v7(buf, offset: int, n_planes: int) -> tuple[list, int]:
+    end = len(buf) - _CRC.size
+    if offset + n_planes * (_PLANE7.size + 4) > end:
+        _fail(f"{n_planes} plane records do not fit in {len(buf)} bytes")
+    records = []
+    for _ in range(n_planes):
+        kind, coder, exponent, mean, std, quality, step = _PLANE7.unpack_from(buf, offset)
+        offset += _PLANE7.size
+        lengths = []
+        for _ in range(4):
+            value, offset = _read_varint(buf, offset, end)
+            lengths.append(value)
+        mask_len, words_len, n_esc, correction_len = lengths
+        records.append((kind, mean, std, mask_len, words_len, n_esc * 4, correction_len, step, quality, exponent,
+                        coder))
+    return records, offset
+
+
+def _records_legacy(buf, offset: int, n_planes: int, version: int, header_quality: int) -> tuple[list, int]:
+    record = _PLANE[version]
+    if offset + n_planes * record.size > len(buf) - _CRC.size:
+        _fail(f"{n_planes} plane records do not fit in {len(buf)} bytes")
+    records = []
+    for _ in range(n_planes):
+        kind, mean, std, mask_len, words_len, n_esc, *extra = record.unpack_from(buf, offset)
+        offset += record.size
+        correction_len, step = extra[:2] if extra else (0, 0.0)
+        quality = extra[2] if version >= 3 else float(header_quality)
+        exponent = extra[3] if version >= 6 else 0
+        records.append((kind, mean, std, mask_len, words_len, n_esc * 4, correction_len, step, quality, exponent, 0))
+    return records, offset
+
+
+def _check_record(version: int, kind, mean, std, mask_len, words_len, esc_len, correction_len, step, quality,
+                  exponent, coder) -> None:
+    if not np.isfinite(quality):
+        _fail(f"bad plane quality {quality}")
+    if kind >= KINDS_OF_VERSION[version] or (words_len % 4 and kind not in (KIND_LOSSLESS, KIND_CONVENTIONAL)):
+        _fail(f"bad plane record (kind {kind}, words {words_len})")
+    if abs(exponent) > MAX_EXPONENT or (exponent and kind in (KIND_ALL_NAN, KIND_LOSSLESS, KIND_CONVENTIONAL)):
+        _fail(f"bad plane exponent {exponent} (kind {kind})")
+    if not (step == 0.0 or (np.isfinite(step) and step > 0)) or (correction_len and step == 0.0):
+        _fail(f"bad correction step {step}")
+    if (kind == KIND_CONVENTIONAL) != (coder != 0) or (kind == KIND_CONVENTIONAL and (step == 0.0 or correction_len)):
+        _fail(f"bad conventional plane record (kind {kind}, coder {coder}, bound {step})")
 
 
 def unpack(data, shape: tuple | None = None, max_bytes: int | None = None) -> Chunk:
@@ -135,10 +284,9 @@ def unpack(data, shape: tuple | None = None, max_bytes: int | None = None) -> Ch
     and the process limit (``limits.py``), are checked before anything is allocated."""
     expected_shape = None if shape is None else tuple(int(n) for n in shape)
     buf = memoryview(data).cast("B") if not isinstance(data, bytes) else memoryview(data)
-    if len(buf) < _HEAD.size + _CRC.size:
+    if len(buf) < 6 + _CRC.size:
         _fail(f"only {len(buf)} bytes")
-    head = _HEAD.unpack_from(buf, 0)
-    magic, version, flags, sha, dtype_code, ndim, quality, reserved, nside, nlat, nlon, lat_first, lon_first = head
+    magic, version = struct.unpack_from("<4sH", buf, 0)
     if magic != MAGIC:
         _fail(f"magic {bytes(magic)!r} is not {MAGIC!r} (data not written by xneuralcodec?)")
     if version not in SUPPORTED_VERSIONS:
@@ -149,94 +297,50 @@ def unpack(data, shape: tuple | None = None, max_bytes: int | None = None) -> Ch
     (crc,) = _CRC.unpack_from(buf, len(buf) - _CRC.size)
     if zlib.crc32(buf[:-_CRC.size]) != crc:
         _fail("checksum mismatch (truncated or damaged)")
-    if flags != 0:
-        _fail(f"unknown flags {flags:#x}")
-    if reserved or (version >= 3 and quality):
-        _fail(f"reserved header bytes are not zero ({quality}, {reserved})")
-    if dtype_code not in DTYPES:
-        _fail(f"unknown dtype code {dtype_code}")
-    if not 2 <= ndim <= 32:
-        _fail(f"ndim {ndim}")
-    offset = _HEAD.size
-    if len(buf) < offset + 8 * ndim:
-        _fail("header cut short")
-    shape = struct.unpack_from(f"<{ndim}Q", buf, offset)
-    offset += 8 * ndim
-    target_mae = 0.0
-    if version >= 3:
-        if len(buf) < offset + _TARGET.size:
-            _fail("header cut short")
-        (target_mae,) = _TARGET.unpack_from(buf, offset)
-        offset += _TARGET.size
-        if not (np.isfinite(target_mae) and target_mae >= 0):
-            _fail(f"bad target_mae {target_mae}")
-    condition_kind, level, iterations = 0, 0.0, LEGACY_PROJECTION_ITERATIONS
-    if version >= 5:
-        if len(buf) < offset + _CONDITION.size:
-            _fail("header cut short")
-        condition_kind, iterations_byte, reserved16, level = _CONDITION.unpack_from(buf, offset)
-        offset += _CONDITION.size
-        if condition_kind >= len(KINDS) or reserved16 or (version < 7 and iterations_byte):
-            _fail(f"unknown variable kind {condition_kind} (or reserved bytes set)")
-        if version >= 7:
-            iterations = iterations_byte
-            if not 1 <= iterations <= MAX_PROJECTION_ITERATIONS:
-                _fail(f"projection iterations {iterations} outside 1..{MAX_PROJECTION_ITERATIONS}")
-        if not (np.isfinite(level) and 0 <= level <= 1100):
-            _fail(f"bad level {level}")
-    dtype = DTYPES[dtype_code]
+    head = _header_v7(buf) if version >= 7 else _header_legacy(buf, version)
+    if head.dtype_code not in DTYPES:
+        _fail(f"unknown dtype code {head.dtype_code}")
+    if not (np.isfinite(head.target_mae) and head.target_mae >= 0):
+        _fail(f"bad target_mae {head.target_mae}")
+    if head.kind >= len(KINDS):
+        _fail(f"unknown variable kind {head.kind}")
+    if not (np.isfinite(head.level) and 0 <= head.level <= 1100):
+        _fail(f"bad level {head.level}")
+    dtype, shape, nlat, nlon = DTYPES[head.dtype_code], tuple(head.shape), head.nlat, head.nlon
     if shape[-2:] != (nlat, nlon):
         _fail(f"shape {shape} does not end with the grid {nlat} x {nlon}")
     if nlat == 0 or nlon == 0:
         _fail(f"empty grid {nlat} x {nlon}")
-    if expected_shape is not None and tuple(shape) != expected_shape:
-        _fail(f"it claims shape {tuple(shape)}, but the array's chunk shape is {expected_shape}")
+    if expected_shape is not None and shape != expected_shape:
+        _fail(f"it claims shape {shape}, but the array's chunk shape is {expected_shape}")
     n_bytes = math.prod(shape) * dtype.itemsize
     limit = max_chunk_bytes()
     if n_bytes > limit:
-        _fail(f"claimed shape {tuple(shape)} is {n_bytes} bytes, larger than the decode limit of {limit} bytes "
+        _fail(f"claimed shape {shape} is {n_bytes} bytes, larger than the decode limit of {limit} bytes "
               f"(raise it with the environment variable {MAX_CHUNK_BYTES_ENV})")
     if max_bytes is not None and n_bytes > max_bytes:
-        _fail(f"claimed shape {tuple(shape)} is {n_bytes} bytes, more than out= holds ({max_bytes} bytes)")
+        _fail(f"claimed shape {shape} is {n_bytes} bytes, more than out= holds ({max_bytes} bytes)")
     n_planes = math.prod(shape[:-2])
-    record = _PLANE[version]
-    if len(buf) < offset + n_planes * record.size + _CRC.size:
-        _fail(f"{n_planes} plane records do not fit in {len(buf)} bytes")
-    records = []
-    for _ in range(n_planes):
-        kind, mean, std, mask_len, words_len, n_esc, *extra = record.unpack_from(buf, offset)
-        offset += record.size
-        correction_len, step = extra[:2] if extra else (0, 0.0)
-        plane_quality = extra[2] if version >= 3 else float(quality)
-        exponent = extra[3] if version >= 6 else 0
-        coder = extra[4] if version >= 7 else 0
-        if not np.isfinite(plane_quality):
-            _fail(f"bad plane quality {plane_quality}")
-        if kind >= KINDS_OF_VERSION[version] or (words_len % 4 and kind not in (KIND_LOSSLESS, KIND_CONVENTIONAL)):
-            _fail(f"bad plane record (kind {kind}, words {words_len})")
-        if abs(exponent) > MAX_EXPONENT or (exponent and kind in (KIND_ALL_NAN, KIND_LOSSLESS, KIND_CONVENTIONAL)):
-            _fail(f"bad plane exponent {exponent} (kind {kind})")
-        if not (step == 0.0 or (np.isfinite(step) and step > 0)) or (correction_len and step == 0.0):
-            _fail(f"bad correction step {step}")
-        if (kind == KIND_CONVENTIONAL) != (coder != 0) or (kind == KIND_CONVENTIONAL and (step == 0.0 or correction_len)):
-            _fail(f"bad conventional plane record (kind {kind}, coder {coder}, bound {step})")
-        records.append((kind, mean, std, mask_len, words_len, n_esc * 4, correction_len, step, plane_quality,
-                        exponent, coder))
+    if version >= 7:
+        records, offset = _records_v7(buf, head.offset, n_planes)
+    else:
+        records, offset = _records_legacy(buf, head.offset, n_planes, version, head.quality)
     planes = []
     end = len(buf) - _CRC.size
-    for kind, mean, std, mask_len, words_len, esc_len, correction_len, step, plane_quality, exponent, coder in records:
+    for fields in records:
+        _check_record(version, *fields)
+        kind, mean, std, mask_len, words_len, esc_len, correction_len, step, quality, exponent, coder = fields
         if offset + mask_len + words_len + esc_len + correction_len > end:
             _fail("section lengths run past the end of the chunk")
         mask = bytes(buf[offset:offset + mask_len]); offset += mask_len
         words = bytes(buf[offset:offset + words_len]); offset += words_len
         escapes = bytes(buf[offset:offset + esc_len]); offset += esc_len
         correction = bytes(buf[offset:offset + correction_len]); offset += correction_len
-        planes.append(PlaneRecord(kind, mean, std, mask, words, escapes, correction, step, plane_quality, exponent,
-                                  coder))
+        planes.append(PlaneRecord(kind, mean, std, mask, words, escapes, correction, step, quality, exponent, coder))
     if offset != end:
         _fail(f"{end - offset} unexplained trailing bytes")
-    return Chunk(bytes(sha), dtype, quality, nside, nlat, nlon, lat_first, lon_first, tuple(shape), planes,
-                 target_mae, version, condition_kind, float(level), iterations)
+    return Chunk(head.sha, dtype, head.quality, head.nside, nlat, nlon, head.lat_first, head.lon_first, shape, planes,
+                 head.target_mae, version, head.kind, float(head.level), head.iterations)
 
 
 def _inflate(blob: bytes, expected: int, what: str) -> bytes:
