@@ -1,7 +1,8 @@
 """Fuzz the decoder with damaged real chunks: ``python -m benchmarks.fuzz --cases 100000``.
 
 Chunks of real fields (2.5 and 1 degree, with NaN holes, constant and all-NaN planes, with and
-without ``max_abs_error``, and format v6 chunks with scaled and lossless planes) are mutated in five ways: random bit flips, truncation, random
+without ``max_abs_error``, scaled and lossless planes, and format v7 conventional SZ3 / SPERR
+planes) are mutated in five ways: random bit flips, truncation, random
 bytes, and header or payload mutations whose CRC is recomputed so that they get past the
 checksum into the parser, the range decoder and the network. Each case must either raise
 ``ValueError`` or decode to an array of the declared shape and dtype; anything else (another
@@ -46,7 +47,9 @@ def seed_chunks(data_dir: Path) -> list[tuple[NeuralCodec, bytes]]:
         (NeuralCodec(quality=2, grid=grid25, max_abs_error=0.3), t[0]),
         (NeuralCodec(quality=4), msl),
         (NeuralCodec(quality=3, grid=grid25), t.astype(np.float64) * 1e-50),           # v6: scaled planes
-        (NeuralCodec(grid=grid25, max_abs_error=1e-12), t[0].astype(np.float64)),      # v6: a lossless plane
+        (NeuralCodec(grid=grid25, max_abs_error=1e-12, conventional=False), t[0].astype(np.float64)),  # lossless
+        (NeuralCodec(grid=grid25, target_mae=0.1), t),                                   # v7: SPERR planes
+        (NeuralCodec(grid=grid25, max_abs_error=0.3), mixed),                            # v7: SZ3 / SPERR planes
     ]:
         out.append((codec, codec.encode(arr)))
     return out
@@ -67,11 +70,12 @@ def mutate(blob: bytes, how: str, rng: np.random.Generator) -> bytes:
         return bytes(b[: int(rng.integers(len(b)))])
     if how == "random bytes":
         return rng.bytes(int(rng.integers(0, 2 * len(b))))
-    head = 72 + 8 * b[41] if len(b) > 41 else len(b)
+    # v7 header: fixed part, u32 shape (ndim at byte 17), target and level; records ~29 bytes each
+    head = bitstream._HEAD7.size + 4 * b[17] + bitstream._TAIL7.size if len(b) > 17 else len(b)
     if how == "header with valid crc":
-        lo, hi = 0, min(len(b) - 4, head + 33 * 4)
+        lo, hi = 0, min(len(b) - 4, head + 29 * 4)
     else:
-        lo, hi = min(head + 33 * 4, len(b) - 5), len(b) - 4
+        lo, hi = min(head + 29 * 4, len(b) - 5), len(b) - 4
     for _ in range(int(rng.integers(1, 5))):
         pos = int(rng.integers(lo, max(lo + 1, hi)))
         b[pos] = int(rng.integers(256)) if rng.random() < 0.5 else b[pos] ^ (1 << int(rng.integers(8)))
