@@ -126,7 +126,7 @@ class Engine:
         for i, rival in rivals.items():
             rec = records[i]
             if i in losing or len(rival.blob) < len(rec.words) + len(rec.escapes) + len(rec.correction):
-                records[i] = plane_records.conventional(rival, ~np.isnan(planes[i]))
+                records[i] = plane_records.conventional(rival, planes[i])
         chunk = Chunk(bytes.fromhex(self.model.sha256), arr.dtype, 0, nside, grid.nlat, grid.nlon,
                       grid.lat_first, grid.lon_first, tuple(arr.shape), records, target_mae or 0.0,
                       variable_kind=condition.kind, level=condition.level,

@@ -110,13 +110,11 @@ def lossless(plane: np.ndarray) -> PlaneRecord:
     return PlaneRecord(KIND_LOSSLESS, 0.0, 0.0, words=bitstream.pack_values(plane))
 
 
-def conventional(candidate, mask) -> PlaneRecord:
-    """A plane coded by a conventional coder (``coding/conventional.py``); ``mask`` is the
-    packed NaN mask, or the bool array of finite points to pack one from."""
-    if isinstance(mask, np.ndarray):
-        mask = bitstream.pack_mask(~mask) if not mask.all() else b""
-    return PlaneRecord(KIND_CONVENTIONAL, 0.0, 0.0, mask, words=candidate.blob, correction_step=candidate.bound,
-                       coder=candidate.coder)
+def conventional(candidate, plane: np.ndarray) -> PlaneRecord:
+    """A plane coded by a conventional coder (``coding/conventional.py``), NaN mask beside it."""
+    nan = np.isnan(plane)
+    return PlaneRecord(KIND_CONVENTIONAL, 0.0, 0.0, bitstream.pack_mask(nan) if nan.any() else b"",
+                       words=candidate.blob, correction_step=candidate.bound, coder=candidate.coder)
 
 
 def constant(plane: np.ndarray, finite: np.ndarray, value: float, exponent: int, mask: bytes,

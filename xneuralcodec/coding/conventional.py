@@ -125,7 +125,8 @@ def best_candidate(plane: np.ndarray, finite: np.ndarray, mae: Callable[[np.ndar
                     break   # sizes fall only slowly with the bound: this coder will not win
                 measured = 2 * target_mae if result is None else result[1]   # a broken bound: step down
                 if result is not None and measured <= target_mae:
-                    found = result[0] if found is None or result[0].bound > found.bound else found
+                    if found is None or len(result[0].blob) < len(found.blob):   # SZ3's size is not monotone
+                        found = result[0]
                     if measured >= CLOSE_ENOUGH * target_mae or bound >= ceiling:
                         break
                 tried.append((bound, measured))
