@@ -94,3 +94,24 @@ def test_older_versions_cannot_hold_conventional_planes():
     struct.pack_into("<H", data, 4, 6)
     with pytest.raises(ValueError, match="not a valid xneuralcodec chunk"):
         bitstream.unpack(bytes(data) + struct.pack("<I", zlib.crc32(bytes(data))))
+
+
+def test_shared_coders_are_safe_across_threads():
+    """Zarr and dask call one codec from many threads; the cached SZ3 / SPERR instances must
+    give the same bytes and values as one thread does."""
+    import concurrent.futures
+
+    plane, _ = load_plane("gfs_2.5deg_t500")
+    planes = [(plane + 0.37 * i).astype(np.float32) for i in range(8)]
+    jobs = [(coder, p) for coder in (conventional.SPERR, conventional.SZ3) for p in planes]
+    alone = [conventional.encode(coder, p, 0.3) for coder, p in jobs]
+
+    def job(k):
+        coder, p = jobs[k]
+        blob = conventional.encode(coder, p, 0.3)
+        return blob, float(np.abs(conventional.decode(coder, blob, 0.3, p.shape, p.dtype) - p).max())
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        together = list(pool.map(job, range(len(jobs))))
+    assert [blob for blob, _ in together] == alone
+    assert max(err for _, err in together) <= 0.3
