@@ -66,3 +66,42 @@ def test_importing_the_package_does_not_load_torch():
     result = _probe(())
     assert _loaded(result["import"], ("torch",)) == []
     assert "xneuralcodec.network.weights" not in result["import"]
+
+
+CONVENTIONAL_PROBE = """
+import json, sys
+import numpy as np
+import zarr
+import xneuralcodec
+from xneuralcodec.format import bitstream
+chunk = np.load(sys.argv[1])
+data = open(sys.argv[2], "rb").read()
+config = json.loads(open(sys.argv[3]).read())
+codec = xneuralcodec.NeuralCodec.from_config(config)
+kinds = sorted({p.kind for p in bitstream.unpack(data).planes})
+back = codec.decode(data)
+print(json.dumps({"kinds": kinds, "torch": "torch" in sys.modules, "weights": "xneuralcodec.network.weights" in sys.modules,
+                  "err": float(np.abs(back - chunk).max())}))
+"""
+
+
+def test_chunks_without_network_planes_decode_without_torch(tmp_path):
+    """A chunk made only of SZ3 / SPERR planes (tight targets) decodes without torch or weights."""
+    import numpy as np
+
+    from xneuralcodec import NeuralCodec
+
+    lat = np.linspace(90, -90, 73)[:, None]
+    chunk = np.stack([250 + 30 * np.cos(np.deg2rad(lat)) * np.cos(np.deg2rad(np.arange(144) * 2.5 * k))
+                      for k in (1, 2)]).astype(np.float32)
+    codec = NeuralCodec(max_abs_error=0.01)
+    np.save(tmp_path / "chunk.npy", chunk)
+    (tmp_path / "chunk.bin").write_bytes(codec.encode(chunk))
+    (tmp_path / "config.json").write_text(json.dumps(codec.get_config()))
+    run = subprocess.run([sys.executable, "-c", CONVENTIONAL_PROBE, str(tmp_path / "chunk.npy"),
+                          str(tmp_path / "chunk.bin"), str(tmp_path / "config.json")], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-3000:]
+    result = json.loads(run.stdout.splitlines()[-1])
+    assert result["kinds"] == [4]                       # conventional planes only
+    assert not result["torch"] and not result["weights"]
+    assert result["err"] <= 0.01

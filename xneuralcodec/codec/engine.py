@@ -206,14 +206,11 @@ class Engine:
                max_bytes: int | None = None) -> np.ndarray:
         """Bytes -> array. ``shape`` (the chunk shape the caller knows) and ``max_bytes`` (what
         its buffer holds) are checked against the header before anything is allocated."""
-        chunk = bitstream.unpack(data, shape, max_bytes)
-        if not self.model.sha256.startswith(chunk.weights_sha256.hex()):   # v7 keeps the first 8 bytes
-            raise ValueError(
-                f"chunk was written with weights sha256 {chunk.weights_sha256.hex()}..., but this codec uses "
-                f"{self.model.name} {self.model.sha256}: open it with the codec config stored in the array"
-            )
-        if grid is not None and (chunk.nlat, chunk.nlon) != (grid.nlat, grid.nlon):
-            raise ValueError(f"chunk grid {chunk.nlat} x {chunk.nlon} does not match the codec grid {grid.nlat} x {grid.nlon}")
+        return self.decode_chunk(bitstream.unpack(data, shape, max_bytes), grid)
+
+    def decode_chunk(self, chunk: Chunk, grid: LatLonGrid | None = None) -> np.ndarray:
+        """A parsed chunk -> array (``plane_records.check_chunk`` first)."""
+        plane_records.check_chunk(chunk, self.model.sha256, grid, self.model.name)
         finest = self.model.config.qualities - 1
         if any(rec.kind == KIND_NEURAL and not 0 <= rec.quality <= finest for rec in chunk.planes):
             raise ValueError(f"not a valid xneuralcodec chunk: a plane's quality is outside 0..{finest}")

@@ -13,7 +13,9 @@ import inspect
 from numcodecs.abc import Codec
 from numcodecs.compat import ensure_ndarray_like, ndarray_copy
 
+from ..format import bitstream
 from ..options import CodecOptions, options_doc, options_signature
+from . import planes as plane_records
 
 CODEC_ID = "xneuralcodec"
 
@@ -24,6 +26,16 @@ def engine_for(options: CodecOptions):
     from .engine import Engine
 
     return Engine(load_model(options.model, options.weights_sha256, options.device))
+
+
+def decode_chunk(data, options: CodecOptions, engine=None, shape=None, max_bytes=None):
+    """Bytes -> array for both faces: chunks without network planes decode here, without torch
+    (``planes.decode_without_network``); the rest go to the engine (``engine()`` builds it)."""
+    chunk = bitstream.unpack(data, shape, max_bytes)
+    direct = plane_records.decode_without_network(chunk, options.weights_sha256, options.grid)
+    if direct is not None:
+        return direct
+    return (engine or (lambda: engine_for(options)))().decode_chunk(chunk, options.grid)
 
 
 class NeuralCodec(Codec):
@@ -58,10 +70,11 @@ class NeuralCodec(Codec):
         return self._engine.encode(buf, self._options)
 
     def decode(self, buf, out=None):
+        engine = lambda: self._engine  # noqa: E731 - built only if a plane needs the network
         if out is None:
-            return self._engine.decode(buf, self._options.grid)
+            return decode_chunk(buf, self._options, engine)
         capacity = ensure_ndarray_like(out).nbytes  # checked before anything is decoded
-        return ndarray_copy(self._engine.decode(buf, self._options.grid, max_bytes=capacity), out)
+        return ndarray_copy(decode_chunk(buf, self._options, engine, max_bytes=capacity), out)
 
     def get_config(self):
         return {"id": self.codec_id, **self._options.to_config()}

@@ -193,6 +193,29 @@ def start_planes(chunk) -> tuple[np.ndarray, list[int]]:
     return out, neural
 
 
+def check_chunk(chunk, weights_sha256: str, grid: LatLonGrid | None, model_name: str = "") -> None:
+    """The chunk was written by these weights (v7 keeps the sha256's first 8 bytes) and, when
+    the codec knows its grid, for that grid."""
+    if not weights_sha256.startswith(chunk.weights_sha256.hex()):
+        raise ValueError(
+            f"chunk was written with weights sha256 {chunk.weights_sha256.hex()}..., but this codec uses "
+            f"{model_name} {weights_sha256}: open it with the codec config stored in the array"
+        )
+    if grid is not None and (chunk.nlat, chunk.nlon) != (grid.nlat, grid.nlon):
+        raise ValueError(f"chunk grid {chunk.nlat} x {chunk.nlon} does not match the codec grid {grid.nlat} x {grid.nlon}")
+
+
+def decode_without_network(chunk, weights_sha256: str, grid: LatLonGrid | None) -> np.ndarray | None:
+    """The chunk's array when none of its planes needs the network (SZ3 / SPERR, lossless,
+    constant or all-NaN planes), else None: reading such chunks loads neither torch nor the
+    weights, which a store written at tight targets is mostly made of."""
+    if any(rec.kind == KIND_NEURAL for rec in chunk.planes):
+        return None
+    check_chunk(chunk, weights_sha256, grid)
+    out, _ = start_planes(chunk)
+    return finish_planes(out, chunk)
+
+
 def finish_planes(out: np.ndarray, chunk) -> np.ndarray:
     """NaN positions restored, the chunk's dtype and shape."""
     for i, rec in enumerate(chunk.planes):

@@ -15,7 +15,7 @@ from zarr.abc.codec import ArrayBytesCodec
 from zarr.core.common import parse_named_configuration
 
 from ..options import CodecOptions, options_doc, options_signature
-from .numcodecs_codec import engine_for
+from .numcodecs_codec import decode_chunk, engine_for
 from .planes import SUPPORTED_DTYPES
 
 CODEC_NAME = "xneuralcodec.neural"
@@ -69,7 +69,7 @@ class NeuralSerializer(ArrayBytesCodec):
     async def _decode_single(self, chunk_bytes, chunk_spec):
         data = chunk_bytes.to_bytes()
         # the claimed shape must be the array's chunk shape, checked before anything is allocated
-        arr = await asyncio.to_thread(engine_for(self.options).decode, data, self.options.grid, chunk_spec.shape)
+        arr = await asyncio.to_thread(decode_chunk, data, self.options, None, chunk_spec.shape)
         return chunk_spec.prototype.nd_buffer.from_numpy_array(arr)
 
     def compute_encoded_size(self, input_byte_length, chunk_spec):
