@@ -40,7 +40,7 @@ def run(ds: xr.Dataset, workers: int) -> dict:
     store = Path(tempfile.mkdtemp()) / "dask.zarr"
     try:
         with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                      dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+                                      dashboard_address=":0") as cluster, distributed.Client(cluster) as client:
             client.run(_warm)  # model loads are not timed
             t0 = time.perf_counter()
             ds.to_zarr(store, encoding=xneuralcodec.encoding(ds), consolidated=False)

@@ -18,7 +18,7 @@ def _load_count():
 def test_local_cluster_two_processes_write_and_read(era5_1deg, tmp_path):
     ds = era5_1deg[["t2m", "u10"]].chunk({"time": 1})
     store = tmp_path / "dask.zarr"
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
             distributed.Client(cluster) as client:
         ds.to_zarr(store, encoding=xneuralcodec.encoding(ds), consolidated=False)
         back = xr.open_zarr(store, consolidated=False).mean(dim=("lat", "lon")).compute()
