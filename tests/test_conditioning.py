@@ -73,7 +73,7 @@ def test_condition_is_stored_in_the_header_and_the_config():
     plane = (250 + np.cumsum(rng.normal(size=(73, 144)), axis=1)).astype(np.float32)
     codec = NeuralCodec(quality=1, variable="t", level=850.3)
     chunk = bitstream.unpack(codec.encode(plane))
-    assert chunk.version == bitstream.VERSION == 7
+    assert chunk.version == bitstream.VERSION == 8
     assert chunk.variable_kind == KIND_INDEX["temperature"] and chunk.level == float(np.float32(850.3))
     assert codec.get_config()["variable"] == "t" and codec.get_config()["level"] == 850.3
     again = NeuralCodec.from_config(codec.get_config())
@@ -89,8 +89,9 @@ def _forge(data: bytes, offset: int, packed: bytes) -> bytes:
 def test_forged_condition_is_refused():
     plane = np.linspace(0, 1, 73 * 144, dtype=np.float32).reshape(73, 144) ** 2
     data = NeuralCodec(quality=0, variable="z").encode(plane)
-    kind_at, iterations_at = 18, 19                                   # v7: after magic, version, flags, sha, dtype, ndim
-    level_at = bitstream._HEAD7.size + 4 * 2 + 8                      # after the u32 shape and target_mae
+    network_at = bitstream._HEAD8.size + 3                            # v8: after the header and the varint shape 73, 144
+    kind_at, iterations_at = network_at + 8, network_at + 9           # after the weights prefix
+    level_at = network_at + bitstream._NETWORK8.size - 4              # the network fields' last
     assert bitstream.unpack(data).variable_kind == KIND_INDEX["geopotential"]
     with pytest.raises(ValueError, match="unknown variable kind"):
         bitstream.unpack(_forge(data, kind_at, bytes([200])))

@@ -125,12 +125,34 @@ def test_reserved_header_bytes_of_v6_chunks_must_be_zero(offset, value):
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(value=st.integers(1, 0xFFFF))
+@given(value=st.integers(1, 0xFF).filter(lambda v: v & ~3))
 def test_unknown_flags_are_refused(coded, value):
+    """v8's flags byte (offset 6) knows bits 0 (network fields) and 1 (target_mae) only."""
     codec, _, blob = coded
     body = bytearray(blob[:-4])
+    body[6] |= value
+    with pytest.raises(ValueError, match="unknown flags"):
+        codec.decode(with_crc(bytes(body)))
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=st.integers(1, 0xFFFF))
+def test_unknown_flags_of_v7_chunks_are_refused(value):
+    path = Path(__file__).parent / "golden" / "v0.7.0" / "2.5deg_q0.bin"
+    codec = NeuralCodec.from_config(json.loads(path.with_suffix(".json").read_text()))
+    body = bytearray(path.read_bytes()[:-4])
     struct.pack_into("<H", body, 6, value)
     with pytest.raises(ValueError, match="unknown flags"):
+        codec.decode(with_crc(bytes(body)))
+
+
+def test_network_fields_and_network_planes_go_together(coded):
+    """A v8 chunk that drops its network flag but keeps a network plane (or the reverse) is refused."""
+    codec, _, blob = coded
+    body = bytearray(blob[:-4])
+    assert body[6] & 1
+    body[6] &= ~1
+    with pytest.raises(ValueError, match="not a valid xneuralcodec chunk"):
         codec.decode(with_crc(bytes(body)))
 
 
@@ -138,7 +160,7 @@ def test_unknown_flags_are_refused(coded, value):
 
 @pytest.fixture(scope="module")
 def seeds():
-    """(codec, chunk) pairs covering every plane kind and format v5 and v6."""
+    """(codec, chunk) pairs covering the plane kinds (network, all NaN, constant, lossless, scaled)."""
     plane, _ = load_plane("gfs_2.5deg_t500")
     holed = plane.copy()
     holed[5:20, 30:60] = np.nan
@@ -148,6 +170,7 @@ def seeds():
         (NeuralCodec(grid=GRID, quality=2, max_abs_error=0.3), plane.astype(np.float64)),
         (NeuralCodec(grid=GRID, max_abs_error=1e-12), plane.astype(np.float64)[None]),  # lossless (v6)
         (NeuralCodec(grid=GRID), plane.astype(np.float64) * 1e-50),                     # scaled (v6)
+        (NeuralCodec(grid=GRID, target_mae=0.3), holed),             # SPERR / SZ3, no network fields (v8)
     ]
     return [(codec, codec.encode(arr)) for codec, arr in cases]
 
@@ -160,7 +183,7 @@ def test_fuzz_decoder_on_mutated_real_chunks(seeds, data, monkeypatch):
     which = data.draw(st.integers(0, len(seeds) - 1))
     codec, original = seeds[which]
     blob = bytearray(original)
-    head = 72 + 8 * blob[41]
+    head = 72 + 8 * blob[41] if blob[4] < 7 else 48   # legacy header, or v7 / v8's (<= 46 bytes)
     for _ in range(data.draw(st.integers(1, 4))):
         # header and plane records, or anywhere in the payloads (the magic is tested elsewhere)
         pos = data.draw(st.one_of(st.integers(4, head + 40 * 4), st.integers(head, len(blob) - 5)))

@@ -57,12 +57,14 @@ def test_header_claiming_a_huge_shape_is_refused_before_allocating(coded):
     import struct
     import zlib
 
+    from xneuralcodec.format import bitstream
+
     codec, plane, _ = coded
     blob = codec.encode(plane[None])  # shape (1, 73, 144): claim 2**31 planes instead
     body = bytearray(blob[:-4])
-    from xneuralcodec.format import bitstream
-
-    struct.pack_into("<I", body, bitstream._HEAD7.size, 2**31)  # leading dim of the (v7, u32) shape
+    first = bitstream._HEAD8.size      # v8: the leading dim, a one-byte varint (1); 2**31 takes five
+    assert body[first] == 1
+    body[first:first + 1] = bytes([0x80, 0x80, 0x80, 0x80, 0x08])
     damaged = bytes(body) + struct.pack("<I", zlib.crc32(bytes(body)))
     with pytest.raises(ValueError, match="larger than|do not fit"):
         codec.decode(damaged)

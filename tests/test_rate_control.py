@@ -110,7 +110,7 @@ def test_search_returns_a_measured_quality_even_when_error_is_not_monotone():
 ])
 def test_auto_nside_keeps_the_shortest_of_the_default_and_coarser_spheres(key, target, expected_nside):
     plane, grid = load_plane(key)
-    codec = NeuralCodec(grid=grid.to_config(), target_mae=target, nside="auto")
+    codec = NeuralCodec(grid=grid.to_config(), target_mae=target, nside="auto", conventional=False)   # network records
     data = codec.encode(plane)
     chunk = bitstream.unpack(data)
     assert chunk.nside == expected_nside
@@ -118,7 +118,7 @@ def test_auto_nside_keeps_the_shortest_of_the_default_and_coarser_spheres(key, t
     both = [codec._engine.encode_at(plane, grid, nside, codec.options) for nside in (64, 32)]
     assert len(data) == min(map(len, both))
     # without "auto" the sphere is the grid's default, whatever the target
-    fixed = NeuralCodec(grid=grid.to_config(), target_mae=target).encode(plane)
+    fixed = NeuralCodec(grid=grid.to_config(), target_mae=target, conventional=False).encode(plane)
     assert bitstream.unpack(fixed).nside == 64
 
 

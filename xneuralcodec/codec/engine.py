@@ -211,6 +211,8 @@ class Engine:
     def decode_chunk(self, chunk: Chunk, grid: LatLonGrid | None = None) -> np.ndarray:
         """A parsed chunk -> array (``plane_records.check_chunk`` first)."""
         plane_records.check_chunk(chunk, self.model.sha256, grid, self.model.name)
+        if not any(rec.kind == KIND_NEURAL for rec in chunk.planes):   # v8 keeps no sphere fields for these
+            return plane_records.finish_planes(plane_records.start_planes(chunk)[0], chunk)
         finest = self.model.config.qualities - 1
         if any(rec.kind == KIND_NEURAL and not 0 <= rec.quality <= finest for rec in chunk.planes):
             raise ValueError(f"not a valid xneuralcodec chunk: a plane's quality is outside 0..{finest}")

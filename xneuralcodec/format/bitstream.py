@@ -1,6 +1,25 @@
-"""Bitstream format v7 (reads v1 to v6 too): one self-describing, checksummed record per Zarr chunk.
+"""Bitstream format v8 (reads v1 to v7 too): one self-describing, checksummed record per Zarr chunk.
 
-Little-endian throughout; the full layout is in docs/format.md::
+Little-endian throughout; the full layout is in docs/format.md. v8 (written since 0.8.0)::
+
+    header   magic "XNCB" | version u16 | flags u8 | dtype u8 | ndim u8 | shape: ndim varints |
+             (flag NETWORK:) weights sha256 [:8] | variable kind u8 | projection iterations u8 |
+                             nside u16 | lat_first f64 | lon_first f64 | level f32 |
+             (flag TARGET:) target_mae f64
+    planes   per plane: kind u8, then what that kind needs:
+               network:      exponent i16 | mean f32 | std f32 | quality f32 | correction step f64 |
+                             varints mask_len, words_len, escapes, correction_len
+               constant:     exponent i16 | value f32 | varint mask_len
+               all NaN:      nothing
+               lossless:     varint words_len
+               conventional: coder u8 | bound f64 | varints mask_len, words_len
+    payload  per plane, as v7: NaN mask | words | escapes | correction
+    trailer  crc32 of everything before it, u32
+
+v8 changes only the layout: a chunk without network planes (SZ3 / SPERR, constant, lossless,
+all NaN) carries no weights, sphere or condition fields, since it decodes without them; a
+one-plane SPERR chunk has 37 bytes of overhead instead of v7's 99, which is ~10% of a 1
+degree pressure plane at the paper's target. Versions 1 to 7::
 
     header   magic "XNCB" | version u16 | flags u16 | weights sha256 [32] | dtype u8 | ndim u8 |
              quality u8 (v1, v2; 0 since v3) | reserved u8 | nside u32 | nlat u32 | nlon u32 |
@@ -37,19 +56,20 @@ from ..variables import KINDS
 from .limits import MAX_CHUNK_BYTES_ENV, max_chunk_bytes
 
 MAGIC = b"XNCB"
-VERSION = 7
+VERSION = 8
 # v1: release 0.1.0, no correction; v2: 0.2.0, one quality per chunk; v3: 0.3.0, corrections
 # without a predictor; v4: 0.4.0, differs from v3 only inside the correction section;
 # v5 (0.5.0) adds the condition (variable kind, level) to the header; v6 adds a per-plane
 # power-of-two exponent and lossless planes (written by 0.6.0 only for chunks that need them);
-# v7 (0.7.0, written for every chunk) adds the projection iterations and conventional planes
-SUPPORTED_VERSIONS = (1, 2, 3, 4, 5, 6, 7)
+# v7 (0.7.0, written for every chunk) adds the projection iterations and conventional planes;
+# v8 (0.8.0): the same content, each field only where it is needed
+SUPPORTED_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8)
 LEGACY_PROJECTION_ITERATIONS = 30   # the back projection's LSMR iterations before v7
 MAX_PROJECTION_ITERATIONS = 100
 
 KIND_NEURAL, KIND_CONSTANT, KIND_ALL_NAN, KIND_LOSSLESS = 0, 1, 2, 3  # KIND_LOSSLESS since v6
 KIND_CONVENTIONAL = 4  # since v7
-KINDS_OF_VERSION = {1: 3, 2: 3, 3: 3, 4: 3, 5: 3, 6: 4, 7: 5}   # how many record kinds each version knows
+KINDS_OF_VERSION = {1: 3, 2: 3, 3: 3, 4: 3, 5: 3, 6: 4, 7: 5, 8: 5}   # how many record kinds each version knows
 MAX_EXPONENT = 1100  # |exponent| of a v6 plane; float64 spans 2^-1074 .. 2^1024
 DTYPES = {1: np.dtype("<f4"), 2: np.dtype("<f8")}
 DTYPE_CODES = {v: k for k, v in DTYPES.items()}
@@ -68,6 +88,13 @@ _HEAD7 = struct.Struct("<4sHH8sBBBBHIIdd")   # magic, version, flags, sha prefix
 _TAIL7 = struct.Struct("<df")                # target_mae, level (after the u32 shape)
 _PLANE7 = struct.Struct("<BBhfffd")          # kind, coder, exponent, mean, std, quality, correction step / bound
 MAX_VARINT_BYTES = 5                         # lengths are below 2**35
+# v8: fields by need
+FLAG_NETWORK, FLAG_TARGET = 1, 2
+_HEAD8 = struct.Struct("<4sHBBB")            # magic, version, flags, dtype, ndim (then the shape as varints)
+_NETWORK8 = struct.Struct("<8sBBHddf")       # sha prefix, variable kind, iterations, nside, lat_first, lon_first, level
+_NEURAL8 = struct.Struct("<hfffd")           # exponent, mean, std, quality, correction step
+_CONSTANT8 = struct.Struct("<hf")            # exponent, value
+_CONVENTIONAL8 = struct.Struct("<Bd")        # coder, bound
 
 
 @dataclasses.dataclass
@@ -109,24 +136,44 @@ class Chunk:
 
 
 def pack(chunk: Chunk) -> bytes:
-    """The chunk as format v7: the compact header and records of ``docs/format.md``."""
+    """The chunk as format v8 (``docs/format.md``): each field only where a decoder needs it."""
     if not 1 <= chunk.projection_iterations <= MAX_PROJECTION_ITERATIONS:
         raise ValueError(f"expected projection iterations in 1..{MAX_PROJECTION_ITERATIONS}, "
                          f"got {chunk.projection_iterations} instead")
-    parts = [
-        _HEAD7.pack(MAGIC, VERSION, 0, chunk.weights_sha256[:SHA_PREFIX],
-                    DTYPE_CODES[np.dtype(chunk.dtype).newbyteorder("<")], len(chunk.shape), chunk.variable_kind,
-                    chunk.projection_iterations, chunk.nside, chunk.nlat, chunk.nlon, chunk.lat_first, chunk.lon_first),
-        struct.pack(f"<{len(chunk.shape)}I", *chunk.shape),
-        _TAIL7.pack(chunk.target_mae, chunk.level),
-    ]
+    network = any(p.kind == KIND_NEURAL for p in chunk.planes)
+    flags = (FLAG_NETWORK if network else 0) | (FLAG_TARGET if chunk.target_mae else 0)
+    parts = [_HEAD8.pack(MAGIC, VERSION, flags, DTYPE_CODES[np.dtype(chunk.dtype).newbyteorder("<")], len(chunk.shape)),
+             _varints(*chunk.shape)]
+    if network:
+        parts.append(_NETWORK8.pack(chunk.weights_sha256[:SHA_PREFIX], chunk.variable_kind, chunk.projection_iterations,
+                                    chunk.nside, chunk.lat_first, chunk.lon_first, chunk.level))
+    if chunk.target_mae:
+        parts.append(_TARGET.pack(chunk.target_mae))
     for p in chunk.planes:
-        parts.append(_PLANE7.pack(p.kind, p.coder, p.exponent, p.mean, p.std, p.quality, p.correction_step)
-                     + _varints(len(p.mask), len(p.words), len(p.escapes) // 4, len(p.correction)))
+        parts += [bytes([p.kind]), _record8(p)]
     for p in chunk.planes:
         parts += [p.mask, p.words, p.escapes, p.correction]
     body = b"".join(parts)
     return body + _CRC.pack(zlib.crc32(body))
+
+
+def _record8(p: PlaneRecord) -> bytes:
+    """A v8 plane record after its kind byte: only the fields that kind uses (the rest must be empty)."""
+    unused = {KIND_NEURAL: (), KIND_CONSTANT: ("words", "escapes", "correction"), KIND_ALL_NAN: (
+        "mask", "words", "escapes", "correction"), KIND_LOSSLESS: ("mask", "escapes", "correction"),
+        KIND_CONVENTIONAL: ("escapes", "correction")}[p.kind]
+    if any(getattr(p, name) for name in unused):
+        raise ValueError(f"a kind-{p.kind} plane record carries sections it cannot store ({unused})")
+    if p.kind == KIND_NEURAL:
+        return _NEURAL8.pack(p.exponent, p.mean, p.std, p.quality, p.correction_step) + _varints(
+            len(p.mask), len(p.words), len(p.escapes) // 4, len(p.correction))
+    if p.kind == KIND_CONSTANT:
+        return _CONSTANT8.pack(p.exponent, p.mean) + _varints(len(p.mask))
+    if p.kind == KIND_LOSSLESS:
+        return _varints(len(p.words))
+    if p.kind == KIND_CONVENTIONAL:
+        return _CONVENTIONAL8.pack(p.coder, p.correction_step) + _varints(len(p.mask), len(p.words))
+    return b""
 
 
 def _varints(*values: int) -> bytes:
@@ -176,6 +223,7 @@ class _Header:
     level: float = 0.0
     iterations: int = LEGACY_PROJECTION_ITERATIONS
     offset: int = 0
+    network: bool = True     # v8: whether the network fields are present (network planes may follow)
 
 
 def _need(buf, end: int, what: str = "header cut short") -> None:
@@ -199,6 +247,39 @@ def _header_v7(buf) -> _Header:
         _fail(f"projection iterations {iterations} outside 1..{MAX_PROJECTION_ITERATIONS}")
     return _Header(bytes(sha), dtype_code, ndim, 0, nside, nlat, nlon, lat_first, lon_first, shape, target_mae,
                    kind, level, iterations, offset + 4 * ndim + _TAIL7.size)
+
+
+def _header_v8(buf) -> _Header:
+    _need(buf, _HEAD8.size)
+    _, _, flags, dtype_code, ndim = _HEAD8.unpack_from(buf, 0)
+    if flags & ~(FLAG_NETWORK | FLAG_TARGET):
+        _fail(f"unknown flags {flags:#x}")
+    if not 2 <= ndim <= 32:
+        _fail(f"ndim {ndim}")
+    offset, shape = _HEAD8.size, []
+    for _ in range(ndim):
+        value, offset = _read_varint(buf, offset, len(buf) - _CRC.size)
+        if value >= 2 ** 32:
+            _fail(f"dimension {value} too large")
+        shape.append(value)
+    head = _Header(b"", dtype_code, ndim, 0, 0, shape[-2], shape[-1], 0.0, 0.0, tuple(shape))
+    if flags & FLAG_NETWORK:
+        _need(buf, offset + _NETWORK8.size)
+        sha, head.kind, head.iterations, head.nside, head.lat_first, head.lon_first, head.level = \
+            _NETWORK8.unpack_from(buf, offset)
+        head.sha = bytes(sha)
+        offset += _NETWORK8.size
+        if not 1 <= head.iterations <= MAX_PROJECTION_ITERATIONS:
+            _fail(f"projection iterations {head.iterations} outside 1..{MAX_PROJECTION_ITERATIONS}")
+    if flags & FLAG_TARGET:
+        _need(buf, offset + _TARGET.size)
+        (head.target_mae,) = _TARGET.unpack_from(buf, offset)
+        offset += _TARGET.size
+        if head.target_mae == 0:
+            _fail("target_mae flagged but 0")
+    head.network = bool(flags & FLAG_NETWORK)
+    head.offset = offset
+    return head
 
 
 def _header_legacy(buf, version: int) -> _Header:
@@ -246,6 +327,55 @@ def _records_v7(buf, offset: int, n_planes: int) -> tuple[list, int]:
         mask_len, words_len, n_esc, correction_len = lengths
         records.append((kind, mean, std, mask_len, words_len, n_esc * 4, correction_len, step, quality, exponent,
                         coder))
+    return records, offset
+
+
+def _records_v8(buf, offset: int, n_planes: int, network: bool) -> tuple[list, int]:
+    end = len(buf) - _CRC.size
+    if offset + n_planes > end:
+        _fail(f"{n_planes} plane records do not fit in {len(buf)} bytes")
+
+    def fields(layout: struct.Struct):
+        nonlocal offset
+        if offset + layout.size > end:
+            _fail("plane record cut short")
+        values = layout.unpack_from(buf, offset)
+        offset += layout.size
+        return values
+
+    def lengths(n: int) -> list[int]:
+        nonlocal offset
+        out = []
+        for _ in range(n):
+            value, offset = _read_varint(buf, offset, end)
+            out.append(value)
+        return out
+
+    records = []
+    for _ in range(n_planes):
+        kind = buf[offset]
+        offset += 1
+        mean = std = step = quality = 0.0
+        exponent = coder = mask_len = words_len = n_esc = correction_len = 0
+        if kind == KIND_NEURAL:
+            if not network:
+                _fail("a network plane in a chunk without the network fields")
+            exponent, mean, std, quality, step = fields(_NEURAL8)
+            mask_len, words_len, n_esc, correction_len = lengths(4)
+        elif kind == KIND_CONSTANT:
+            exponent, mean = fields(_CONSTANT8)
+            (mask_len,) = lengths(1)
+        elif kind == KIND_LOSSLESS:
+            (words_len,) = lengths(1)
+        elif kind == KIND_CONVENTIONAL:
+            coder, step = fields(_CONVENTIONAL8)
+            mask_len, words_len = lengths(2)
+        elif kind != KIND_ALL_NAN:
+            _fail(f"bad plane record (kind {kind})")
+        records.append((kind, mean, std, mask_len, words_len, n_esc * 4, correction_len, step, quality, exponent,
+                        coder))
+    if network and not any(r[0] == KIND_NEURAL for r in records):
+        _fail("network fields in a chunk without network planes")
     return records, offset
 
 
@@ -297,7 +427,7 @@ def unpack(data, shape: tuple | None = None, max_bytes: int | None = None) -> Ch
     (crc,) = _CRC.unpack_from(buf, len(buf) - _CRC.size)
     if zlib.crc32(buf[:-_CRC.size]) != crc:
         _fail("checksum mismatch (truncated or damaged)")
-    head = _header_v7(buf) if version >= 7 else _header_legacy(buf, version)
+    head = _header_v8(buf) if version >= 8 else _header_v7(buf) if version == 7 else _header_legacy(buf, version)
     if head.dtype_code not in DTYPES:
         _fail(f"unknown dtype code {head.dtype_code}")
     if not (np.isfinite(head.target_mae) and head.target_mae >= 0):
@@ -321,7 +451,9 @@ def unpack(data, shape: tuple | None = None, max_bytes: int | None = None) -> Ch
     if max_bytes is not None and n_bytes > max_bytes:
         _fail(f"claimed shape {shape} is {n_bytes} bytes, more than out= holds ({max_bytes} bytes)")
     n_planes = math.prod(shape[:-2])
-    if version >= 7:
+    if version >= 8:
+        records, offset = _records_v8(buf, head.offset, n_planes, head.network)
+    elif version == 7:
         records, offset = _records_v7(buf, head.offset, n_planes)
     else:
         records, offset = _records_legacy(buf, head.offset, n_planes, version, head.quality)
