@@ -94,7 +94,8 @@ class Engine:
         unreachable: set[int] = set()  # planes whose bound no correction holds: stored losslessly
         rivals: dict[int, conventional.Candidate] = {}   # SZ3 / SPERR records to beat, found first
         if options.conventional and (max_abs_error is not None or target_mae is not None):
-            rivals = self._conventional_candidates(planes, [i for i, _ in neural], grid, max_abs_error, target_mae)
+            rivals = self._conventional_candidates(planes, [i for i, _ in neural], grid, max_abs_error, target_mae,
+                                                   conventional.coders_for(options.effort))
         losing: set[int] = set()   # planes whose every network rate is larger than their rival
         for start in range(0, len(neural), step):
             batch = neural[start:start + step]
@@ -134,8 +135,8 @@ class Engine:
         return bitstream.pack(chunk)
 
     @staticmethod
-    def _conventional_candidates(planes, indices, grid, max_abs_error, target_mae) -> dict:
-        """The smallest SZ3 / SPERR record (``coding/conventional.py``) that keeps the chunk's
+    def _conventional_candidates(planes, indices, grid, max_abs_error, target_mae, coders) -> dict:
+        """The smallest SZ3 / SPERR (/ EBCC) record (``coding/conventional.py``) that keeps the chunk's
         promises, per varying plane (``indices``) of ordinary magnitude. Found before the
         network runs, so that its size caps the network's rate search; the smaller record wins."""
         weights = area_weights(grid)
@@ -147,7 +148,7 @@ class Engine:
                 continue
             filled = np.where(finite, plane, plane[finite].mean(dtype=np.float64)).astype(plane.dtype)
             candidate = conventional.best_candidate(
-                filled, finite, lambda decoded, p=plane: plane_mae(p, decoded, weights), max_abs_error, target_mae)
+                filled, finite, lambda decoded, p=plane: plane_mae(p, decoded, weights), max_abs_error, target_mae, coders)
             if candidate is not None:
                 found[i] = candidate
         return found

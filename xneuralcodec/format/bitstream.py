@@ -69,7 +69,8 @@ MAX_PROJECTION_ITERATIONS = 100
 
 KIND_NEURAL, KIND_CONSTANT, KIND_ALL_NAN, KIND_LOSSLESS = 0, 1, 2, 3  # KIND_LOSSLESS since v6
 KIND_CONVENTIONAL = 4  # since v7
-KINDS_OF_VERSION = {1: 3, 2: 3, 3: 3, 4: 3, 5: 3, 6: 4, 7: 5, 8: 5}   # how many record kinds each version knows
+KINDS_OF_VERSION = {1: 3, 2: 3, 3: 3, 4: 3, 5: 3, 6: 4, 7: 5, 8: 5}
+CODERS_OF_VERSION = {7: 2, 8: 3}     # conventional coder ids each version knows (coding/conventional.py; 3 = EBCC)   # how many record kinds each version knows
 MAX_EXPONENT = 1100  # |exponent| of a v6 plane; float64 spans 2^-1074 .. 2^1024
 DTYPES = {1: np.dtype("<f4"), 2: np.dtype("<f8")}
 DTYPE_CODES = {v: k for k, v in DTYPES.items()}
@@ -404,7 +405,8 @@ def _check_record(version: int, kind, mean, std, mask_len, words_len, esc_len, c
         _fail(f"bad plane exponent {exponent} (kind {kind})")
     if not (step == 0.0 or (np.isfinite(step) and step > 0)) or (correction_len and step == 0.0):
         _fail(f"bad correction step {step}")
-    if (kind == KIND_CONVENTIONAL) != (coder != 0) or (kind == KIND_CONVENTIONAL and (step == 0.0 or correction_len)):
+    if (kind == KIND_CONVENTIONAL) != (coder != 0) or (kind == KIND_CONVENTIONAL and (step == 0.0 or correction_len)) \
+            or coder > CODERS_OF_VERSION.get(version, 0):
         _fail(f"bad conventional plane record (kind {kind}, coder {coder}, bound {step})")
 
 
