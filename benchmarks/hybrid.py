@@ -5,10 +5,11 @@ pointwise bound of twice it (``targets.py``), side by side in one run:
 - SZ3, SPERR and EBCC alone (bound bisected to the MAE; the bound itself for max error);
 - ``codec``: the codec as it ships (``target_mae`` / ``max_abs_error``), which keeps per
   plane the smallest of the network's record and SZ3's or SPERR's (format v7), and the
-  record it picked;
+  record it picked; ``codec, effort max``: the same with ``effort="max"`` (EBCC tried too);
 - ``network only``: the same with ``conventional=False`` (the network and its correction layer);
 - hybrids: the shipped network's reconstruction at quality q as a base, and the residual
-  (plane minus base) coded by SZ3 at the bound (bisected to the MAE), for q = 0, 2, 4.
+  (plane minus base) coded by SZ3 at the bound (bisected to the MAE), for ``--base-qualities``
+  (none by default since 0.8.0: 0.7.0's run with q = 0, 2, 4 found them never ahead).
 Every cell is the compression ratio, then (max error, % of points off by more than 5x
 the half target); a point over its own bound is flagged and its violating pixels counted,
 never counted as a win. Results: ``<out>/hybrid.json`` and ``.md``.
@@ -37,7 +38,7 @@ from .run import default_data, group_key, load_groups
 from .targets import mae_target
 
 REFERENCES = ("sz3", "sperr", "ebcc")
-BASE_QUALITIES = (0, 2, 4)
+OURS = ("codec", "codec, effort max")
 
 
 def hybrid_compressor(grid, quality: int, variable: str) -> Compressor:
@@ -85,14 +86,15 @@ def neural_point(planes, grid, variable, target: float, **options) -> dict:
             "records": picked, **_tails(back, planes, target, options.get("max_abs_error"))}
 
 
-def measure_group(planes, grid, variable, references) -> dict:
+def measure_group(planes, grid, variable, references, base_qualities=()) -> dict:
     target, source = mae_target(variable, planes)
     half, bound = target / 2, 2 * target
-    hybrids = {f"q{q}+sz3": hybrid_compressor(grid, q, variable) for q in BASE_QUALITIES}
-    mae_rows = {"codec": neural_point(planes, grid, variable, half, target_mae=half),
-                "network only": neural_point(planes, grid, variable, half, target_mae=half, conventional=False)}
-    max_rows = {"codec": neural_point(planes, grid, variable, half, max_abs_error=bound),
-                "network only": neural_point(planes, grid, variable, half, max_abs_error=bound, conventional=False)}
+    hybrids = {f"q{q}+sz3": hybrid_compressor(grid, q, variable) for q in base_qualities}
+    mae_rows, max_rows = {}, {}
+    for name, options in (("codec", {}), ("codec, effort max", {"effort": "max"}),
+                          ("network only", {"conventional": False})):
+        mae_rows[name] = neural_point(planes, grid, variable, half, target_mae=half, **options)
+        max_rows[name] = neural_point(planes, grid, variable, half, max_abs_error=bound, **options)
     for name, compressor in {**references, **hybrids}.items():
         try:
             mae_rows[name] = _point(ratio_at_mae(compressor, planes, grid, half), planes, half, None)
@@ -114,8 +116,9 @@ def markdown(results: list[dict], names: list[str]) -> str:
     for title, key, bounded in (("At half the MAE target (equal MAE)", "at_half_target", False),
                                 ("At max_abs_error = 2x the MAE target", "at_bound", True)):
         lines += [f"### {title}", "", "| group | grid | target | " + " | ".join(names)
-                  + " | codec picked | codec / best peer |", "|" + "---|" * (len(names) + 5)]
-        worst = float("inf")
+                  + " | codec picked | effort max picked | codec / best peer | effort max / best peer |",
+                  "|" + "---|" * (len(names) + 7)]
+        worst = {n: float("inf") for n in OURS}
         for r in results:
             rows = r[key]
             cells = []
@@ -126,15 +129,18 @@ def markdown(results: list[dict], names: list[str]) -> str:
                     continue
                 flag = f" **{p['violations']} over**" if p.get("violations") else ""
                 cells.append(f"{p['ratio']:.3g} ({p['max_abs']:.3g}, {p['over_5x_target_pct']:.2f}%){flag}")
-            codec = rows["codec"]
-            ours = float("nan") if codec.get("violations") else codec["ratio"]
             value = r["bound"] if bounded else r["half_target"]
-            versus = ours / _best_peer(rows, r["bound"] if bounded else None)
-            worst = min(worst, versus)
+            picked, versus = [], []
+            for n in OURS:
+                ours = float("nan") if rows[n].get("violations") else rows[n]["ratio"]
+                versus.append(ours / _best_peer(rows, r["bound"] if bounded else None))
+                worst[n] = min(worst[n], versus[-1])
+                picked.append(", ".join(rows[n].get("records", [])))
             lines.append(f"| {r['group']} | {r['grid']} | {value:.3g} {r['units']} | " + " | ".join(cells)
-                         + f" | {', '.join(codec.get('records', []))} | {versus:.3f} |")
-        violations = sum(r[key]["codec"].get("violations", 0) for r in results)
-        lines += ["", f"Lowest codec / best peer: **{worst:.3f}**; codec points beyond the bound: **{violations}**.", ""]
+                         + " | " + " | ".join(picked) + " | " + " | ".join(f"{v:.3f}" for v in versus) + " |")
+        violations = sum(r[key][n].get("violations", 0) for r in results for n in OURS)
+        lines += ["", "Lowest x / best peer: " + ", ".join(f"{n} **{worst[n]:.3f}**" for n in OURS)
+                  + f"; codec points beyond the bound (both efforts): **{violations}**.", ""]
     return "\n".join(lines)
 
 
@@ -143,6 +149,8 @@ def main(argv=None) -> int:
     p.add_argument("--data", nargs="+", default=None)
     p.add_argument("--groups", nargs="+", default=None, metavar="PREFIX:VAR")
     p.add_argument("--max-planes", type=int, default=1)
+    p.add_argument("--base-qualities", type=int, nargs="*", default=[],
+                   help="also time neural base (at these qualities) + SZ3 residual hybrids")
     p.add_argument("--out", default="benchmarks/results")
     args = p.parse_args(argv)
     groups = load_groups(args.data or [default_data()], args.groups, args.max_planes)
@@ -153,12 +161,12 @@ def main(argv=None) -> int:
         if not np.isfinite(stack).all():
             continue  # the reference coders take no NaN
         grid = planes[0].grid
-        row = measure_group(stack, grid, variable, references)
+        row = measure_group(stack, grid, variable, references, args.base_qualities)
         row.update(group=group_key(source, variable), grid=f"{grid.nlat}x{grid.nlon}", planes=len(stack),
                    units=units_of(variable))
         results.append(row)
         print(f"{row['group']}: done", file=sys.stderr)
-    names = ["codec", "network only", *[f"q{q}+sz3" for q in BASE_QUALITIES], *references]
+    names = [*OURS, "network only", *[f"q{q}+sz3" for q in args.base_qualities], *references]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     command = "python -m benchmarks.hybrid " + " ".join(sys.argv[1:] if argv is None else argv)
