@@ -74,6 +74,13 @@ def cases():
         yield "2.5deg_q1_max_abs_error_network", NeuralCodec(quality=1, grid=grid, max_abs_error=0.25, conventional=False), stepped
         yield "2.5deg_target_mae_unreachable_network", NeuralCodec(grid=grid, target_mae=0.05, max_abs_error=0.5,
                                                                    conventional=False), stepped
+    if tuple(int(p) for p in __version__.split(".")[:2]) >= (0, 8):  # hyperprior-v5: checkerboard latents
+        v5 = {"model": "hyperprior-v5"}
+        yield "1deg_v5_q3", NeuralCodec(quality=3, variable="t2m", **v5), synthetic_plane(181, 360, 18, lmax=90)
+        yield "2.5deg_v5_q7_two_planes", NeuralCodec(quality=7, grid=grid, **v5), np.stack(
+            [synthetic_plane(73, 144, 19), synthetic_plane(73, 144, 20)])
+        yield "1deg_v5_target_mae_network", NeuralCodec(target_mae=0.5, conventional=False, **v5), \
+            synthetic_plane(181, 360, 21, lmax=90)
 
 
 def main(argv=None) -> int:

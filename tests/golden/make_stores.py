@@ -38,7 +38,8 @@ def main(argv=None) -> int:
         if path.exists():
             print(f"keeping existing {path}", file=sys.stderr)
             continue
-        enc = xneuralcodec.encoding(ds, zarr_format=fmt, quality=2)
+        since_v5 = tuple(int(v) for v in xneuralcodec.__version__.split(".")[:2]) >= (0, 8)
+        enc = xneuralcodec.encoding(ds, zarr_format=fmt, quality=2, **({"model": "hyperprior-v5"} if since_v5 else {}))
         ds.to_zarr(path, zarr_format=fmt, encoding=enc, consolidated=False)
         back = xr.open_zarr(path, consolidated=False).load()
         for name in ds.data_vars:  # both formats hold the same chunk bytes, so one expected array

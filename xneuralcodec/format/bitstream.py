@@ -69,8 +69,8 @@ MAX_PROJECTION_ITERATIONS = 100
 
 KIND_NEURAL, KIND_CONSTANT, KIND_ALL_NAN, KIND_LOSSLESS = 0, 1, 2, 3  # KIND_LOSSLESS since v6
 KIND_CONVENTIONAL = 4  # since v7
-KINDS_OF_VERSION = {1: 3, 2: 3, 3: 3, 4: 3, 5: 3, 6: 4, 7: 5, 8: 5}
-CODERS_OF_VERSION = {7: 2, 8: 3}     # conventional coder ids each version knows (coding/conventional.py; 3 = EBCC)   # how many record kinds each version knows
+KINDS_OF_VERSION = {1: 3, 2: 3, 3: 3, 4: 3, 5: 3, 6: 4, 7: 5, 8: 5}   # how many record kinds each version knows
+CODERS_OF_VERSION = {7: 2, 8: 3}     # the highest conventional coder id each version knows (3 = EBCC, v8)
 MAX_EXPONENT = 1100  # |exponent| of a v6 plane; float64 spans 2^-1074 .. 2^1024
 DTYPES = {1: np.dtype("<f4"), 2: np.dtype("<f8")}
 DTYPE_CODES = {v: k for k, v in DTYPES.items()}
@@ -354,6 +354,8 @@ def _records_v8(buf, offset: int, n_planes: int, network: bool) -> tuple[list, i
 
     records = []
     for _ in range(n_planes):
+        if offset >= end:
+            _fail("plane records cut short")
         kind = buf[offset]
         offset += 1
         mean = std = step = quality = 0.0
