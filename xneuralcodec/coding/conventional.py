@@ -32,10 +32,12 @@ DEFAULT_CODERS = (SPERR, SZ3)
 MAX_EFFORT_CODERS = (SPERR, SZ3, EBCC)
 EBCC_MIN_SIDE = 32    # EBCC refuses planes smaller than 32 x 32
 # first guess of bound / MAE per coder (measured on ERA5 t2m: SZ3 MAE ~ 0.28 x bound,
-# SPERR ~ 0.16 x bound, EBCC ~ 0.08-0.13 x bound); the search corrects it from the measured MAE
-BOUND_PER_MAE = {SZ3: 3.0, SPERR: 5.0, EBCC: 8.0}
+# SPERR ~ 0.16 x bound, EBCC ~ 0.06-0.14 x bound); the search corrects it from the measured MAE
+BOUND_PER_MAE = {SZ3: 3.0, SPERR: 5.0, EBCC: 10.0}
 SEARCH_STEPS = 7
-HOPELESS = 1.3        # stop a coder's search once a probe is this much larger than the best record so far
+HOPELESS = 1.3        # stop a coder's search once a probe near the target is this much larger than the best so far
+BRACKET_MARGIN = 1.05  # a secant step within 5% of either end of the bracket bisects it instead
+NEAR_TARGET = 0.7     # ... "near": MAE at least this share of the target (EBCC's first probe may sit far below it)
 CLOSE_ENOUGH = 0.99   # stop once the MAE is within 1% under the target
 
 
@@ -97,15 +99,17 @@ def _next_bound(tried: list[tuple[float, float]], target: float) -> float:
 
 
 def _bracketed(bound: float, tried: list[tuple[float, float]], target: float) -> float:
-    """``bound`` if it lies strictly between the largest bound that met the target and the
-    smallest that missed it, else their geometric midpoint: coders whose MAE is a staircase
-    of the bound (EBCC's residual layer) make the secant overshoot back and forth."""
+    """``bound`` if it lies well inside the bracket of the largest bound that met the target and
+    the smallest that missed it, else the bracket's geometric midpoint: coders whose MAE is a
+    staircase of the bound (EBCC's residual layer) make the secant overshoot or creep along a step."""
     met = [b for b, m in tried if m <= target]
     missed = [b for b, m in tried if m > target]
-    lo, hi = (max(met) if met else 0.0), (min(missed) if missed else np.inf)
-    if lo < bound < hi:
+    if not (met and missed):
         return bound
-    return float(np.sqrt(lo * hi)) if met and missed else bound
+    lo, hi = max(met), min(missed)
+    if lo * BRACKET_MARGIN < bound < hi / BRACKET_MARGIN:
+        return bound
+    return float(np.sqrt(lo * hi))
 
 
 @dataclasses.dataclass
@@ -150,8 +154,9 @@ def best_candidate(plane: np.ndarray, finite: np.ndarray, mae: Callable[[np.ndar
             bound, tried = min(ceiling, BOUND_PER_MAE[coder] * target_mae), []
             for _ in range(SEARCH_STEPS):
                 result = check(coder, bound)
-                if result is not None and best is not None and len(result[0].blob) > HOPELESS * len(best.blob):
-                    break   # sizes fall only slowly with the bound: this coder will not win
+                if (result is not None and best is not None and len(result[0].blob) > HOPELESS * len(best.blob)
+                        and result[1] >= NEAR_TARGET * target_mae):
+                    break   # near the target sizes fall only slowly with the bound: this coder will not win
                 measured = 2 * target_mae if result is None else result[1]   # a broken bound: step down
                 if result is not None and measured <= target_mae:
                     if found is None or len(result[0].blob) < len(found.blob):   # SZ3's size is not monotone
