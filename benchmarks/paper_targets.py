@@ -3,10 +3,9 @@ MAE targets and at half of them, with error tails and spectra: ``python -m bench
 
 For one held-out plane per validation group, side by side in one run, at equal latitude-
 weighted MAE (each peer's absolute bound bisected to the target, ``ratio_at_mae``):
-- ``codec``: ``NeuralCodec(target_mae=T)`` as it ships (network or SZ3 / SPERR record);
-- ``v4 network``: the shipped network with its correction layer only (``conventional=False``);
-- ``v5 network``: the same for an exported, unregistered hyperprior-v5 checkpoint
-  (``--v5-weights``; skipped when the file is missing);
+- ``codec``: ``NeuralCodec(target_mae=T)`` as it ships (default model; network or SZ3 / SPERR record);
+- ``codec v5``: the same with ``model="hyperprior-v5"``;
+- ``v4 network`` / ``v5 network``: each network with its correction layer only (``conventional=False``);
 - SZ3, SPERR, EBCC.
 Per cell: ratio, MAE, max error, % of points off by more than 5x the target, and the power
 spectrum ratio (reconstructed / original) averaged over the top quarter of spherical-harmonic
@@ -26,6 +25,7 @@ import numpy as np
 from xneuralcodec import NeuralCodec
 from xneuralcodec.evaluation.baselines import Compressor, TargetNotReached, ratio_at_mae, reference_compressors
 from xneuralcodec.evaluation.metrics import spectrum_ratio, weighted_errors
+from xneuralcodec.network.registry import registry, registry_entry
 from xneuralcodec.variables import units_of
 
 from .hybrid import REFERENCES, _tails
@@ -33,7 +33,7 @@ from .run import default_data, group_key, load_groups
 from .targets import mae_target
 
 FACTORS = (1.0, 0.5)
-DEFAULT_V5 = "/work/runs/v5-export/hyperprior-v5-wip2.safetensors"
+V5 = "hyperprior-v5"
 
 
 def top_quarter_spectrum(planes, back, grid) -> float:
@@ -54,14 +54,6 @@ def codec_cell(planes, grid, variable, target, **options) -> dict:
     return cell(planes, np.stack([codec.decode(b) for b in blobs]), sum(map(len, blobs)), grid, target)
 
 
-def engine_cell(engine, planes, grid, variable, target) -> dict:
-    from xneuralcodec.options import CodecOptions
-
-    options = CodecOptions(grid=grid.to_config(), variable=variable, target_mae=target, conventional=False)
-    blobs = [engine.encode(p[None], options) for p in planes]
-    return cell(planes, np.stack([engine.decode(b)[0] for b in blobs]), sum(map(len, blobs)), grid, target)
-
-
 def peer_cell(compressor: Compressor, planes, grid, target) -> dict:
     try:
         point = ratio_at_mae(compressor, planes, grid, target)
@@ -70,15 +62,15 @@ def peer_cell(compressor: Compressor, planes, grid, target) -> dict:
     return cell(planes, point["reconstruction"], point["nbytes"], grid, target)
 
 
-def measure_group(planes, grid, variable, references, v5_engine, factors) -> list[dict]:
+def measure_group(planes, grid, variable, references, factors) -> list[dict]:
     target, source = mae_target(variable, planes)
     rows = []
     for factor in factors:
         t = factor * target
         cells = {"codec": codec_cell(planes, grid, variable, t),
-                 "v4 network": codec_cell(planes, grid, variable, t, conventional=False)}
-        if v5_engine is not None:
-            cells["v5 network"] = engine_cell(v5_engine, planes, grid, variable, t)
+                 "codec v5": codec_cell(planes, grid, variable, t, model=V5),
+                 "v4 network": codec_cell(planes, grid, variable, t, conventional=False),
+                 "v5 network": codec_cell(planes, grid, variable, t, model=V5, conventional=False)}
         for name, compressor in references.items():
             cells[name] = peer_cell(compressor, planes, grid, t)
         rows.append({"factor": factor, "target": t, "target_source": source, "cells": cells})
@@ -151,17 +143,9 @@ def main(argv=None) -> int:
     p.add_argument("--data", nargs="+", default=None)
     p.add_argument("--groups", nargs="+", default=None, metavar="PREFIX:VAR")
     p.add_argument("--factors", type=float, nargs="+", default=list(FACTORS))
-    p.add_argument("--v5-weights", default=DEFAULT_V5)
     p.add_argument("--out", default="benchmarks/results")
     args = p.parse_args(argv)
-    v5_engine, v5_note = None, "v5 network: skipped (no weights file)"
-    if args.v5_weights and Path(args.v5_weights).is_file():
-        from xneuralcodec.codec.engine import Engine
-        from xneuralcodec.network.weights import load_weights_file
-
-        model = load_weights_file(args.v5_weights)
-        v5_engine, v5_note = Engine(model), f"v5 network: {model.name}, sha256 {model.sha256[:12]}"
-    print(v5_note, file=sys.stderr)
+    models = f"default model {registry()['default']}, v5 = {V5} (sha256 {registry_entry(V5)['sha256'][:12]})"
     groups = load_groups(args.data or [default_data()], args.groups, 1)
     references, skipped = reference_compressors(list(REFERENCES))
     results = []
@@ -172,19 +156,19 @@ def main(argv=None) -> int:
         grid = planes[0].grid
         results.append({"group": group_key(source, variable), "grid": f"{grid.nlat}x{grid.nlon}",
                         "units": units_of(variable),
-                        "rows": measure_group(stack, grid, variable, references, v5_engine, args.factors)})
+                        "rows": measure_group(stack, grid, variable, references, args.factors)})
         print(f"{results[-1]['group']}: done", file=sys.stderr, flush=True)
-    names = ["codec", "v4 network", *(["v5 network"] if v5_engine else []), *references]
+    names = ["codec", "codec v5", "v4 network", "v5 network", *references]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     command = "python -m benchmarks.paper_targets " + " ".join(sys.argv[1:] if argv is None else argv)
-    (out / "paper-targets.json").write_text(json.dumps({"command": command, "v5": v5_note, "skipped": skipped,
+    (out / "paper-targets.json").write_text(json.dumps({"command": command, "models": models, "skipped": skipped,
                                                         "results": results}, indent=1) + "\n")
     table = markdown(results, names)
     plot(results, names, out / "paper-targets.png")
     (out / "paper-targets.md").write_text(
         f"# The codec and its networks against SZ3, SPERR and EBCC at the paper's targets\n\nCommand: `{command}`; "
-        f"{v5_note}; one held-out plane per group, each peer's bound bisected to the same MAE. Cells: ratio (MAE, "
+        f"{models}; one held-out plane per group, each peer's bound bisected to the same MAE. Cells: ratio (MAE, "
         "max error, % of points off by more than 5x the target, power spectrum ratio over the top quarter of "
         "degrees).\n\n" + table)
     print(table)

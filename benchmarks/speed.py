@@ -6,8 +6,7 @@ Issue 17's yardstick, measured in one run. The plane is the held-out ERA5 0.25 d
 - the neural codec with ``target_mae=0.4``, the paper's target, whose encode searches the
   rate against the decoder's replay and (format v7) SPERR's and SZ3's bounds, keeping the
   smallest record; and the same with ``conventional=False`` (the network's record only);
-- with ``--v5-weights FILE`` (an exported, unregistered hyperprior-v5 checkpoint), the v5
-  network at quality 3 and at ``target_mae=0.4`` with ``conventional=False``;
+- the same three with ``model="hyperprior-v5"`` (the model for 0.25 degree grids);
 - SPERR and SZ3 at the absolute bound whose MAE is 0.4 K, bisected once before timing.
 
 Every figure is the median of ``--repeats`` runs after one untimed warm-up (model loading
@@ -32,6 +31,7 @@ from .machine import machine_info
 
 PLANE = "global/G04_era5_t2m_0.25deg_2017-01-01T12.nc"
 TARGET_MAE = 0.4
+V5 = "hyperprior-v5"
 
 
 def load_plane(data: str) -> tuple[np.ndarray, dict]:
@@ -54,26 +54,7 @@ def timed(fn, repeats: int) -> tuple[float, object]:
     return statistics.median(times), result
 
 
-def v5_rows(path: str, plane, grid, repeats: int) -> list[dict]:
-    """The v5 network from an unregistered weights file, through the engine (no codec face)."""
-    from xneuralcodec.codec.engine import Engine
-    from xneuralcodec.evaluation.metrics import weighted_errors
-    from xneuralcodec.network.weights import load_weights_file
-    from xneuralcodec.options import CodecOptions
-
-    engine = Engine(load_weights_file(path))
-    rows = []
-    for label, options in (("v5-wip network, quality 3", {"quality": 3}),
-                           (f"v5-wip network, target_mae {TARGET_MAE}", {"target_mae": TARGET_MAE, "conventional": False})):
-        opts = CodecOptions(grid=grid.to_config(), variable="t2m", **options)
-        enc_s, blob = timed(lambda: engine.encode(plane, opts), repeats)
-        dec_s, back = timed(lambda: engine.decode(blob), repeats)
-        rows.append({"coder": label, "encode_MBps": plane.nbytes / 1e6 / enc_s, "decode_MBps": plane.nbytes / 1e6 / dec_s,
-                     "ratio": plane.nbytes / len(blob), **weighted_errors(plane, back, grid)})
-    return rows
-
-
-def measure(data: str, threads: int, repeats: int, v5_weights: str | None = None) -> list[dict]:
+def measure(data: str, threads: int, repeats: int) -> list[dict]:
     import torch
 
     torch.set_num_threads(threads)
@@ -84,8 +65,10 @@ def measure(data: str, threads: int, repeats: int, v5_weights: str | None = None
     plane, grid = load_plane(data)
     megabytes = plane.nbytes / 1e6
     rows = []
-    for label, options in (("neural, default quality", {}), (f"neural, target_mae {TARGET_MAE}", {"target_mae": TARGET_MAE}),
-                           (f"network only, target_mae {TARGET_MAE}", {"target_mae": TARGET_MAE, "conventional": False})):
+    cases = [("neural, default quality", {}), (f"neural, target_mae {TARGET_MAE}", {"target_mae": TARGET_MAE}),
+             (f"network only, target_mae {TARGET_MAE}", {"target_mae": TARGET_MAE, "conventional": False})]
+    cases += [(f"v5 {label}", {"model": V5, **options}) for label, options in cases]
+    for label, options in cases:
         codec = NeuralCodec(grid=grid.to_config(), variable="t2m", **options)
         enc_s, blob = timed(lambda: codec.encode(plane), repeats)
         dec_s, back = timed(lambda: codec.decode(blob), repeats)
@@ -100,8 +83,6 @@ def measure(data: str, threads: int, repeats: int, v5_weights: str | None = None
         rows.append({"coder": f"{name} (wasm), bound {bound:.3g}", "encode_MBps": megabytes / enc_s,
                      "decode_MBps": megabytes / dec_s, "ratio": plane.nbytes / memoryview(blob).nbytes,
                      **weighted_errors(plane, back, grid)})
-    if v5_weights:
-        rows += v5_rows(v5_weights, plane, grid, repeats)
     return rows
 
 
@@ -111,15 +92,16 @@ def markdown(runs: dict) -> str:
         for r in rows:
             lines.append(f"| {threads} | {r['coder']} | {r['encode_MBps']:.3g} | {r['decode_MBps']:.3g} | "
                          f"{r['ratio']:.4g} | {r['mae']:.3g} | {r['max_abs']:.3g} |")
-    lines += ["", "| threads | neural decode / SPERR decode (default, target_mae) | target_mae encode / SPERR encode |",
-              "|---|---|---|"]
+    lines += ["", "| threads | model | neural decode / SPERR decode (default, target_mae) | target_mae encode / SPERR encode |",
+              "|---|---|---|---|"]
     for threads, rows in runs.items():
-        default, target = rows[0], rows[1]  # measure() puts the two neural rows first
         sperr = next((r for r in rows if r["coder"].startswith("sperr")), None)
-        if sperr:
-            lines.append(f"| {threads} | {default['decode_MBps'] / sperr['decode_MBps']:.3f}, "
-                         f"{target['decode_MBps'] / sperr['decode_MBps']:.3f} | "
-                         f"{target['encode_MBps'] / sperr['encode_MBps']:.3f} |")
+        for model, first in (("default (v4)", 0), (V5, 3)):   # measure(): v4's rows, then v5's
+            default, target = rows[first], rows[first + 1]
+            if sperr:
+                lines.append(f"| {threads} | {model} | {default['decode_MBps'] / sperr['decode_MBps']:.3f}, "
+                             f"{target['decode_MBps'] / sperr['decode_MBps']:.3f} | "
+                             f"{target['encode_MBps'] / sperr['encode_MBps']:.3f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -131,16 +113,15 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--out", default="benchmarks/results")
-    p.add_argument("--v5-weights", default=None, help="an exported hyperprior-v5 weights file to time as well")
     p.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)  # a child process: one thread count
     args = p.parse_args(argv)
     if args.one is not None:
-        print(json.dumps(measure(args.data, args.one, args.repeats, args.v5_weights)))
+        print(json.dumps(measure(args.data, args.one, args.repeats)))
         return 0
     runs = {}
     for threads in args.threads:
         child = [sys.executable, "-m", "benchmarks.speed", "--data", args.data, "--one", str(threads),
-                 "--repeats", str(args.repeats)] + (["--v5-weights", args.v5_weights] if args.v5_weights else [])
+                 "--repeats", str(args.repeats)]
         out = subprocess.run(child, capture_output=True, text=True, check=True)
         runs[threads] = json.loads(out.stdout.splitlines()[-1])
     table = markdown(runs)

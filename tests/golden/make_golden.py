@@ -81,6 +81,9 @@ def cases():
             [synthetic_plane(73, 144, 19), synthetic_plane(73, 144, 20)])
         yield "1deg_v5_target_mae_network", NeuralCodec(target_mae=0.5, conventional=False, **v5), \
             synthetic_plane(181, 360, 21, lmax=90)
+        # effort="max": EBCC (coder 3, new in format v8) is this plane's smallest record
+        yield "1deg_effort_max_ebcc_target_mae", NeuralCodec(target_mae=0.1, effort="max"), \
+            synthetic_plane(181, 360, 22, lmax=90)
 
 
 def main(argv=None) -> int:

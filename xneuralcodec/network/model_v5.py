@@ -1,4 +1,4 @@
-"""hyperprior-v5 (work in progress): deeper, wider-at-low-resolution hyperprior with a
+"""hyperprior-v5 (shipped in 0.8.0 as ``model="hyperprior-v5"``): deeper, wider-at-low-resolution hyperprior with a
 checkerboard context model, a cheap decoder, 8 rate points and two padding modes.
 
 Why (issue "v5 network"): v4 (y at nside/8) cannot exploit large-scale smoothness, its

@@ -2,7 +2,7 @@
 
 Writes ``<name>.safetensors`` (float g_a/h_a/g_s/gains, the integer h_s, the frozen entropy
 tables and the scale-index constants; model config in the metadata), registers its sha256
-in ``registry.json`` and writes a model card JSON. The card's validation metrics come from
+in ``registry.json`` and writes a model card JSON (``model_card.py`` for v5). The card's validation metrics come from
 running the real codec on the held-out split (``python -m xneuralcodec.evaluation.evaluate``).
 """
 
@@ -23,6 +23,7 @@ from ..network.model import HyperpriorModel, ModelConfig
 from ..network.model_v5 import HyperpriorV5, ModelV5Config
 from ..network.registry import sha256_of
 from ..network.weights import ARCHITECTURE_V5
+from .model_card import LICENCE, SPLIT, card_v5
 
 
 def freeze(model: HyperpriorModel | HyperpriorV5) -> dict[str, np.ndarray]:
@@ -98,19 +99,23 @@ def main(argv=None) -> int:
     if args.default or "default" not in reg:
         reg["default"] = args.name
     reg_path.write_text(json.dumps(reg, indent=2, sort_keys=True) + "\n")
-    card = {
-        "name": args.name,
-        "sha256": digest,
-        "architecture": "HEALPix hyperprior autoencoder (Balle et al. 2018) with gain units; "
-                        + ("FiLM on variable kind and level; " if config.conditioned else "") + "integer h_s",
-        "model_config": json.loads(meta["model_config"]),
-        "training": {
-            "steps": ckpt["step"], "args": ckpt["args"], "lambdas": list(ckpt["lambdas"]),
-            "training_planes": ckpt["planes"], "loss": "lambda[q] * MSE(standardised HEALPix faces) + bits per HEALPix pixel",
-        },
-        "validation_split": "see xneuralcodec/split.py (G01 2026-03-30, G03 member 9, G04 whole, G08 250-500 hPa, G09 1970+)",
-        "data_licence": "ERA5/ERA-Interim: Copernicus CC-BY-4.0 / ECMWF terms; NCEP/GFS: US public domain; see ../shared/data/README.md",
-    }
+    if isinstance(model, HyperpriorV5):
+        card = card_v5(args.name, digest, json.loads(meta["model_config"]), ckpt, Path(args.checkpoint).parent)
+    else:
+        card = {
+            "name": args.name,
+            "sha256": digest,
+            "architecture": "HEALPix hyperprior autoencoder (Balle et al. 2018) with gain units; "
+                            + ("FiLM on variable kind and level; " if config.conditioned else "") + "integer h_s",
+            "model_config": json.loads(meta["model_config"]),
+            "training": {
+                "steps": ckpt["step"], "args": ckpt["args"], "lambdas": list(ckpt["lambdas"]),
+                "training_planes": ckpt["planes"],
+                "loss": "lambda[q] * MSE(standardised HEALPix faces) + bits per HEALPix pixel",
+            },
+            "validation_split": SPLIT,
+            "data_licence": LICENCE,
+        }
     card_path = out_dir / f"{args.name}.card.json"
     if card_path.exists():  # keep evaluation results written by a previous evaluate run for the same hash
         old = json.loads(card_path.read_text())
