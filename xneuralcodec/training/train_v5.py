@@ -88,6 +88,9 @@ def parse_args(argv):
     p.add_argument("--ema", type=float, default=0.999, help="decay of the weight average that is validated too")
     p.add_argument("--no-g04", action="store_true", help="validate without the whole nside-256 G04 plane")
     p.add_argument("--minutes", type=float, default=0.0, help="stop (with a checkpoint) after this wall time")
+    p.add_argument("--init-from", default=None,
+                   help="fine-tune: start a new run (fresh optimiser and schedule, step 0) from this checkpoint's "
+                        "EMA weights and architecture; ignored when --out already holds a checkpoint")
     return p.parse_args(argv)
 
 
@@ -207,8 +210,10 @@ def _train(args, out: Path) -> int:
 
     ckpt_path = out / "checkpoint.pt"
     ckpt = torch.load(ckpt_path, weights_only=True) if ckpt_path.exists() else None
-    if ckpt is not None:   # the run's own architecture wins over the command line
-        config = ModelV5Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in ckpt["config"].items()})
+    init = torch.load(args.init_from, weights_only=True) if ckpt is None and args.init_from else None
+    source = ckpt if ckpt is not None else init
+    if source is not None:   # the run's (or its parent's) architecture wins over the command line
+        config = ModelV5Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in source["config"].items()})
     else:
         config = ModelV5Config(latent=args.latent, dec=tuple(int(c) for c in args.dec.split(",")))
     torch.manual_seed(args.seed)
@@ -227,6 +232,9 @@ def _train(args, out: Path) -> int:
         rng.setstate((st[0], tuple(st[1:-1]), ckpt["py_gauss"] if st[-1] == 1 else None))
         torch.set_rng_state(ckpt["torch_rng"])
         log.info("resumed from step %d", step)
+    elif init is not None:
+        model.load_state_dict(init.get("ema", init["model"]))
+        log.info("fine-tuning from %s (its step %d, EMA weights)", args.init_from, int(init["step"]))
     ema.load_state_dict(ckpt["ema"] if ckpt is not None and "ema" in ckpt else model.state_dict())
 
     def save():
