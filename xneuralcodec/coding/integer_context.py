@@ -75,6 +75,10 @@ class IntegerContextModel:
     def parameters(self, psi: np.ndarray, ctx: np.ndarray | None, positions: np.ndarray):
         """Integer mu and scale index, each (12, M, K), at the K True pixels of the (n, n)
         bool ``positions`` on every face; ``ctx`` None gives the anchors' (context = bias)."""
+        return means_and_indices(self.fixed_parameters(psi, ctx, positions), *self.scale_index)
+
+    def fixed_parameters(self, psi: np.ndarray, ctx: np.ndarray | None, positions: np.ndarray) -> np.ndarray:
+        """``parameters`` before rounding: fixed-point (mu, log sigma) stacked, (12, 2M, K)."""
         rows = psi[:, :, positions]                                      # (12, P, K)
         if ctx is None:
             ctx_rows = np.broadcast_to(self.ctx0[None, :, None], (rows.shape[0], self.ctx0.size, rows.shape[2]))
@@ -82,8 +86,7 @@ class IntegerContextModel:
             ctx_rows = ctx[:, :, positions]
         a = np.concatenate([rows, ctx_rows], axis=1)[..., None]         # (12, P + C, K, 1)
         a = np.maximum(rescale(conv_fixed(a, *self.layers["int_v5.ep_hidden"])), 0)
-        a = rescale(conv_fixed(a, *self.layers["int_v5.ep_out"]))
-        return means_and_indices(a[..., 0], *self.scale_index)           # each (12, M, K)
+        return rescale(conv_fixed(a, *self.layers["int_v5.ep_out"]))[..., 0]
 
     def scales(self) -> np.ndarray:
         """The float scale of every index, for building the entropy tables at export."""

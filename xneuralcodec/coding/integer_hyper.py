@@ -146,6 +146,11 @@ class IntegerHyperSynthesis:
         return scale_values(self.log_scale_min, self.log_scale_step, self.num_scales)
 
     def __call__(self, z_hat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return means_and_indices(self.fixed(z_hat), self.log_scale_min, self.log_scale_step, self.num_scales)
+
+    def fixed(self, z_hat: np.ndarray) -> np.ndarray:
+        """The last layer's fixed-point output (mu and log sigma stacked on axis 1), before
+        rounding: what ``calibrate_means`` needs to see how close each mean is to a tie."""
         layers = iter(self.layers)
         a = np.asarray(z_hat, np.float64) * 2.0 ** FRAC_ACT
         for op in HYPER_SYNTHESIS_LAYOUT:
@@ -155,5 +160,5 @@ class IntegerHyperSynthesis:
             a = rescale(conv_fixed(a, *next(layers)))
             if op == "up":
                 a = pixel_shuffle(a)
-        return means_and_indices(a, self.log_scale_min, self.log_scale_step, self.num_scales)
+        return a
 
