@@ -33,7 +33,7 @@ from .run import default_data, group_key, load_groups
 from .targets import mae_target
 
 FACTORS = (1.0, 0.5)
-V5 = "hyperprior-v5"
+V5 = "hyperprior-v5.1"
 
 
 def top_quarter_spectrum(planes, back, grid) -> float:

@@ -31,7 +31,7 @@ from .machine import machine_info
 
 PLANE = "global/G04_era5_t2m_0.25deg_2017-01-01T12.nc"
 TARGET_MAE = 0.4
-V5 = "hyperprior-v5"
+V5 = "hyperprior-v5.1"
 
 
 def load_plane(data: str) -> tuple[np.ndarray, dict]:

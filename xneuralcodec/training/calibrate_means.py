@@ -30,6 +30,7 @@ from ..codec.planes import standardise
 from ..coding.entropy import TABLE_TOTAL
 from ..coding.integer_context import anchor_mask
 from ..coding.integer_hyper import FRAC_ACT, FRAC_WEIGHTS, means_and_indices
+from ..network.registry import sha256_of
 from ..network.conditioning import Condition, level_of_index
 from ..network.transform import NeuralTransform
 from ..network.weights import load_weights_file
@@ -51,6 +52,7 @@ class SymbolCost:
             self.bits = -np.log2(np.asarray(tables, np.float64) / TABLE_TOTAL)
 
     def __call__(self, residual: np.ndarray, index: np.ndarray) -> np.ndarray:
+        residual = np.asarray(residual, np.int64)
         r = self.radii[index]
         outside = np.abs(residual) > r
         symbol = np.where(outside, 2 * r + 1, residual + r)
@@ -137,12 +139,22 @@ def apply_offsets(tensors: dict, offsets: np.ndarray) -> dict:
     return out
 
 
+def calibrated_card(base_card: dict, name: str, digest: str, summary: dict) -> dict:
+    """The model card of a calibrated file: the base model's card (its training and curves,
+    measured before calibration) with the new identity and what the calibration did."""
+    return {**base_card, "name": name, "sha256": digest, "derived_from": base_card["name"],
+            "mean_calibration": {**summary, "method": "per-channel offsets on the integer mean bias, chosen on "
+                                 "training planes (xneuralcodec.training.calibrate_means)"},
+            "validation_curves_note": f"validation_curves are {base_card['name']}'s, ideal rates under the float model"}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m xneuralcodec.training.calibrate_means", description=__doc__.splitlines()[0])
     p.add_argument("--weights", required=True, help="an exported weights file")
     p.add_argument("--out", required=True, help="the calibrated weights file to write")
     p.add_argument("--data", nargs="+", default=["../shared/data/global"])
-    p.add_argument("--planes", type=int, default=48, help="training planes used, spread evenly over the list")
+    p.add_argument("--planes", type=int, default=200, help="training planes used, spread evenly over the list")
+    p.add_argument("--card", default=None, help="the base model's card JSON: write OUT's card beside OUT")
     args = p.parse_args(argv)
     model = load_weights_file(args.weights)
     planes, _ = load_training_planes(args.data)
@@ -153,6 +165,10 @@ def main(argv=None) -> int:
         metadata = dict(f.metadata() or {})
     metadata["mean_calibration"] = json.dumps({**summary, "offsets_fixed_point": offsets.tolist()})
     save_file(apply_offsets(tensors, offsets), str(Path(args.out)), metadata=metadata)
+    if args.card:
+        out = Path(args.out)
+        card = calibrated_card(json.loads(Path(args.card).read_text()), out.stem, sha256_of(out), summary)
+        out.with_name(f"{out.stem}.card.json").write_text(json.dumps(card, indent=2) + "\n")
     print(json.dumps(summary))
     return 0
 
