@@ -117,7 +117,8 @@ class Engine:
             gains = np.stack([self.model.gain(records[i].quality) for i, _ in batch])
             y_all, z_all = self.transform.latents(analysed, gains)
             for (i, _), y, z in zip(batch, y_all, z_all):
-                records[i].words, records[i].escapes = self.latents.encode(y, z)
+                if i not in losing:   # a losing plane's record is its rival's: no range coding for it
+                    records[i].words, records[i].escapes = self.latents.encode(y, z)
             if max_abs_error is not None or target_mae is not None:
                 unreachable |= self._add_corrections([i for i, _ in batch], records, planes, approx, searches, y_all,
                                                      projector, arr.dtype, max_abs_error, condition,

@@ -22,7 +22,7 @@ from . import correction
 from .output import to_dtype
 
 BISECTION_STEPS = 5  # quality resolution (finest - coarsest) / 2^5: about 0.16 of a trained step
-CORRECTION_STEPS = 20
+CORRECTION_STEPS = 12   # 20 before 0.9.0: +0.04-0.14% bytes on ERA5 1 degree t2m / u10 (v4), ~35% less search time
 SIZE_STEPS = 3         # the size cap needs no finer quality than (finest - coarsest) / 8
 
 
