@@ -4,7 +4,7 @@ MAE targets and at half of them, with error tails and spectra: ``python -m bench
 For one held-out plane per validation group, side by side in one run, at equal latitude-
 weighted MAE (each peer's absolute bound bisected to the target, ``ratio_at_mae``):
 - ``codec``: ``NeuralCodec(target_mae=T)`` as it ships (default model; network or SZ3 / SPERR record);
-- ``codec v5``: the same with ``model="hyperprior-v5"``;
+- ``codec v5``: the same with ``model="hyperprior-v5.1"`` (v5 with calibrated means, 0.9.0);
 - ``v4 network`` / ``v5 network``: each network with its correction layer only (``conventional=False``);
 - SZ3, SPERR, EBCC.
 Per cell: ratio, MAE, max error, % of points off by more than 5x the target, and the power

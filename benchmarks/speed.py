@@ -6,7 +6,7 @@ Issue 17's yardstick, measured in one run. The plane is the held-out ERA5 0.25 d
 - the neural codec with ``target_mae=0.4``, the paper's target, whose encode searches the
   rate against the decoder's replay and (format v7) SPERR's and SZ3's bounds, keeping the
   smallest record; and the same with ``conventional=False`` (the network's record only);
-- the same three with ``model="hyperprior-v5"`` (the model for 0.25 degree grids);
+- the same three with ``model="hyperprior-v5.1"`` (v5 with calibrated means, 0.9.0; the model for 0.25 degree grids);
 - SPERR and SZ3 at the absolute bound whose MAE is 0.4 K, bisected once before timing.
 
 Every figure is the median of ``--repeats`` runs after one untimed warm-up (model loading
