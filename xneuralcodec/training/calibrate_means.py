@@ -30,8 +30,8 @@ from ..codec.planes import standardise
 from ..coding.entropy import TABLE_TOTAL
 from ..coding.integer_context import anchor_mask
 from ..coding.integer_hyper import FRAC_ACT, FRAC_WEIGHTS, means_and_indices
-from ..network.registry import sha256_of
 from ..network.conditioning import Condition, level_of_index
+from ..network.registry import sha256_of
 from ..network.transform import NeuralTransform
 from ..network.weights import load_weights_file
 from ..sphere.faces import ring_to_faces
