@@ -22,7 +22,7 @@ from . import correction
 from .output import to_dtype
 
 BISECTION_STEPS = 5  # quality resolution (finest - coarsest) / 2^5: about 0.16 of a trained step
-CORRECTION_STEPS = 12   # 20 before 0.9.0: +0.04-0.14% bytes on ERA5 1 degree t2m / u10 (v4), ~35% less search time
+CORRECTION_STEPS = 20   # 12 measured +0.04-1.5% bytes on network-only records (benchmarks.hybrid, G01 tp worst) for ~6% of a search
 # A corrected network record this many times its rival's size gives up: over the trained rates the
 # smallest corrected record was 0.81-1.0 of the finest one's (ERA5 0.25 degree t2m at 0.2 and
 # 0.4 K, 1 degree t2m, u10, msl, GFS t500, ERA5 3 degree z500; v4 and v5.1), so none would win.
