@@ -105,3 +105,26 @@ def test_checkpoints_are_loaded_without_running_pickled_code(tmp_path, capsys):
     with pytest.raises(pickle.UnpicklingError):
         train._initial_float_state(path)
     assert "ran code" not in capsys.readouterr().out
+
+
+def test_train_v5_fine_tunes_from_a_checkpoints_ema_weights(tmp_path):
+    """``train_v5 --init-from``: the new run starts from the parent's EMA weights (its step-0
+    validation equals the parent's last EMA validation) with a fresh step count."""
+    from xneuralcodec.training import train_v5
+
+    src = DATA / FILES["gfs_2.5deg_t500"][0]
+    if not src.is_file():
+        import pytest
+        pytest.skip(f"{src} not available")
+    common = ["--data", str(src), "--regional", "--no-g04", "--steps", "2", "--threads", "1"]
+    parent, child = tmp_path / "parent", tmp_path / "child"
+    assert train_v5.main([*common, "--out", str(parent)]) == 0
+    assert train_v5.main([*common, "--out", str(child), "--init-from", str(parent / "checkpoint.pt")]) == 0
+    assert "fine-tuning from" in (child / "train.log").read_text()
+    rows = lambda path: [json.loads(line) for line in (path / "val.jsonl").read_text().splitlines()]
+    parent_ema = {(r["plane"], r["q"]): r for r in rows(parent) if r["step"] == 2 and r["weights"] == "ema"}
+    child_start = {(r["plane"], r["q"]): r for r in rows(child) if r["step"] == 0}
+    assert parent_ema and parent_ema.keys() == child_start.keys()
+    for key, r in child_start.items():
+        assert r["bpp"] == parent_ema[key]["bpp"] and r["mae"] == parent_ema[key]["mae"], key
+    assert torch.load(child / "checkpoint.pt", weights_only=True)["step"] == 2
