@@ -37,6 +37,7 @@ from ..network.weights import load_weights_file
 from ..sphere.faces import ring_to_faces
 from ..sphere.projection import Projector
 from ..variables import kind_of
+from .model_card import card_calibrated
 from .train import TRAIN_MAX_NSIDE, load_training_planes
 
 OFFSETS = np.arange(-40, 41, 4)   # candidate mean offsets in 1/2**FRAC_ACT: -0.156..0.156
@@ -139,15 +140,6 @@ def apply_offsets(tensors: dict, offsets: np.ndarray) -> dict:
     return out
 
 
-def calibrated_card(base_card: dict, name: str, digest: str, summary: dict) -> dict:
-    """The model card of a calibrated file: the base model's card (its training and curves,
-    measured before calibration) with the new identity and what the calibration did."""
-    return {**base_card, "name": name, "sha256": digest, "derived_from": base_card["name"],
-            "mean_calibration": {**summary, "method": "per-channel offsets on the integer mean bias, chosen on "
-                                 "training planes (xneuralcodec.training.calibrate_means)"},
-            "validation_curves_note": f"validation_curves are {base_card['name']}'s, ideal rates under the float model"}
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m xneuralcodec.training.calibrate_means", description=__doc__.splitlines()[0])
     p.add_argument("--weights", required=True, help="an exported weights file")
@@ -167,7 +159,7 @@ def main(argv=None) -> int:
     save_file(apply_offsets(tensors, offsets), str(Path(args.out)), metadata=metadata)
     if args.card:
         out = Path(args.out)
-        card = calibrated_card(json.loads(Path(args.card).read_text()), out.stem, sha256_of(out), summary)
+        card = card_calibrated(json.loads(Path(args.card).read_text()), out.stem, sha256_of(out), summary)
         out.with_name(f"{out.stem}.card.json").write_text(json.dumps(card, indent=2) + "\n")
     print(json.dumps(summary))
     return 0

@@ -23,7 +23,7 @@ from ..network.model import HyperpriorModel, ModelConfig
 from ..network.model_v5 import HyperpriorV5, ModelV5Config
 from ..network.registry import sha256_of
 from ..network.weights import ARCHITECTURE_V5
-from .model_card import LICENCE, SPLIT, card_v5
+from .model_card import card_v4, card_v5
 
 
 def freeze(model: HyperpriorModel | HyperpriorV5) -> dict[str, np.ndarray]:
@@ -102,20 +102,7 @@ def main(argv=None) -> int:
     if isinstance(model, HyperpriorV5):
         card = card_v5(args.name, digest, json.loads(meta["model_config"]), ckpt, Path(args.checkpoint).parent)
     else:
-        card = {
-            "name": args.name,
-            "sha256": digest,
-            "architecture": "HEALPix hyperprior autoencoder (Balle et al. 2018) with gain units; "
-                            + ("FiLM on variable kind and level; " if config.conditioned else "") + "integer h_s",
-            "model_config": json.loads(meta["model_config"]),
-            "training": {
-                "steps": ckpt["step"], "args": ckpt["args"], "lambdas": list(ckpt["lambdas"]),
-                "training_planes": ckpt["planes"],
-                "loss": "lambda[q] * MSE(standardised HEALPix faces) + bits per HEALPix pixel",
-            },
-            "validation_split": SPLIT,
-            "data_licence": LICENCE,
-        }
+        card = card_v4(args.name, digest, json.loads(meta["model_config"]), ckpt)
     card_path = out_dir / f"{args.name}.card.json"
     if card_path.exists():  # keep evaluation results written by a previous evaluate run for the same hash
         old = json.loads(card_path.read_text())

@@ -72,6 +72,34 @@ def validation_curves(val_jsonl: Path, weights: str = "ema") -> dict:
             "planes": curves}
 
 
+def card_v4(name: str, digest: str, config: dict, ckpt: dict) -> dict:
+    """The card of a v1-v4 export (``train.py``'s checkpoint records its planes and lambdas)."""
+    return {
+        "name": name,
+        "sha256": digest,
+        "architecture": "HEALPix hyperprior autoencoder (Balle et al. 2018) with gain units; "
+                        + ("FiLM on variable kind and level; " if config.get("conditioned") else "") + "integer h_s",
+        "model_config": config,
+        "training": {
+            "steps": ckpt["step"], "args": ckpt["args"], "lambdas": list(ckpt["lambdas"]),
+            "training_planes": ckpt["planes"],
+            "loss": "lambda[q] * MSE(standardised HEALPix faces) + bits per HEALPix pixel",
+        },
+        "validation_split": SPLIT,
+        "data_licence": LICENCE,
+    }
+
+
+def card_calibrated(base_card: dict, name: str, digest: str, summary: dict) -> dict:
+    """The card of a mean-calibrated file (``calibrate_means``): the base model's card (its
+    training and curves, measured before calibration) with the new identity and what the
+    calibration did."""
+    return {**base_card, "name": name, "sha256": digest, "derived_from": base_card["name"],
+            "mean_calibration": {**summary, "method": "per-channel offsets on the integer mean bias, chosen on "
+                                 "training planes (xneuralcodec.training.calibrate_means)"},
+            "validation_curves_note": f"validation_curves are {base_card['name']}'s, ideal rates under the float model"}
+
+
 def card_v5(name: str, digest: str, config: dict, ckpt: dict, run_dir: Path | None) -> dict:
     """The card of a v5 export; the curves and wall time when the run's logs are beside the checkpoint."""
     card = {
