@@ -1,6 +1,7 @@
 """hyperprior-v5 building blocks: the properties the integer entropy path will rely on."""
 
 import healpy as hp
+import numpy as np
 import pytest
 import torch
 
@@ -60,3 +61,19 @@ def test_patches_with_sides_of_16():
     with torch.no_grad():
         x_hat, _, _ = model(torch.randn(2, 1, 32, 16), torch.tensor([1, 7]), torch.zeros(2, 12), PATCH)
     assert x_hat.shape == (2, 1, 32, 16)
+
+
+def test_codec_mean_rounding_matches_the_integer_path():
+    """``train_v5 --codec-means`` rates latents under the mean the codec uses: the float mean in
+    FRAC_ACT fixed point, then ``means_and_indices``'s half-up rounding (not round-half-even of
+    the float mean, which sends 0.4996 to 0 where the codec says 1)."""
+    from xneuralcodec.coding.integer_hyper import FRAC_ACT, means_and_indices
+    from xneuralcodec.network.model_v5 import _ste_codec_round
+
+    rng = np.random.default_rng(0)
+    mu = np.concatenate([rng.uniform(-4, 4, 10000), np.array([0.4996, -0.4996, 0.5, -0.5, 1.5, 2.4999])])
+    fixed = np.floor(mu * 2.0 ** FRAC_ACT + 0.5)
+    expected, _ = means_and_indices(np.stack([fixed, np.zeros_like(fixed)]), 0, 1, 1, axis=0)
+    got = _ste_codec_round(torch.from_numpy(mu)).numpy()
+    np.testing.assert_array_equal(got, expected[0])
+    assert got[-6] == 1.0 and torch.round(torch.tensor(0.4996)).item() == 0.0

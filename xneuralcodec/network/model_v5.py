@@ -52,6 +52,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..coding.entropy import LOG_SCALE_MAX, LOG_SCALE_MIN
+from ..coding.integer_hyper import FRAC_ACT
 from ..sphere.faces import padding_index
 from ..sphere.padding import healpix_pad
 from .layers import GDN, conv2d_matmul
@@ -149,6 +150,14 @@ def _ste_round(v):
     return v + (torch.round(v) - v).detach()
 
 
+def _ste_codec_round(v):
+    """The mean as the codec rounds it: the integer twin's fixed point (FRAC_ACT bits, half up),
+    then half up to an integer; a float mean of 0.4996 becomes 1 here, 0 under ``_ste_round``.
+    Training under it charges what a mean parked at +-0.5 costs in the codec (calibrate_means)."""
+    fixed = torch.floor(v * 2.0 ** FRAC_ACT + 0.5)
+    return v + (torch.floor(fixed / 2.0 ** FRAC_ACT + 0.5) - v).detach()
+
+
 _SQRT2 = math.sqrt(2.0)
 
 
@@ -164,6 +173,7 @@ class HyperpriorV5(nn.Module):
     def __init__(self, config: ModelV5Config = ModelV5Config()):
         super().__init__()
         self.config = c = config
+        self.codec_means = False   # rate y under the codec's rounding of the mean (train_v5 --codec-means)
         e, d, m = c.enc, c.dec, c.latent
         self.g_a = nn.ModuleList([
             Conv(1, e[0], 2), GDN(e[0]), Conv(e[0], e[1], 2), GDN(e[1]), Conv(e[1], e[2], 2), GDN(e[2]),
@@ -234,7 +244,7 @@ class HyperpriorV5(nn.Module):
         psi = self.hyper(z_hat, y.shape, mode)
         y_hat = _ste_round(y)        # integer mu at run time -> round(y - mu) + mu == round(y)
         mu, log_sigma = self.entropy_model(y_hat, psi, mode)
-        mu = _ste_round(mu)
+        mu = _ste_codec_round(mu) if self.codec_means else _ste_round(mu)
         y_bits = gaussian_bits(y + torch.empty_like(y).uniform_(-0.5, 0.5) if noisy else y_hat, mu, log_sigma)
         x_hat = self.synthesise(y_hat / gain, condition, mode, rows)
         return x_hat, y_bits, z_bits

@@ -88,6 +88,8 @@ def parse_args(argv):
     p.add_argument("--ema", type=float, default=0.999, help="decay of the weight average that is validated too")
     p.add_argument("--no-g04", action="store_true", help="validate without the whole nside-256 G04 plane")
     p.add_argument("--minutes", type=float, default=0.0, help="stop (with a checkpoint) after this wall time")
+    p.add_argument("--codec-means", action="store_true",
+                   help="rate latents under the codec's fixed-point rounding of the mean (not the float mean's)")
     p.add_argument("--init-from", default=None,
                    help="fine-tune: start a new run (fresh optimiser and schedule, step 0) from this checkpoint's "
                         "EMA weights and architecture; ignored when --out already holds a checkpoint")
@@ -236,6 +238,7 @@ def _train(args, out: Path) -> int:
         model.load_state_dict(init.get("ema", init["model"]))
         log.info("fine-tuning from %s (its step %d, EMA weights)", args.init_from, int(init["step"]))
     ema.load_state_dict(ckpt["ema"] if ckpt is not None and "ema" in ckpt else model.state_dict())
+    model.codec_means = ema.codec_means = args.codec_means
 
     def save():
         py_rng, gauss = _rng_tensor(rng.getstate())
