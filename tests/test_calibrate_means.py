@@ -11,13 +11,18 @@ from safetensors.numpy import load_file
 
 from xneuralcodec import NeuralCodec
 from xneuralcodec.codec.engine import Engine
-from xneuralcodec.coding.integer_hyper import FRAC_ACT
+from xneuralcodec.coding.integer_hyper import round_means
 from xneuralcodec.network.registry import weights_dir
 from xneuralcodec.network.weights import load_model
 from xneuralcodec.options import CodecOptions
 from xneuralcodec.sphere.faces import ring_to_faces
 from xneuralcodec.sphere.projection import Projector
-from xneuralcodec.training.calibrate_means import SymbolCost, apply_offsets, bias_keys, streams
+from xneuralcodec.training.calibrate_means import (
+    SymbolCost,
+    apply_offsets,
+    bias_keys,
+    streams,
+)
 
 from .conftest import load_plane
 
@@ -67,7 +72,6 @@ def test_symbol_cost_matches_the_range_coder(name):
     y, z = np.round(y[0]).astype(np.int64), z[0]
     tensors = load_file(str(weights_dir() / f"{name}.safetensors"))
     cost = SymbolCost(tensors["y_tables"], tensors["y_radii"])
-    y_bytes = sum(cost(values - np.floor((mu + 2.0 ** (FRAC_ACT - 1)) / 2.0 ** FRAC_ACT), index).sum()
-                  for mu, index, values in streams(model, y, z)) / 8
+    y_bytes = sum(cost(values - round_means(mu), index).sum() for mu, index, values in streams(model, y, z)) / 8
     coded = engine.latents.size(y.astype(np.float32), z)
     assert y_bytes < coded < y_bytes + 0.25 * coded

@@ -62,11 +62,16 @@ def pixel_shuffle(a: np.ndarray) -> np.ndarray:
     return a.reshape(b, c, 2, 2, n, n).transpose(0, 1, 4, 2, 5, 3).reshape(b, c, 2 * n, 2 * n)
 
 
+def round_means(mu_fixed: np.ndarray) -> np.ndarray:
+    """Fixed-point means (FRAC_ACT bits) -> the integer means the entropy coder uses, half up."""
+    return np.floor((mu_fixed + 2.0 ** (FRAC_ACT - 1)) / 2.0 ** FRAC_ACT).astype(np.int64)
+
+
 def means_and_indices(a: np.ndarray, log_scale_min: int, log_scale_step: int, num_scales: int,
                       axis: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Fixed-point (mu, log sigma), stacked along ``axis`` -> integer mu and scale index."""
     mu_fixed, log_sigma_fixed = np.split(a, 2, axis=axis)
-    mu = np.floor((mu_fixed + 2.0 ** (FRAC_ACT - 1)) / 2.0 ** FRAC_ACT).astype(np.int64)
+    mu = round_means(mu_fixed)
     index = np.floor((log_sigma_fixed - log_scale_min) / log_scale_step + 0.5)
     return mu, np.clip(index, 0, num_scales - 1).astype(np.int64)
 

@@ -26,19 +26,21 @@ import numpy as np
 from safetensors import safe_open
 from safetensors.numpy import load_file, save_file
 
-from ..codec.planes import standardise
 from ..coding.entropy import TABLE_TOTAL
 from ..coding.integer_context import anchor_mask
-from ..coding.integer_hyper import FRAC_ACT, FRAC_WEIGHTS, means_and_indices
+from ..coding.integer_hyper import (
+    FRAC_ACT,
+    FRAC_WEIGHTS,
+    means_and_indices,
+    round_means,
+)
 from ..network.conditioning import Condition, level_of_index
 from ..network.registry import sha256_of
 from ..network.transform import NeuralTransform
 from ..network.weights import load_weights_file
-from ..sphere.faces import ring_to_faces
-from ..sphere.projection import Projector
 from ..variables import kind_of
 from .model_card import card_calibrated
-from .train import TRAIN_MAX_NSIDE, load_training_planes
+from .train import load_training_planes, sphere_tensor
 
 OFFSETS = np.arange(-40, 41, 4)   # candidate mean offsets in 1/2**FRAC_ACT: -0.156..0.156
 ESCAPE_BITS = 32                   # an escaped latent also travels verbatim as int32
@@ -83,17 +85,13 @@ def channel_costs(model, cost: SymbolCost, y: np.ndarray, z: np.ndarray) -> np.n
     out = np.zeros((OFFSETS.size, y.shape[1]))
     for mu_fixed, index, values in streams(model, y, z):
         for k, offset in enumerate(OFFSETS):
-            mu = np.floor((mu_fixed + offset + 2.0 ** (FRAC_ACT - 1)) / 2.0 ** FRAC_ACT).astype(np.int64)
-            out[k] += cost(values - mu, index).sum(axis=(0, 2))
+            out[k] += cost(values - round_means(mu_fixed + offset), index).sum(axis=(0, 2))
     return out
 
 
 def plane_latents(model, transform: NeuralTransform, plane, qualities):
-    """(quality, rounded y, z) of one training plane as the codec codes it (its default
-    nside, capped as in training)."""
-    nside = max(model.config.min_nside, min(plane.grid.default_nside(), TRAIN_MAX_NSIDE))
-    normed, _, _ = standardise(plane.values.astype(np.float64))
-    faces = ring_to_faces(Projector(plane.grid, nside).to_healpix(normed))[None].astype(np.float32)
+    """(quality, rounded y, z) of one training plane on the sphere training used for it."""
+    faces = sphere_tensor(plane, plane.values)[:, 0].numpy()[None]
     analysed = transform.analyse(faces, Condition(kind_of(plane.variable), level_of_index(plane.index)))
     for q in qualities:
         y, z = transform.latents(analysed, model.gain(float(q))[None])
