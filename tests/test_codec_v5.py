@@ -63,7 +63,7 @@ def test_integer_entropy_path_tracks_the_float_twin(small_v5):
     anchors = anchor_mask(y.shape[-1])
     entropy = model.hyper
     psi_i = entropy.psi(z)
-    for positions, ctx in ((anchors, None), (~anchors, entropy.context(y_hat * anchors))):
+    for positions, ctx in ((anchors, None), (~anchors, entropy.context(y_hat * anchors, ~anchors))):
         mu, index = entropy.parameters(psi_i, ctx, positions)
         scales = entropy.scales()
         mu_float = mu_f.numpy()[..., positions]

@@ -10,7 +10,9 @@ from hypothesis import strategies as st
 from xneuralcodec.sphere.faces import face_index, faces_to_ring, padding_index, ring_to_faces
 from xneuralcodec.sphere.grid import LatLonGrid
 from xneuralcodec.format.bitstream import LEGACY_PROJECTION_ITERATIONS
-from xneuralcodec.sphere.projection import ITERATIONS, Projector
+from xneuralcodec.sphere.projection import FINE_ITERATIONS, FINE_NSIDE, ITERATIONS, Projector, iterations_for
+
+from .conftest import load_plane
 
 
 def band_limited_plane(grid: LatLonGrid, lmax: int, seed: int = 0) -> np.ndarray:
@@ -55,6 +57,20 @@ def test_few_iterations_stay_close_to_the_converged_projection(grid):
     assert ITERATIONS < LEGACY_PROJECTION_ITERATIONS
     assert np.abs(fast - converged).max() < 1e-3 * plane.std()
     assert np.abs(fast - converged).mean() < 3e-5 * plane.std()
+
+
+@pytest.mark.parametrize("nside", [FINE_NSIDE, 256])
+def test_fine_spheres_take_fewer_iterations_and_stay_close_on_a_real_field(nside):
+    """From 0.10.0 spheres of nside >= FINE_NSIDE record FINE_ITERATIONS: on ERA5 0.25 degree
+    t2m (not band-limited) the back projection stays close to the converged one."""
+    plane, grid = load_plane("era5_0.25deg")
+    plane = plane.astype(np.float64)
+    assert iterations_for(nside) == FINE_ITERATIONS < ITERATIONS and iterations_for(nside // 4) == ITERATIONS
+    ring = Projector(grid, nside).to_healpix(plane)
+    fast = Projector(grid, nside).to_latlon(ring)
+    converged = Projector(grid, nside, iterations=LEGACY_PROJECTION_ITERATIONS).to_latlon(ring)
+    assert np.abs(fast - converged).max() < 5e-3 * plane.std()
+    assert np.abs(fast - converged).mean() < 1e-4 * plane.std()
 
 
 def test_orientation_is_respected():

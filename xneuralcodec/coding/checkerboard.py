@@ -28,7 +28,7 @@ class CheckerboardLatentCoder(LatentCoder):
         psi = entropy.psi(z)
         mu, index = entropy.parameters(psi, None, anchors)
         encode_groups(encoder, y[..., anchors] - mu, index, tables, escapes)
-        mu, index = entropy.parameters(psi, entropy.context(y * anchors), ~anchors)
+        mu, index = entropy.parameters(psi, entropy.context(y * anchors, ~anchors), ~anchors)
         encode_groups(encoder, y[..., ~anchors] - mu, index, tables, escapes)
 
     def _decode_y(self, decoder, z: np.ndarray, escapes: EscapeReader) -> np.ndarray:
@@ -39,6 +39,6 @@ class CheckerboardLatentCoder(LatentCoder):
         psi = entropy.psi(z)
         mu, index = entropy.parameters(psi, None, anchors)
         y[..., anchors] = decode_groups(decoder, index, tables, escapes) + mu
-        mu, index = entropy.parameters(psi, entropy.context(y * anchors), ~anchors)
+        mu, index = entropy.parameters(psi, entropy.context(y * anchors, ~anchors), ~anchors)
         y[..., ~anchors] = decode_groups(decoder, index, tables, escapes) + mu
         return y

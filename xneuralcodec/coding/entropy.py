@@ -67,12 +67,21 @@ class TableSet:
         return len(self.models)
 
 
+def _by_group(groups: np.ndarray):
+    """(table index, positions in C order) for every table index in ``groups``, ascending;
+    one stable sort instead of a scan of the whole array per table."""
+    flat = groups.ravel()
+    order = np.argsort(flat, kind="stable")
+    keys, starts = np.unique(flat[order], return_index=True)
+    ends = np.append(starts[1:], flat.size)
+    return [(int(k), order[a:b]) for k, a, b in zip(keys, starts, ends)]
+
+
 def encode_groups(encoder, values: np.ndarray, groups: np.ndarray, tables: TableSet, escapes: list) -> None:
     """Encode integer ``values`` whose table index is ``groups`` (same shape)."""
     values = values.ravel()
-    groups = groups.ravel()
-    for k in np.unique(groups):
-        v = values[groups == k]
+    for k, where in _by_group(groups):
+        v = values[where]
         r = tables.radii[k]
         symbols = v + r
         outside = np.abs(v) > r
@@ -83,10 +92,8 @@ def encode_groups(encoder, values: np.ndarray, groups: np.ndarray, tables: Table
 
 
 def decode_groups(decoder, groups: np.ndarray, tables: TableSet, escapes: "EscapeReader") -> np.ndarray:
-    flat_groups = groups.ravel()
-    out = np.empty(flat_groups.size, dtype=np.int64)
-    for k in np.unique(flat_groups):
-        where = np.flatnonzero(flat_groups == k)
+    out = np.empty(groups.size, dtype=np.int64)
+    for k, where in _by_group(groups):
         r = tables.radii[k]
         symbols = decoder.decode(tables.models[k], where.size).astype(np.int64)
         values = symbols - r

@@ -67,24 +67,24 @@ class IntegerContextModel:
         a = np.maximum(pixel_shuffle(rescale(conv_fixed(a, *self.layers["int_v5.hs_up"], pad=_sphere_pad))), 0)
         return np.maximum(rescale(conv_fixed(a, *self.layers["int_v5.hs_conv"], pad=_sphere_pad)), 0)
 
-    def context(self, y_anchors: np.ndarray) -> np.ndarray:
-        """Context conv over integer latents that are zero off the anchors -> fixed point."""
+    def context(self, y_anchors: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        """Context conv over integer latents that are zero off the anchors, evaluated only at
+        the (n, n) bool ``positions`` (the non-anchors that use it) -> fixed point (12, C, K)."""
         a = np.clip(np.asarray(y_anchors, np.float64) * 2.0 ** FRAC_ACT, -ACT_LIMIT, ACT_LIMIT)
-        return rescale(conv_fixed(a, *self.layers["int_v5.context"], pad=_sphere_pad))
+        return rescale(conv_fixed(a, *self.layers["int_v5.context"], pad=_sphere_pad, positions=positions))
 
     def parameters(self, psi: np.ndarray, ctx: np.ndarray | None, positions: np.ndarray):
         """Integer mu and scale index, each (12, M, K), at the K True pixels of the (n, n)
-        bool ``positions`` on every face; ``ctx`` None gives the anchors' (context = bias)."""
+        bool ``positions`` on every face; ``ctx`` (``context`` at the same positions) None
+        gives the anchors' (context = bias)."""
         return means_and_indices(self.fixed_parameters(psi, ctx, positions), *self.scale_index)
 
     def fixed_parameters(self, psi: np.ndarray, ctx: np.ndarray | None, positions: np.ndarray) -> np.ndarray:
         """``parameters`` before rounding: fixed-point (mu, log sigma) stacked, (12, 2M, K)."""
         rows = psi[:, :, positions]                                      # (12, P, K)
         if ctx is None:
-            ctx_rows = np.broadcast_to(self.ctx0[None, :, None], (rows.shape[0], self.ctx0.size, rows.shape[2]))
-        else:
-            ctx_rows = ctx[:, :, positions]
-        a = np.concatenate([rows, ctx_rows], axis=1)[..., None]         # (12, P + C, K, 1)
+            ctx = np.broadcast_to(self.ctx0[None, :, None], (rows.shape[0], self.ctx0.size, rows.shape[2]))
+        a = np.concatenate([rows, ctx], axis=1)[..., None]              # (12, P + C, K, 1)
         a = np.maximum(rescale(conv_fixed(a, *self.layers["int_v5.ep_hidden"])), 0)
         return rescale(conv_fixed(a, *self.layers["int_v5.ep_out"]))[..., 0]
 

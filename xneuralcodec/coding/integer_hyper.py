@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
+from ..network.layers import im2col
 from ..sphere.padding import healpix_pad
 from .entropy import LOG_SCALE_MAX, LOG_SCALE_MIN, NUM_SCALES
 
@@ -33,22 +33,25 @@ FRAC_ACT = 8           # fractional bits of activations
 ACT_LIMIT = 2 ** 22    # activations are clipped to +-ACT_LIMIT (fixed point), keeping sums exact
 
 
-def conv_fixed(a: np.ndarray, weight: np.ndarray, bias: np.ndarray, pad=healpix_pad) -> np.ndarray:
-    """a: (12, C, n, n) integer-valued float64 -> (12, Cout, n, n), before rescaling.
+def conv_fixed(a: np.ndarray, weight: np.ndarray, bias: np.ndarray, pad=healpix_pad,
+               positions: np.ndarray | None = None) -> np.ndarray:
+    """a: (12, C, n, n) integer-valued float64 -> (12, Cout, n, n), before rescaling; with an
+    (n, n) bool ``positions``, only the output pixels there, (12, Cout, K) in C order.
 
     ``pad`` borders each face with its neighbours' pixels (3x3 kernels; a 1x1 kernel needs
-    none). Runs through torch's float64 unfold and GEMM: every partial sum is an integer
-    below 2**52, so the result is exact whatever order or thread count the GEMM sums in."""
+    none). Runs through torch's float64 GEMM: every partial sum is an integer below 2**52,
+    so the result is exact whatever order or thread count the GEMM sums in."""
     cout, k = weight.shape[0], weight.shape[-1]
     x = torch.from_numpy(np.ascontiguousarray(a))
-    if k == 1:
+    if k == 1 and positions is None:
         out = torch.matmul(torch.from_numpy(weight.reshape(cout, -1)), x.reshape(*x.shape[:2], -1)).numpy()
         return (out + bias[None, :, None]).reshape(a.shape[0], cout, *a.shape[2:])
-    x = pad(x)
-    cols = F.unfold(x, (k, k))                                          # (12, C*9, n*n)
+    cols, _ = im2col(pad(x) if k > 1 else x, (k, k))                    # (12, C*k*k, n*n)
+    if positions is not None:
+        cols = cols[:, :, torch.from_numpy(np.flatnonzero(positions))]
     w = torch.from_numpy(weight.reshape(1, cout, -1)).expand(cols.shape[0], -1, -1)
     out = torch.bmm(w, cols).numpy() + bias[None, :, None]
-    return out.reshape(a.shape[0], cout, *a.shape[2:])
+    return out if positions is not None else out.reshape(a.shape[0], cout, *a.shape[2:])
 
 
 def rescale(acc: np.ndarray) -> np.ndarray:

@@ -74,7 +74,7 @@ def streams(model, y: np.ndarray, z: np.ndarray):
         return
     anchors = anchor_mask(y.shape[-1])
     psi = hyper.psi(z)
-    for positions, ctx in ((anchors, None), (~anchors, hyper.context(y * anchors))):
+    for positions, ctx in ((anchors, None), (~anchors, hyper.context(y * anchors, ~anchors))):
         a = hyper.fixed_parameters(psi, ctx, positions)
         _, index = means_and_indices(a, *hyper.scale_index)
         yield a[:, :y.shape[1]], index, y[..., positions]
