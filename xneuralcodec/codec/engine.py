@@ -22,7 +22,7 @@ import numpy as np
 from ..coding import conventional, correction
 from ..coding.checkerboard import CheckerboardLatentCoder
 from ..coding.latents import LatentCoder
-from ..coding.rate_control import NetworkCannotWin, PlaneRateSearch, plane_mae
+from ..coding.rate_control import NetworkCannotWin, PlaneMAE, PlaneRateSearch
 from ..format import bitstream
 from ..format.bitstream import KIND_NEURAL, Chunk
 from ..network.conditioning import Condition
@@ -149,7 +149,7 @@ class Engine:
                 continue
             filled = np.where(finite, plane, plane[finite].mean(dtype=np.float64)).astype(plane.dtype)
             candidate = conventional.best_candidate(
-                filled, finite, lambda decoded, p=plane: plane_mae(p, decoded, weights), max_abs_error, target_mae, coders)
+                filled, finite, PlaneMAE(plane, weights), max_abs_error, target_mae, coders)
             if candidate is not None:
                 found[i] = candidate
         return found

@@ -22,20 +22,41 @@ from . import correction
 from .output import to_dtype
 
 BISECTION_STEPS = 5  # quality resolution (finest - coarsest) / 2^5: about 0.16 of a trained step
-CORRECTION_STEPS = 20   # 12 measured +0.04-1.5% bytes on network-only records (benchmarks.hybrid, G01 tp worst) for ~6% of a search
+CORRECTION_STEPS = 20   # at most; 12 bisection steps measured +0.04-1.5% bytes on network-only records (benchmarks.hybrid, G01 tp worst)
+CORRECTION_RESOLUTION = 1e-5   # relative width of the bracket at which the correction bound search stops
 # A corrected network record this many times its rival's size gives up: over the trained rates the
 # smallest corrected record was 0.81-1.0 of the finest one's (ERA5 0.25 degree t2m at 0.2 and
 # 0.4 K, 1 degree t2m, u10, msl, GFS t500, ERA5 3 degree z500; v4 and v5.1), so none would win.
 HOPELESS = 2.0
-SIZE_STEPS = 3         # the size cap needs no finer quality than (finest - coarsest) / 8
+SIZE_STEPS = 3         # the size cap needs no finer quality than (finest - coarsest) / 8 ...
+NEAR_LIMIT = 0.9       # ... nor a rate whose latents are closer to it than this
+
+
+class PlaneMAE:
+    """Latitude-weighted MAE over the finite points of one ``original`` plane, against any
+    number of decoded candidates: the weights and the NaN mask are worked out once, since a
+    target-MAE search measures the same plane dozens of times. ``weights`` (nlat, 1) as
+    metrics.area_weights. Sums run in numpy's fixed pairwise order (no BLAS), so the result
+    does not depend on thread counts."""
+
+    def __init__(self, original: np.ndarray, weights: np.ndarray):
+        finite = ~np.isnan(original)
+        w = np.broadcast_to(weights, original.shape) * finite
+        self._weights = w / w.sum()
+        self._original = np.where(finite, original, 0.0).astype(np.float64)
+        self._masked = None if finite.all() else ~finite
+
+    def __call__(self, decoded: np.ndarray) -> float:
+        err = np.abs(np.asarray(decoded, np.float64) - self._original)
+        if self._masked is not None:
+            err[self._masked] = 0.0
+        err *= self._weights
+        return float(err.sum())
 
 
 def plane_mae(original: np.ndarray, decoded: np.ndarray, weights: np.ndarray) -> float:
     """Latitude-weighted MAE over the finite points; ``weights`` (nlat, 1) as metrics.area_weights."""
-    finite = ~np.isnan(original)
-    w = np.broadcast_to(weights, original.shape) * finite
-    err = np.where(finite, np.abs(decoded.astype(np.float64) - original.astype(np.float64)), 0.0)
-    return float((err * w).sum() / w.sum())
+    return PlaneMAE(original, weights)(decoded)
 
 
 def search_quality(mae_at: Callable[[float], float], target: float, finest: float) -> tuple[float, float]:
@@ -63,22 +84,46 @@ def search_quality(mae_at: Callable[[float], float], target: float, finest: floa
 
 
 def correction_bound_for_mae(original: np.ndarray, approx: np.ndarray, weights: np.ndarray, target: float,
-                             dtype, ceiling: float | None = None) -> float:
+                             dtype, ceiling: float | None = None, mae: PlaneMAE | None = None) -> float:
     """The coarsest correction bound eps (at most ``ceiling``) whose corrected plane meets the
-    MAE target, by bisection on eps; eps = target always works (every error is then below it)."""
-    def corrected_mae(eps):
-        return plane_mae(original, to_dtype(correction.corrected(original, approx, eps, dtype), dtype), weights)
+    MAE target; eps = target always works (every error is then below it).
+
+    Searched by regula falsi with the Illinois rule on the bracket [meets, misses]: the MAE
+    grows smoothly with eps, so 5-8 corrected planes pin eps to 1e-5 where bisection took 20.
+    The answer is always an eps that was measured to meet the target."""
+    mae = mae or PlaneMAE(original, weights)
+
+    def excess(eps):
+        return mae(to_dtype(correction.corrected(original, approx, eps, dtype), dtype)) - target
 
     low = target if ceiling is None else min(target, ceiling)
     high = float(np.nanmax(np.abs(original - approx))) if ceiling is None else ceiling
-    if high <= low or corrected_mae(high) <= target:
+    if high <= low:
         return max(high, low)
+    f_high = excess(high)
+    if f_high <= 0:
+        return high
+    f_low = excess(low)
+    if f_low > 0:   # eps = target keeps every error below it: only float edge cases land here
+        return low
+    kept = 0        # which end stayed put last time (Illinois: halve its value if it stays again)
     for _ in range(CORRECTION_STEPS):
-        mid = 0.5 * (low + high)
-        if corrected_mae(mid) <= target:
-            low = mid
+        if high - low <= CORRECTION_RESOLUTION * low:
+            break
+        mid = high - f_high * (high - low) / (f_high - f_low)
+        width = high - low
+        mid = min(max(mid, low + 1e-3 * width), high - 1e-3 * width)   # strictly inside the bracket
+        f_mid = excess(mid)
+        if f_mid <= 0:
+            low, f_low = mid, f_mid
+            if kept == 1:
+                f_high /= 2
+            kept = 1
         else:
-            high = mid
+            high, f_high = mid, f_mid
+            if kept == -1:
+                f_low /= 2
+            kept = -1
     return low
 
 
@@ -112,12 +157,13 @@ class PlaneRateSearch:
         self.size_limit = size_limit
         self.replays: dict[float, np.ndarray] = {}
         self.sizes: dict[float, int] = {}
+        self._mae = PlaneMAE(original, weights)
 
     def _mae_at(self, quality: float) -> float:
         self.replays[quality] = approx = self._replay(quality)
         if self.max_abs_error is not None:  # the decoded plane includes the correction
             approx = correction.corrected(self.original, approx, self.max_abs_error, self.dtype)
-        return plane_mae(self.original, to_dtype(approx, self.dtype), self.weights)
+        return self._mae(to_dtype(approx, self.dtype))
 
     def _size(self, quality: float) -> int:
         if quality not in self.sizes:
@@ -125,8 +171,11 @@ class PlaneRateSearch:
         return self.sizes[quality]
 
     def _finest_under_limit(self) -> float:
-        """The finest rate whose latents are smaller than ``size_limit`` (bisection on the
-        quality: latent size grows with it); raises NetworkCannotWin when none is."""
+        """The finest rate whose latents are smaller than ``size_limit``; raises NetworkCannotWin
+        when none is. Latent size grows about exponentially with the quality, so each step aims
+        where the line through the bracket's (quality, log size) ends meets the limit, and the
+        search stops once a rate under the limit is within NEAR_LIMIT of it or the bracket is
+        (finest - coarsest) / 2^SIZE_STEPS wide: 1-2 size probes where bisection took 3."""
         finest = float(self.finest)
         if self.size_limit is None or self._size(finest) < self.size_limit:
             return finest
@@ -134,7 +183,12 @@ class PlaneRateSearch:
             raise NetworkCannotWin
         low, high = 0.0, finest
         for _ in range(SIZE_STEPS):
-            mid = float(np.float32((low + high) / 2))
+            if high - low <= finest / 2 ** SIZE_STEPS or self._size(low) >= NEAR_LIMIT * self.size_limit:
+                break
+            lo, hi = np.log(self._size(low)), np.log(self._size(high))
+            aim = low + (high - low) * (np.log(self.size_limit) - lo) / (hi - lo)
+            margin = 0.1 * (high - low)   # strictly inside, so that the bracket keeps shrinking
+            mid = float(np.float32(np.clip(aim, low + margin, high - margin)))
             if self._size(mid) < self.size_limit:
                 low = mid
             else:
@@ -171,7 +225,7 @@ class PlaneRateSearch:
         """The correction bound the plane needs: the user's, tightened if the MAE target needs it."""
         corrected = approx if self.max_abs_error is None else correction.corrected(
             self.original, approx, self.max_abs_error, self.dtype)
-        if plane_mae(self.original, to_dtype(corrected, self.dtype), self.weights) <= self.target_mae:
+        if self._mae(to_dtype(corrected, self.dtype)) <= self.target_mae:
             return self.max_abs_error
         return correction_bound_for_mae(self.original, approx, self.weights, self.target_mae, self.dtype,
-                                        self.max_abs_error)
+                                        self.max_abs_error, self._mae)
