@@ -181,9 +181,10 @@ class CodecOptions:
         True, parse_conventional, "with target_mae or max_abs_error, also code each plane with the error-bounded "
         "SZ3 and SPERR and keep whichever record is smallest (format v7 conventional planes)", _switch_text, "on|off")
     effort: str = _option(
-        "default", parse_effort, "how hard the encoder looks for the smallest record: 'max' also tries EBCC on "
-        "planes of at least 32 x 32 (up to a fifth smaller at tight targets on 1 and 0.25 degree grids, ~10x slower "
-        "encodes); decoding speed is unaffected", str, "|".join(EFFORTS))
+        "default", parse_effort, "how hard the encoder looks for the smallest record: 'max' refines each plane's "
+        "latents at encode time (SGA: 8-10% smaller network records at the same MAE, ~8 s per 0.25 degree plane) "
+        "and also tries EBCC on planes of at least 32 x 32 (up to a fifth smaller at tight targets); decoding "
+        "speed is unaffected", str, "|".join(EFFORTS))
     variable: str | None = _option(
         None, parse_variable, "the variable's name or CF standard name (e.g. 't2m'); the network is told its kind")
     level: float | None = _option(None, parse_level, "the variable's pressure level in hPa, if it has one")

@@ -221,6 +221,26 @@ class PlaneRateSearch:
                 raise NetworkCannotWin
         return min(sizes, key=sizes.get)
 
+    def coarser_quality(self, quality: float, factor: float) -> float | None:
+        """A coarser quality than ``quality`` expected to meet the target once refinement has
+        scaled the MAE by ``factor`` (< 1): where the log-MAE line through the replays around
+        the crossing reaches the target, or None when no replayed rate says so."""
+        samples = sorted((q, np.log(max(self.mae(r), 1e-300))) for q, r in self.replays.items())
+        goal = np.log(self.target_mae / factor)
+        for (q0, m0), (q1, m1) in zip(samples, samples[1:]):
+            if q1 <= quality and m0 > goal >= m1 and m0 != m1:   # MAE falls as quality rises
+                aim = float(np.float32(q0 + (q1 - q0) * (m0 - goal) / (m0 - m1)))
+                return aim if aim < quality else None
+        return None
+
+    def mae(self, approx: np.ndarray) -> float:
+        """The MAE of the decoder's plane (no correction), as it will be stored."""
+        return self._mae(to_dtype(approx, self.dtype))
+
+    def meets_target(self, approx: np.ndarray) -> bool:
+        """The decoder's plane (no correction) meets the MAE target as it is."""
+        return self.mae(approx) <= self.target_mae
+
     def correction_bound(self, approx: np.ndarray) -> float | None:
         """The correction bound the plane needs: the user's, tightened if the MAE target needs it."""
         corrected = approx if self.max_abs_error is None else correction.corrected(

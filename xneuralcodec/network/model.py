@@ -120,6 +120,14 @@ class HyperpriorModel(nn.Module):
         mu, log_sigma = self.h_s(z_hat).chunk(2, dim=1)
         return mu, log_sigma.clamp(LOG_SCALE_MIN, LOG_SCALE_MAX)
 
+    def coded_bits(self, y_tilde: torch.Tensor, z_hat: torch.Tensor) -> torch.Tensor:
+        """What the codec spends on (y, z_hat), differentiable in both: the rate of encode-time
+        latent refinement (``refine.py``); the integer h_s rounds the means, so this does too."""
+        mu, log_sigma = self.hyper_parameters(z_hat)
+        mu = mu + (torch.round(mu) - mu).detach()
+        z_log_scale = self.z_log_scale[None, :, None, None].clamp(LOG_SCALE_MIN, LOG_SCALE_MAX)
+        return _gaussian_bits(y_tilde, mu, log_sigma) + _gaussian_bits(z_hat, torch.zeros_like(z_hat), z_log_scale)
+
     def forward(self, x: torch.Tensor, quality: torch.Tensor, condition: torch.Tensor | None = None):
         """Training pass with noise/STE quantisation; returns x_hat and bits of y and z."""
         gain = self.gain(quality)

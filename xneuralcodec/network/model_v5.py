@@ -218,6 +218,14 @@ class HyperpriorV5(nn.Module):
         psi = _run(self.h_s, None, z_hat, mode, None, 1)
         return psi[..., :y_shape[-2], :y_shape[-1]]   # patches: z was ceil-sized
 
+    def coded_bits(self, y_tilde, z_hat, mode=SPHERE):
+        """What the codec spends on (y, z_hat), differentiable in both: the rate of encode-time
+        latent refinement (``refine.py``), with the means rounded as the codec rounds them."""
+        z_log_scale = self.z_log_scale[None, :, None, None].clamp(LOG_SCALE_MIN, LOG_SCALE_MAX)
+        mu, log_sigma = self.entropy_model(y_tilde, self.hyper(z_hat, y_tilde.shape, mode), mode)
+        return (gaussian_bits(y_tilde, _ste_codec_round(mu), log_sigma)
+                + gaussian_bits(z_hat, torch.zeros_like(z_hat), z_log_scale))
+
     def entropy_model(self, y_hat, psi, mode):
         """Checkerboard context: anchors from psi alone (context = the context conv's bias),
         non-anchors from psi and the context conv over the anchors of ``y_hat`` (non-anchors

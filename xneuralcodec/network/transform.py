@@ -58,6 +58,12 @@ class NeuralTransform:
         return y, z
 
     @torch.no_grad()
+    def hyper_latents(self, y: np.ndarray) -> np.ndarray:
+        """Rounded hyper-latents z (int64) of one sphere's scaled latents y (12, M, m, m)."""
+        y_t = torch.from_numpy(np.asarray(y, np.float32)).to(self.model.device)
+        return torch.round(self.model.network.hyper_analyse(y_t)).cpu().numpy().astype(np.int64)
+
+    @torch.no_grad()
     def synthesise(self, y: np.ndarray, gains: np.ndarray, condition: Condition) -> np.ndarray:
         """g_s of rounded latents (B, 12, M, m, m) divided by each sphere's gains (B, M)."""
         net = self.model.network
