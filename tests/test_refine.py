@@ -1,5 +1,9 @@
 """effort="max" refines each plane's latents at encode time (network/refine.py, SGA)."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -72,3 +76,17 @@ def test_coarser_quality_reads_the_replays():
     coarser = search.coarser_quality(3.5, 0.9)
     assert 3.0 < coarser < 3.5 and 1.0 - coarser / 5.0 == pytest.approx(0.3 / 0.9, rel=0.05)
     assert search.coarser_quality(3.5, 0.99) is None or search.coarser_quality(3.5, 0.99) > 3.4
+
+
+def test_refined_bytes_do_not_depend_on_the_thread_count():
+    script = ("import sys, hashlib, torch; torch.set_num_threads(int(sys.argv[1])); "
+              "from tests.conftest import load_plane; from xneuralcodec import NeuralCodec; "
+              "plane, _ = load_plane('era5_1deg_t2m'); "
+              f"print(hashlib.sha256(NeuralCodec(model='{V5}', quality=3, effort='max').encode(plane)).hexdigest())")
+    digests = set()
+    for threads in (1, 2):
+        out = subprocess.run([sys.executable, "-c", script, str(threads)], capture_output=True, text=True, timeout=600,
+                             cwd=Path(__file__).resolve().parents[1])
+        assert out.returncode == 0, out.stderr[-2000:]
+        digests.add(out.stdout.strip())
+    assert len(digests) == 1

@@ -182,7 +182,7 @@ class CodecOptions:
         "SZ3 and SPERR and keep whichever record is smallest (format v7 conventional planes)", _switch_text, "on|off")
     effort: str = _option(
         "default", parse_effort, "how hard the encoder looks for the smallest record: 'max' refines each plane's "
-        "latents at encode time (SGA: 8-10% smaller network records at the same MAE, ~8 s per 0.25 degree plane) "
+        "latents at encode time (SGA: 8-10% smaller network records at the same MAE, ~12 s per 0.25 degree plane) "
         "and also tries EBCC on planes of at least 32 x 32 (up to a fifth smaller at tight targets); decoding "
         "speed is unaffected", str, "|".join(EFFORTS))
     variable: str | None = _option(
