@@ -157,3 +157,25 @@ def test_size_limit_keeps_the_search_below_a_record_in_hand():
     with pytest.raises(rate_control.NetworkCannotWin):
         rate_control.PlaneRateSearch(original, weights, np.float64, 0.3, None, 5, replay, coded_size,
                                      size_limit=900).quality()
+
+
+@pytest.mark.parametrize("model", ["hyperprior-v4", "hyperprior-v5.1"])
+def test_estimated_latent_size_tracks_the_range_coder(model):
+    """The rate search caps the rate with sizes from the float entropy model and the tables'
+    code lengths (no integer network, no range coding); they must stay close to the bytes."""
+    from xneuralcodec.codec.engine import Engine
+    from xneuralcodec.network.weights import load_model
+    from xneuralcodec.options import CodecOptions
+    from xneuralcodec.sphere.faces import ring_to_faces
+    from xneuralcodec.sphere.projection import Projector
+
+    plane, grid = load_plane("era5_1deg_t2m")
+    loaded = load_model(model)
+    engine = Engine(loaded)
+    standard = (plane - plane.mean()) / plane.std()
+    faces = ring_to_faces(Projector(grid, grid.default_nside()).to_healpix(standard)).astype(np.float32)[None]
+    analysed = engine.transform.analyse(faces, CodecOptions(variable="t2m").condition)
+    for quality in (0.0, 1.5, 3.0, float(loaded.config.qualities - 1)):
+        y, z = engine.transform.latents(analysed, loaded.gain(quality)[None])
+        exact, estimate = engine.latents.size(y[0], z[0]), engine.latents.estimated_size(y[0], z[0])
+        assert abs(estimate / exact - 1) < 0.03, (quality, exact, estimate)   # measured within 2.1%

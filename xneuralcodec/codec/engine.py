@@ -183,8 +183,12 @@ class Engine:
             y, z = self.transform.latents(analysed[None], self.model.gain(quality)[None])
             return self.latents.size(y[0], z[0])
 
+        def estimated_size(quality: float) -> int:
+            y, z = self.transform.latents(analysed[None], self.model.gain(quality)[None])
+            return self.latents.estimated_size(y[0], z[0])
+
         return PlaneRateSearch(original, area_weights(grid), dtype, options.target_mae, options.max_abs_error,
-                               self.model.config.qualities - 1, replay, coded_size, size_limit)
+                               self.model.config.qualities - 1, replay, coded_size, size_limit, estimated_size)
 
     def _refine(self, k, faces, analysed, y_all, z_all, approx, search, rec, projector, condition) -> None:
         """effort="max": refine plane k's latents (``network/refine.py``) in place. Kept only

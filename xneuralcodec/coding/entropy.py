@@ -62,9 +62,22 @@ class TableSet:
             if freq.size != 2 * r + 2 or (freq <= 0).any():
                 raise ValueError(f"entropy table {k} is malformed")
             self.models.append(constriction.stream.model.Categorical(freq / TABLE_TOTAL, perfect=False))
+        # bits of every symbol of every table (an escape also carries its 32-bit value)
+        self.bits = np.full((len(self.radii), tables.shape[1]), np.inf)
+        for k, r in enumerate(self.radii):
+            self.bits[k, : 2 * r + 2] = -np.log2(np.asarray(tables[k, : 2 * r + 2], np.float64) / TABLE_TOTAL)
+            self.bits[k, 2 * r + 1] += 32.0
 
     def __len__(self):
         return len(self.models)
+
+    def cost(self, values: np.ndarray, groups: np.ndarray) -> float:
+        """Bits that ``encode_groups`` would spend on ``values`` under tables ``groups``
+        (ideal code lengths: the range coder adds a few bytes per stream)."""
+        values, groups = np.asarray(values, np.int64).ravel(), np.asarray(groups, np.int64).ravel()
+        radius = self.radii[groups]
+        symbols = np.where(np.abs(values) > radius, 2 * radius + 1, values + radius)
+        return float(self.bits[groups, symbols].sum())
 
 
 def _by_group(groups: np.ndarray):

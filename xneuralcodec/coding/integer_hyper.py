@@ -153,6 +153,11 @@ class IntegerHyperSynthesis:
         """The float scale of every index, for building the entropy tables at export."""
         return scale_values(self.log_scale_min, self.log_scale_step, self.num_scales)
 
+    @property
+    def scale_index(self) -> tuple[int, int, int]:
+        """(log-scale minimum, step, count), as ``IntegerContextModel.scale_index``."""
+        return self.log_scale_min, self.log_scale_step, self.num_scales
+
     def __call__(self, z_hat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return means_and_indices(self.fixed(z_hat), self.log_scale_min, self.log_scale_step, self.num_scales)
 

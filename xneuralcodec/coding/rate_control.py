@@ -145,7 +145,7 @@ class PlaneRateSearch:
     def __init__(self, original: np.ndarray, weights: np.ndarray, dtype, target_mae: float,
                  max_abs_error: float | None, finest: int,
                  replay: Callable[[float], np.ndarray], coded_size: Callable[[float], int],
-                 size_limit: int | None = None):
+                 size_limit: int | None = None, estimated_size: Callable[[float], int] | None = None):
         self.original = original
         self.weights = weights
         self.dtype = dtype
@@ -154,6 +154,8 @@ class PlaneRateSearch:
         self.finest = finest
         self._replay = replay
         self._coded_size = coded_size
+        self._estimated_size = estimated_size or coded_size
+        self.estimates: dict[float, int] = {}
         self.size_limit = size_limit
         self.replays: dict[float, np.ndarray] = {}
         self.sizes: dict[float, int] = {}
@@ -170,6 +172,12 @@ class PlaneRateSearch:
             self.sizes[quality] = self._coded_size(quality)
         return self.sizes[quality]
 
+    def _estimate(self, quality: float) -> int:
+        """About ``_size`` (``estimated_size``, when the engine gives one): enough to cap the rate."""
+        if quality not in self.estimates:
+            self.estimates[quality] = self._estimated_size(quality)
+        return self.estimates[quality]
+
     def _finest_under_limit(self) -> float:
         """The finest rate whose latents are smaller than ``size_limit``; raises NetworkCannotWin
         when none is. Latent size grows about exponentially with the quality, so each step aims
@@ -177,19 +185,19 @@ class PlaneRateSearch:
         search stops once a rate under the limit is within NEAR_LIMIT of it or the bracket is
         (finest - coarsest) / 2^SIZE_STEPS wide: 1-2 size probes where bisection took 3."""
         finest = float(self.finest)
-        if self.size_limit is None or self._size(finest) < self.size_limit:
+        if self.size_limit is None or self._estimate(finest) < self.size_limit:
             return finest
-        if self._size(0.0) >= self.size_limit:
+        if self._estimate(0.0) >= self.size_limit:
             raise NetworkCannotWin
         low, high = 0.0, finest
         for _ in range(SIZE_STEPS):
-            if high - low <= finest / 2 ** SIZE_STEPS or self._size(low) >= NEAR_LIMIT * self.size_limit:
+            if high - low <= finest / 2 ** SIZE_STEPS or self._estimate(low) >= NEAR_LIMIT * self.size_limit:
                 break
-            lo, hi = np.log(self._size(low)), np.log(self._size(high))
+            lo, hi = np.log(self._estimate(low)), np.log(self._estimate(high))
             aim = low + (high - low) * (np.log(self.size_limit) - lo) / (hi - lo)
             margin = 0.1 * (high - low)   # strictly inside, so that the bracket keeps shrinking
             mid = float(np.float32(np.clip(aim, low + margin, high - margin)))
-            if self._size(mid) < self.size_limit:
+            if self._estimate(mid) < self.size_limit:
                 low = mid
             else:
                 high = mid

@@ -120,6 +120,10 @@ class HyperpriorModel(nn.Module):
         mu, log_sigma = self.h_s(z_hat).chunk(2, dim=1)
         return mu, log_sigma.clamp(LOG_SCALE_MIN, LOG_SCALE_MAX)
 
+    def means_and_log_scales(self, y_hat: torch.Tensor, z_hat: torch.Tensor):
+        """Float (mu, log sigma) of every latent, as ``model_v5`` names it (v4's do not depend on y)."""
+        return self.hyper_parameters(z_hat)
+
     def coded_bits(self, y_tilde: torch.Tensor, z_hat: torch.Tensor) -> torch.Tensor:
         """What the codec spends on (y, z_hat), differentiable in both: the rate of encode-time
         latent refinement (``refine.py``); the integer h_s rounds the means, so this does too."""

@@ -99,7 +99,7 @@ def pad(x: torch.Tensor, mode: str) -> torch.Tensor:
     if x.shape[-1] == 1:
         b12, c = x.shape[:2]
         table = _nside1_table().to(x.device)                           # (12, 3, 3) face indices
-        src = x.reshape(b12 // 12, 12, c)[:, table.reshape(-1)]         # (B, 12*9, C)
+        src = torch.index_select(x.reshape(b12 // 12, 12, c), 1, table.reshape(-1))   # (B, 12*9, C); fixed-order backward
         return src.reshape(b12 // 12, 12, 3, 3, c).permute(0, 1, 4, 2, 3).reshape(b12, c, 3, 3)
     return healpix_pad(x)
 
@@ -222,9 +222,14 @@ class HyperpriorV5(nn.Module):
         """What the codec spends on (y, z_hat), differentiable in both: the rate of encode-time
         latent refinement (``refine.py``), with the means rounded as the codec rounds them."""
         z_log_scale = self.z_log_scale[None, :, None, None].clamp(LOG_SCALE_MIN, LOG_SCALE_MAX)
-        mu, log_sigma = self.entropy_model(y_tilde, self.hyper(z_hat, y_tilde.shape, mode), mode)
+        mu, log_sigma = self.means_and_log_scales(y_tilde, z_hat, mode)
         return (gaussian_bits(y_tilde, _ste_codec_round(mu), log_sigma)
                 + gaussian_bits(z_hat, torch.zeros_like(z_hat), z_log_scale))
+
+    def means_and_log_scales(self, y_hat, z_hat, mode=SPHERE):
+        """Float (mu, log sigma) of every latent: what the integer twin computes, up to its
+        fixed-point rounding (the rate search's size estimates, ``LatentCoder.estimated_size``)."""
+        return self.entropy_model(y_hat, self.hyper(z_hat, y_hat.shape, mode), mode)
 
     def entropy_model(self, y_hat, psi, mode):
         """Checkerboard context: anchors from psi alone (context = the context conv's bias),

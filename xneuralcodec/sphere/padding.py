@@ -9,6 +9,8 @@ float network (``network/layers.py``) and the exact integer hyper-synthesis
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 
@@ -34,11 +36,25 @@ def _border_tables(n: int, device: torch.device) -> tuple[torch.Tensor, ...]:
     return tables
 
 
+@functools.lru_cache(maxsize=32)
+def _padded_sources(n: int, device: str) -> torch.Tensor:
+    """For every pixel of the 12 padded faces, its source pixel in the sphere's 12 n^2."""
+    return torch.from_numpy(padding_index(n, 1).reshape(-1).astype(np.int64)).to(device)
+
+
 def healpix_pad(x: torch.Tensor) -> torch.Tensor:
     """(B*12, C, n, n) -> (B*12, C, n+2, n+2), border pixels taken from neighbouring faces.
 
-    The interior is a strided copy; only the 4n+4 border pixels per face are gathered."""
+    The interior is a strided copy; only the 4n+4 border pixels per face are gathered. With
+    gradients (encode-time refinement), one ``index_select`` over the whole sphere instead:
+    its backward (``index_add``) sums in a fixed order, where the advanced-indexing backward of
+    the border gather gave run-to-run different last bits under load (tests/test_refine.py)."""
     b12, c, n, _ = x.shape
+    if torch.is_grad_enabled() and x.requires_grad:
+        b = b12 // 12
+        sphere = x.reshape(b, 12, c, n * n).transpose(1, 2).reshape(b, c, 12 * n * n)
+        out = torch.index_select(sphere, 2, _padded_sources(n, str(x.device)))
+        return out.reshape(b, c, 12, n + 2, n + 2).transpose(1, 2).reshape(b12, c, n + 2, n + 2)
     b = b12 // 12
     dst_face, dst_pos, src_face, src_pix = _border_tables(n, x.device)
     out = x.new_empty(b12, c, n + 2, n + 2)
