@@ -27,7 +27,8 @@ def conv2d_matmul(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     values then differ in the last bit between 1 and 2 threads); these GEMM paths give
     identical results (tests/test_determinism.py). Few output channels (the last decoder
     layer) go tap by tap: unfolding a 64-channel full-resolution map costs more than the
-    convolution itself.
+    convolution itself. With gradients (encode-time refinement, ``refine.py``) the columns
+    come from ``F.unfold``, whose backward sums in a fixed order too.
     """
     if stride == 1 and weight.shape[0] < weight.shape[1]:
         return _conv2d_taps(x, weight, bias)
@@ -54,7 +55,9 @@ def im2col(x: torch.Tensor, kernel: tuple[int, int], stride: int = 1) -> tuple[t
     Why not unfold itself: copying a strided view of ``x`` into a buffer this thread keeps
     is 1.5-3.5x faster on the decoder's full-resolution layers (unfold's kernel is slow, and
     a fresh 56 MB buffer per call on a 0.25 degree plane costs its page faults every time).
-    The buffer is reused by the next call on the same thread: use the result before then.
+    The buffer is reused by the next call on the same thread: use the result before then. It
+    holds the largest matrix the thread has needed, up to ~115 MB after encoding a 0.25 degree
+    plane (g_a's second layer), 56 MB after decoding one.
     """
     x = x.contiguous()
     b, c, h, w = x.shape
