@@ -42,6 +42,7 @@ from . import planes as plane_records
 # (hyperprior-v5.1, at 0.4 and 0.8 K): the rate search keeps network rates up to this much
 # larger than the rival's record in play, and the smaller record still wins in the end
 REFINE_HEADROOM = 1.25
+COARSER_TRIES = 2
 
 
 def check_nside(nside: int | None, grid: LatLonGrid, model: LoadedModel) -> int:
@@ -194,33 +195,41 @@ class Engine:
         """effort="max": refine plane k's latents (``network/refine.py``) in place. Kept only
         where the latents get smaller and, with a target, the replay still meets it; planes
         that need a correction record keep theirs (max_abs_error is not refined at all).
-        With a target, refinement usually lowers the MAE too, so one coarser rate is refined
-        next where the search's own replays say it would then meet the target."""
+        With a target, refinement usually lowers the MAE too, so a coarser rate is refined
+        next, where the search's own replays say it would then meet the target, and if that
+        misses, halfway back (at most COARSER_TRIES refinements more)."""
         if search is not None and not search.meets_target(approx[k]):
             return
         size = self.latents.size(y_all[k], z_all[k])
-        quality, y = rec.quality, y_all[k]
-        for attempt in range(1 if search is None else 2):
+
+        def attempt(quality, y) -> bool:
+            nonlocal size
             refined = self.refiner.refine(faces, y, quality, condition)
             z = self.transform.hyper_latents(refined)
             refined_size = self.latents.size(refined, z)
             if refined_size >= size:
-                return
+                return False
             replay = None
             if search is not None:
                 replay = self._reconstruct(np.round(refined)[None].astype(np.float32), projector,
                                            [dataclasses.replace(rec, quality=quality)], condition)[0]
                 if not search.meets_target(replay):
-                    return
-            if attempt == 0 and search is not None:   # how much refinement lowered the MAE at this rate
-                factor = search.mae(replay) / search.mae(approx[k])
+                    return False
             size, rec.quality, y_all[k], z_all[k], approx[k] = refined_size, quality, refined, z, replay
-            if search is None or factor >= 1:
-                return
-            quality = search.coarser_quality(quality, factor)
-            if quality is None:
+            return True
+
+        unrefined_mae = None if search is None else search.mae(approx[k])
+        if not attempt(rec.quality, y_all[k]) or search is None:
+            return
+        factor = search.mae(approx[k]) / unrefined_mae   # how much refinement lowered the MAE at this rate
+        quality = search.coarser_quality(rec.quality, factor) if factor < 1 else None
+        for _ in range(COARSER_TRIES):
+            if quality is None or quality >= rec.quality:
                 return
             y = self.transform.latents(analysed[k][None], self.model.gain(quality)[None])[0][0]
+            if attempt(quality, y):
+                return
+            quality = float(np.float32((quality + rec.quality) / 2))
 
     @functools.cached_property
     def refiner(self):
