@@ -15,7 +15,8 @@ units (MSE ~ pi/2 MAE^2, so d MSE ~ pi MAE d MAE, with the plane's MAE before re
 times LAMBDA_SCALE; 2 keeps the MAE about where it was, so the gain shows as smaller files.
 
 The network runs in eval mode with gradients, so its convolutions take the unfold + GEMM path
-(``layers.conv2d_matmul``) whose backward is as order-fixed as its forward: refined bytes are
+(``layers.conv2d_matmul``) whose backward is as order-fixed as its forward, and its padding a
+gather with a fixed-order backward (``padding.fixed_order_gradients``): refined bytes are
 the same for any thread count (tests/test_refine.py), at about twice the time of oneDNN's
 convolutions (~12 s per refinement of a 0.25 degree plane on 2 threads, 2 s at 1 degree).
 """
@@ -30,6 +31,7 @@ import numpy as np
 import torch
 
 from ..network.conditioning import Condition
+from ..sphere.padding import fixed_order_gradients
 from .registry import weights_dir
 from .weights import LoadedModel
 
@@ -96,7 +98,7 @@ class LatentRefiner:
         generator = torch.Generator(device=device).manual_seed(SEED)
         optimiser = torch.optim.Adam([latents.requires_grad_()], lr=LEARNING_RATE)
         hot, cold = TEMPERATURE
-        with torch.enable_grad():
+        with torch.enable_grad(), fixed_order_gradients():
             for step in range(STEPS):
                 temperature = hot * (cold / hot) ** (step / max(1, STEPS - 1))
                 soft = annealed_round(latents, temperature, generator)

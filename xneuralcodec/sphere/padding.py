@@ -9,7 +9,9 @@ float network (``network/layers.py``) and the exact integer hyper-synthesis
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import threading
 
 import numpy as np
 import torch
@@ -36,6 +38,20 @@ def _border_tables(n: int, device: torch.device) -> tuple[torch.Tensor, ...]:
     return tables
 
 
+_ORDER = threading.local()
+
+
+@contextlib.contextmanager
+def fixed_order_gradients():
+    """Within it, on this thread, padding's backward sums in a fixed order (``healpix_pad``)."""
+    previous = getattr(_ORDER, "fixed", False)
+    _ORDER.fixed = True
+    try:
+        yield
+    finally:
+        _ORDER.fixed = previous
+
+
 @functools.lru_cache(maxsize=32)
 def _padded_sources(n: int, device: str) -> torch.Tensor:
     """For every pixel of the 12 padded faces, its source pixel in the sphere's 12 n^2."""
@@ -45,12 +61,13 @@ def _padded_sources(n: int, device: str) -> torch.Tensor:
 def healpix_pad(x: torch.Tensor) -> torch.Tensor:
     """(B*12, C, n, n) -> (B*12, C, n+2, n+2), border pixels taken from neighbouring faces.
 
-    The interior is a strided copy; only the 4n+4 border pixels per face are gathered. With
-    gradients (encode-time refinement), one ``index_select`` over the whole sphere instead:
-    its backward (``index_add``) sums in a fixed order, where the advanced-indexing backward of
-    the border gather gave run-to-run different last bits under load (tests/test_refine.py)."""
+    The interior is a strided copy; only the 4n+4 border pixels per face are gathered. Inside
+    ``fixed_order_gradients`` (encode-time refinement), one ``index_select`` over the whole
+    sphere instead: its backward (``index_add``) sums in a fixed order, where the advanced-
+    indexing backward of the border gather gave run-to-run different last bits under load
+    (tests/test_refine.py); it is several times slower, so training keeps the gather."""
     b12, c, n, _ = x.shape
-    if torch.is_grad_enabled() and x.requires_grad:
+    if getattr(_ORDER, "fixed", False) and torch.is_grad_enabled():
         b = b12 // 12
         sphere = x.reshape(b, 12, c, n * n).transpose(1, 2).reshape(b, c, 12 * n * n)
         out = torch.index_select(sphere, 2, _padded_sources(n, str(x.device)))
