@@ -180,13 +180,15 @@ class Engine:
             y_hat = self.transform.rounded(analysed[None], self.model.gain(quality)[None])
             return self._reconstruct(y_hat, projector, [rec], condition)[0]
 
-        def coded_size(quality: float) -> int:
+        def latents_at(quality: float):
             y, z = self.transform.latents(analysed[None], self.model.gain(quality)[None])
-            return self.latents.size(y[0], z[0])
+            return y[0], z[0]
+
+        def coded_size(quality: float) -> int:
+            return self.latents.size(*latents_at(quality))
 
         def estimated_size(quality: float) -> int:
-            y, z = self.transform.latents(analysed[None], self.model.gain(quality)[None])
-            return self.latents.estimated_size(y[0], z[0])
+            return self.latents.estimated_size(*latents_at(quality))
 
         return PlaneRateSearch(original, area_weights(grid), dtype, options.target_mae, options.max_abs_error,
                                self.model.config.qualities - 1, replay, coded_size, size_limit, estimated_size)

@@ -75,9 +75,15 @@ class TableSet:
         """Bits that ``encode_groups`` would spend on ``values`` under tables ``groups``
         (ideal code lengths: the range coder adds a few bytes per stream)."""
         values, groups = np.asarray(values, np.int64).ravel(), np.asarray(groups, np.int64).ravel()
-        radius = self.radii[groups]
-        symbols = np.where(np.abs(values) > radius, 2 * radius + 1, values + radius)
+        symbols, _ = _symbols(values, self.radii[groups])
         return float(self.bits[groups, symbols].sum())
+
+
+def _symbols(values: np.ndarray, radius) -> tuple[np.ndarray, np.ndarray]:
+    """Table symbols of integer ``values`` (value + radius; the escape slot 2 * radius + 1
+    beyond the radius) and where they escaped."""
+    outside = np.abs(values) > radius
+    return np.where(outside, 2 * radius + 1, values + radius), outside
 
 
 def _by_group(groups: np.ndarray):
@@ -95,12 +101,8 @@ def encode_groups(encoder, values: np.ndarray, groups: np.ndarray, tables: Table
     values = values.ravel()
     for k, where in _by_group(groups):
         v = values[where]
-        r = tables.radii[k]
-        symbols = v + r
-        outside = np.abs(v) > r
-        if outside.any():
-            escapes.extend(int(e) for e in v[outside])
-            symbols = np.where(outside, 2 * r + 1, symbols)
+        symbols, outside = _symbols(v, tables.radii[k])
+        escapes.extend(int(e) for e in v[outside])
         encoder.encode(symbols.astype(np.int32), tables.models[k])
 
 

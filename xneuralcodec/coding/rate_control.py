@@ -165,7 +165,7 @@ class PlaneRateSearch:
         self.replays[quality] = approx = self._replay(quality)
         if self.max_abs_error is not None:  # the decoded plane includes the correction
             approx = correction.corrected(self.original, approx, self.max_abs_error, self.dtype)
-        return self._mae(to_dtype(approx, self.dtype))
+        return self.mae(approx)
 
     def _size(self, quality: float) -> int:
         if quality not in self.sizes:
@@ -242,7 +242,7 @@ class PlaneRateSearch:
         return None
 
     def mae(self, approx: np.ndarray) -> float:
-        """The MAE of the decoder's plane (no correction), as it will be stored."""
+        """The MAE of a decoder-side plane once cast to the chunk's dtype, as it will be stored."""
         return self._mae(to_dtype(approx, self.dtype))
 
     def meets_target(self, approx: np.ndarray) -> bool:
@@ -253,7 +253,7 @@ class PlaneRateSearch:
         """The correction bound the plane needs: the user's, tightened if the MAE target needs it."""
         corrected = approx if self.max_abs_error is None else correction.corrected(
             self.original, approx, self.max_abs_error, self.dtype)
-        if self._mae(to_dtype(corrected, self.dtype)) <= self.target_mae:
+        if self.mae(corrected) <= self.target_mae:
             return self.max_abs_error
         return correction_bound_for_mae(self.original, approx, self.weights, self.target_mae, self.dtype,
                                         self.max_abs_error, self._mae)

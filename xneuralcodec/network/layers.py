@@ -36,14 +36,18 @@ def conv2d_matmul(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     cout = weight.shape[0]
     if torch.is_grad_enabled():   # encode-time refinement: unfold's backward (fold) is as order-fixed
         cols = F.unfold(x, weight.shape[-2:], stride=stride)
-        oh, ow = (x.shape[-2] - weight.shape[-2]) // stride + 1, (x.shape[-1] - weight.shape[-1]) // stride + 1
-        out = torch.bmm(weight.reshape(1, cout, -1).expand(b, -1, -1), cols)
-        return (out if bias is None else out + bias[:, None]).reshape(b, cout, oh, ow)
-    cols, (oh, ow) = im2col(x, weight.shape[-2:], stride)            # (B, C*kh*kw, L)
+        oh, ow = _output_size(x.shape[-2:], weight.shape[-2:], stride)
+    else:
+        cols, (oh, ow) = im2col(x, weight.shape[-2:], stride)        # (B, C*kh*kw, L)
     out = torch.bmm(weight.reshape(1, cout, -1).expand(b, -1, -1), cols)  # (B, Cout, L)
     if bias is not None:
-        out.add_(bias[:, None])
+        out = out + bias[:, None] if torch.is_grad_enabled() else out.add_(bias[:, None])
     return out.reshape(b, cout, oh, ow)
+
+
+def _output_size(size, kernel, stride: int) -> tuple[int, int]:
+    """(rows, columns) of a valid convolution's output."""
+    return (size[0] - kernel[0]) // stride + 1, (size[1] - kernel[1]) // stride + 1
 
 
 _scratch = threading.local()   # one im2col buffer per thread: dask decodes chunks on several
@@ -62,7 +66,7 @@ def im2col(x: torch.Tensor, kernel: tuple[int, int], stride: int = 1) -> tuple[t
     x = x.contiguous()
     b, c, h, w = x.shape
     kh, kw = kernel
-    oh, ow = (h - kh) // stride + 1, (w - kw) // stride + 1
+    oh, ow = _output_size((h, w), kernel, stride)
     sb, sc, sh, sw = x.stride()
     view = x.as_strided((b, c, kh, kw, oh, ow), (sb, sc, sh, sw, sh * stride, sw * stride))
     numel = b * c * kh * kw * oh * ow
