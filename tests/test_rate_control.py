@@ -149,14 +149,43 @@ def test_size_limit_keeps_the_search_below_a_record_in_hand():
     def coded_size(q):       # latents grow with quality
         return int(1000 * 2 ** q)
 
+    def search(target, limit):
+        return rate_control.PlaneRateSearch(original, weights, np.float64, target, None, 5, replay, coded_size,
+                                            size_limit=limit)
+
+    finest = search(0.3, 6000)._finest_under_limit()
+    near_miss = (1.0 - finest / 5.0) / 1.03     # the finest rate under the limit misses this by 3%
+    quality, _ = search(near_miss, 6000).quality()
+    assert coded_size(quality) < 6000 and all(coded_size(q) < 6000 for q in replayed)
+    assert quality < 3.0     # the unlimited answer is out of reach: a corrected record under the limit
+    with pytest.raises(rate_control.NetworkCannotWin):
+        search(0.3, 900).quality()
+
+
+def test_a_wide_miss_under_the_rival_gives_up_before_any_correction():
+    """Where the finest rate under the rival's size misses the target by more than
+    CORRECTABLE_MISS, no corrected record is tried (one replay, no correction search);
+    without a rival the corrected records are still searched."""
+    original = np.zeros((4, 8))
+    weights = np.ones((4, 1))
+    replayed = []
+
+    def replay(q):
+        replayed.append(q)
+        return original + (1.0 - q / 5.0)
+
+    def coded_size(q):
+        return int(1000 * 2 ** q)
+
     search = rate_control.PlaneRateSearch(original, weights, np.float64, 0.3, None, 5, replay, coded_size,
                                           size_limit=6000)
-    quality, _ = search.quality()
-    assert coded_size(quality) < 6000 and all(coded_size(q) < 6000 for q in replayed)
-    assert quality < 3.0     # the unlimited answer (q 3.5, MAE 0.3) is out of reach
     with pytest.raises(rate_control.NetworkCannotWin):
-        rate_control.PlaneRateSearch(original, weights, np.float64, 0.3, None, 5, replay, coded_size,
-                                     size_limit=900).quality()
+        search.quality()       # MAE at the finest rate under 6000 bytes is ~0.5, 1.6x the target
+    assert len(replayed) == 1 and not search.sizes
+    replayed.clear()
+    free = rate_control.PlaneRateSearch(original, weights, np.float64, 0.3, None, 2, replay, coded_size)
+    quality, _ = free.quality()   # finest trained rate 2 (MAE 0.6): corrected records, smallest kept
+    assert len(replayed) == 3 and set(free.sizes) == {0.0, 1.0, 2.0} and quality in free.sizes
 
 
 @pytest.mark.parametrize("model", ["hyperprior-v4", "hyperprior-v5.1"])

@@ -36,6 +36,7 @@ from ..sphere.faces import ring_to_faces
 from ..sphere.grid import LatLonGrid, area_weights
 from ..sphere.projection import Projector
 from . import planes as plane_records
+from .beside import side_by_side
 
 
 # effort="max" refines the latents, which made them 8-10% smaller on ERA5 0.25 degree t2m
@@ -102,16 +103,31 @@ class Engine:
         projector = Projector(grid, nside)
         step = planes_per_batch(nside)
         unreachable: set[int] = set()  # planes whose bound no correction holds: stored losslessly
+        batches = [neural[start:start + step] for start in range(0, len(neural), step)]
+
+        def analyse(batch):
+            faces = np.stack([ring_to_faces(projector.to_healpix(p)) for _, p in batch]).astype(np.float32)
+            return faces, self.transform.analyse(faces, condition)
+
+        def analyse_and_estimate(batch):
+            """The batch's analysis, and the latent sizes each rate search estimates first (its
+            finest and coarsest rates, to hold against the rival's size)."""
+            faces, analysed = analyse(batch)
+            ends = (float(self.model.config.qualities - 1), 0.0)
+            sizes = [{q: self._estimated_size(a, q) for q in ends} if target_mae is not None else {} for a in analysed]
+            return faces, analysed, sizes
+
         rivals: dict[int, conventional.Candidate] = {}   # SZ3 / SPERR records to beat, found first
-        if options.conventional and (max_abs_error is not None or target_mae is not None):
-            rivals = self._conventional_candidates(planes, [i for i, _ in neural], grid, max_abs_error, target_mae,
-                                                   conventional.coders_for(options.effort))
+        first = None   # the first batch's analysis, run beside the conventional search (beside.py)
+        if batches and options.conventional and (max_abs_error is not None or target_mae is not None):
+            rivals, first = side_by_side(
+                functools.partial(self._conventional_candidates, planes, [i for i, _ in neural], grid, max_abs_error,
+                                  target_mae, conventional.coders_for(options.effort)),
+                functools.partial(analyse_and_estimate, batches[0]))
         losing: set[int] = set()   # planes whose every network rate is larger than their rival
         refine = options.effort == "max" and max_abs_error is None   # latent refinement (network/refine.py)
-        for start in range(0, len(neural), step):
-            batch = neural[start:start + step]
-            faces = np.stack([ring_to_faces(projector.to_healpix(p)) for _, p in batch]).astype(np.float32)
-            analysed = self.transform.analyse(faces, condition)
+        for n, batch in enumerate(batches):
+            faces, analysed, estimates = first if n == 0 and first is not None else (*analyse(batch), [{}] * len(batch))
             searches: list[PlaneRateSearch | None] = [None] * len(batch)
             approx: list[np.ndarray | None] = [None] * len(batch)
             if target_mae is not None:
@@ -119,13 +135,15 @@ class Engine:
                     rival = rivals.get(i)
                     limit = None if rival is None else len(rival.blob) * (REFINE_HEADROOM if refine else 1)
                     searches[k] = self._rate_search(analysed[k], planes[i], records[i], projector, grid, arr.dtype,
-                                                    options, limit)
+                                                    options, limit, estimates[k])
                     try:
                         records[i].quality, approx[k] = searches[k].quality()
                     except correction.BoundUnreachable:
                         unreachable.add(i)
                     except NetworkCannotWin:
                         losing.add(i)
+            if all(i in losing for i, _ in batch):
+                continue   # every plane keeps its rival's record: no latents to code
             gains = np.stack([self.model.gain(records[i].quality) for i, _ in batch])
             y_all, z_all = self.transform.latents(analysed, gains)
             if refine:
@@ -170,9 +188,15 @@ class Engine:
                 found[i] = candidate
         return found
 
+    def _estimated_size(self, analysed, quality: float) -> int:
+        """The bytes of one plane's latents at ``quality``, from the float entropy model."""
+        y, z = self.transform.latents(analysed[None], self.model.gain(quality)[None])
+        return self.latents.estimated_size(y[0], z[0])
+
     def _rate_search(self, analysed, original, rec, projector, grid, dtype, options,
-                     size_limit: int | None = None) -> PlaneRateSearch:
-        """The target-MAE search of one plane, replaying this engine's decoder."""
+                     size_limit: int | None = None, estimates: dict | None = None) -> PlaneRateSearch:
+        """The target-MAE search of one plane, replaying this engine's decoder; ``estimates``:
+        latent sizes already estimated ({quality: bytes})."""
         condition = options.condition
 
         def replay(quality: float) -> np.ndarray:
@@ -187,11 +211,11 @@ class Engine:
         def coded_size(quality: float) -> int:
             return self.latents.size(*latents_at(quality))
 
-        def estimated_size(quality: float) -> int:
-            return self.latents.estimated_size(*latents_at(quality))
-
-        return PlaneRateSearch(original, area_weights(grid), dtype, options.target_mae, options.max_abs_error,
-                               self.model.config.qualities - 1, replay, coded_size, size_limit, estimated_size)
+        search = PlaneRateSearch(original, area_weights(grid), dtype, options.target_mae, options.max_abs_error,
+                                 self.model.config.qualities - 1, replay, coded_size, size_limit,
+                                 functools.partial(self._estimated_size, analysed))
+        search.estimates.update(estimates or {})
+        return search
 
     def _refine(self, k, faces, analysed, y_all, z_all, approx, search, rec, projector, condition) -> None:
         """effort="max": refine plane k's latents (``network/refine.py``) in place. Kept only

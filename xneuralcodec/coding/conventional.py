@@ -71,6 +71,11 @@ def encode(coder: int, plane: np.ndarray, bound: float) -> bytes:
 
 def decode(coder: int, blob: bytes, bound: float, shape: tuple, dtype) -> np.ndarray:
     """The coder's bytes -> float64 plane of ``shape``; damaged bytes raise ValueError."""
+    return _decode_values(coder, blob, bound, shape, dtype).astype(np.float64)
+
+
+def _decode_values(coder: int, blob: bytes, bound: float, shape: tuple, dtype) -> np.ndarray:
+    """As ``decode``, in the chunk's own ``dtype`` (what the coder wrote)."""
     if coder not in NAMES:
         raise ValueError(f"not a valid xneuralcodec chunk: unknown conventional coder {coder}")
     try:
@@ -80,7 +85,7 @@ def decode(coder: int, blob: bytes, bound: float, shape: tuple, dtype) -> np.nda
     if values.size != int(np.prod(shape)) or values.dtype != dtype:
         raise ValueError(f"not a valid xneuralcodec chunk: {NAMES[coder]} plane decodes to {values.dtype} "
                          f"{values.shape}, expected {np.dtype(dtype)} {tuple(shape)}")
-    return values.reshape(shape).astype(np.float64)
+    return values.reshape(shape)
 
 
 def _next_bound(tried: list[tuple[float, float]], target: float) -> float:
@@ -134,13 +139,16 @@ def best_candidate(plane: np.ndarray, finite: np.ndarray, mae: Callable[[np.ndar
     def check(coder, bound) -> tuple[Candidate, float] | None:
         try:
             blob = encode(coder, plane, bound)
-            decoded = to_dtype(decode(coder, blob, bound, plane.shape, plane.dtype), plane.dtype).astype(np.float64)
+            # as the decoder stores it: to_dtype of the float64 values, done in the coder's dtype (the same values)
+            decoded = to_dtype(_decode_values(coder, blob, bound, plane.shape, plane.dtype), plane.dtype)
         except Exception:  # e.g. SPERR refuses values near float32's limits: not a candidate then
             return None
-        error = np.abs(decoded - original)[finite]
-        if not np.isfinite(error).all() or (max_abs_error is not None and error.max(initial=0.0) > max_abs_error):
+        if max_abs_error is not None and not (np.abs(decoded - original)[finite] <= max_abs_error).all():
+            return None    # (a NaN error fails the comparison too)
+        measured = mae(decoded)
+        if not np.isfinite(measured):   # NaN where the original is finite
             return None
-        return Candidate(coder, bound, blob), mae(decoded)
+        return Candidate(coder, bound, blob), measured
 
     if min(plane.shape) < EBCC_MIN_SIDE:
         coders = tuple(c for c in coders if c != EBCC)

@@ -74,6 +74,8 @@ def parse_args(argv):
     p.add_argument("--patch-pixels", type=int, default=16384, help="pixels per patch batch")
     p.add_argument("--patch-norm", choices=("global", "field"), default="global")
     p.add_argument("--tail-beta", type=float, default=0.5, help="weight of the L4 tail term (0: plain MSE)")
+    p.add_argument("--distortion", choices=("mse", "mae"), default="mse",
+                   help="the main error term: MSE, or the MAE in MSE units (pi/2 MAE^2), the codec's own measure")
     p.add_argument("--drop-condition", type=float, default=0.25)
     p.add_argument("--tilt-degrees", type=float, default=0.0)
     p.add_argument("--sphere-mix", default="32:0.3,64:0.35,128:0.35",
@@ -96,11 +98,19 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
-def distortion(x_hat, x, beta):
-    e2 = (x_hat - x) ** 2
+def distortion(x_hat, x, beta, kind="mse"):
+    """(1 - beta) x main term + beta x tail term, all in MSE units, so lambda keeps its meaning.
+
+    ``kind="mae"`` makes the main term pi/2 MAE^2: equal to the MSE for Gaussian errors, but
+    its gradient is the L1 one (pi MAE sign(e) / N), i.e. it optimises the MAE that the codec's
+    targets are set in. Encode-time refinement measured the gap: refining with the MAE gained
+    +16% ratio at equal MAE where refining with this training loss gained ~2-6% (v5.1, G04)."""
+    e = x_hat - x
+    e2 = e * e
     mse = e2.mean()
+    main = mse if kind == "mse" else (math.pi / 2) * e.abs().mean() ** 2
     tail = torch.sqrt((e2 * e2).mean() / 3.0 + 1e-20)
-    return (1 - beta) * mse + beta * tail, mse, tail
+    return (1 - beta) * main + beta * tail, mse, tail
 
 
 # -- validation -------------------------------------------------------------------------
@@ -289,7 +299,7 @@ def _train(args, out: Path) -> int:
             x = sphere_tensor(plane, augment(plane.values, rng), random_tilt(rng, args.tilt_degrees))
             cond = plane_condition(plane, rng, args.drop_condition)
             x_hat, y_bits, z_bits = model(x, torch.tensor([q]), cond, SPHERE)
-        dist, mse, tail = distortion(x_hat, x, args.tail_beta)
+        dist, mse, tail = distortion(x_hat, x, args.tail_beta, args.distortion)
         bpp = (y_bits + z_bits) / x.numel()
         loss = LAMBDAS[q] * dist + bpp
         descend(model, optimiser, loss)

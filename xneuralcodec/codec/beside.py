@@ -1,0 +1,53 @@
+"""Run the conventional coders' search beside the network's first analysis of a chunk.
+
+Why: the wasm builds of SPERR and SZ3 are single-threaded, so while they search a plane's
+error bound one core would sit idle, and the network's projection and analysis transform
+need nothing the search finds. Measured on 2 threads (ERA5 0.25 degree t2m, target_mae=0.4,
+/work/exp/overlap2.py): SPERR's four probes 0.63-0.77 s and the analysis 0.17-0.20 s one
+after the other, 0.68 s side by side with torch on one thread; side by side with torch
+keeping both threads, the three threads fight over two cores (0.78-0.84 s).
+
+Bytes do not change: the analysis gives the same values on any number of torch threads
+(tests/test_determinism.py). torch's thread count is process-wide, so only one chunk at a
+time lends a thread (the others run as before) and it is given back afterwards; a call to
+``torch.set_num_threads`` made by other code during those few hundred milliseconds is undone.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import threading
+from typing import Callable, TypeVar
+
+import torch
+
+A = TypeVar("A")
+B = TypeVar("B")
+
+_lending = threading.Lock()
+
+
+@contextlib.contextmanager
+def _one_torch_thread_fewer():
+    threads = torch.get_num_threads()
+    if threads < 2 or not _lending.acquire(blocking=False):
+        yield
+        return
+    try:
+        torch.set_num_threads(threads - 1)
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        _lending.release()
+
+
+def side_by_side(background: Callable[[], A], foreground: Callable[[], B]) -> tuple[A, B]:
+    """(background(), foreground()), the first run in a worker thread while torch, in this
+    one, runs the second on one thread fewer. Either one's exception is raised here, after
+    both have finished."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="xneuralcodec-conventional") as pool:
+        future = pool.submit(background)
+        with _one_torch_thread_fewer():
+            front = foreground()
+        return future.result(), front
