@@ -73,7 +73,7 @@ def test_condition_is_stored_in_the_header_and_the_config():
     plane = (250 + np.cumsum(rng.normal(size=(73, 144)), axis=1)).astype(np.float32)
     codec = NeuralCodec(quality=1, variable="t", level=850.3)
     chunk = bitstream.unpack(codec.encode(plane))
-    assert chunk.version == bitstream.VERSION == 8
+    assert chunk.version == bitstream.VERSION == 9
     assert chunk.variable_kind == KIND_INDEX["temperature"] and chunk.level == float(np.float32(850.3))
     assert codec.get_config()["variable"] == "t" and codec.get_config()["level"] == 850.3
     again = NeuralCodec.from_config(codec.get_config())
@@ -101,6 +101,14 @@ def test_forged_condition_is_refused():
         bitstream.unpack(_forge(data, level_at, struct.pack("<f", -5.0)))
     with pytest.raises(ValueError, match="projection iterations 0"):
         bitstream.unpack(_forge(data, iterations_at, bytes([0])))
+    # v9: bit 7 names a Jacobi back projection, of at most MAX_JACOBI_STEPS steps
+    assert bitstream.unpack(_forge(data, iterations_at, bytes([0x80 | 2]))).projection_method == "jacobi"
+    with pytest.raises(ValueError, match="Jacobi back projection steps 9"):
+        bitstream.unpack(_forge(data, iterations_at, bytes([0x80 | 9])))
+    chunk = bitstream.unpack(data)
+    chunk.projection_method, chunk.projection_iterations = "jacobi", 9
+    with pytest.raises(ValueError, match="Jacobi one of 0..8 steps"):
+        bitstream.pack(chunk)
 
 
 def test_encoding_helper_tells_each_variable_its_name_and_single_level():

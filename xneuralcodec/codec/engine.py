@@ -166,7 +166,7 @@ class Engine:
         chunk = Chunk(bytes.fromhex(self.model.sha256), arr.dtype, 0, nside, grid.nlat, grid.nlon,
                       grid.lat_first, grid.lon_first, tuple(arr.shape), records, target_mae or 0.0,
                       variable_kind=condition.kind, level=condition.level,
-                      projection_iterations=projector.iterations)
+                      projection_iterations=projector.iterations, projection_method=projector.method)
         return bitstream.pack(chunk)
 
     @staticmethod
@@ -313,7 +313,7 @@ class Engine:
         chunk_grid = LatLonGrid(chunk.nlat, chunk.nlon, chunk.lat_first, chunk.lon_first)
         check_nside(chunk.nside, chunk_grid, self.model)
         out, neural = plane_records.start_planes(chunk)
-        projector = Projector(chunk_grid, chunk.nside, chunk.projection_iterations)
+        projector = Projector(chunk_grid, chunk.nside, chunk.projection_iterations, chunk.projection_method)
         condition = Condition(chunk.variable_kind, chunk.level)
         step = planes_per_batch(chunk.nside)
         for start in range(0, len(neural), step):

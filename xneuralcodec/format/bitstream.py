@@ -1,6 +1,8 @@
-"""Bitstream format v8 (reads v1 to v7 too): one self-describing, checksummed record per Zarr chunk.
+"""Bitstream format v9 (reads v1 to v8 too): one self-describing, checksummed record per Zarr chunk.
 
-Little-endian throughout; the full layout is in docs/format.md. v8 (written since 0.8.0)::
+Little-endian throughout; the full layout is in docs/format.md. v9 (written since 0.11.0) has
+v8's layout; only its back projection byte says more (bit 7: 0 LSMR, 1 Jacobi; bits 0-6: the
+iterations or steps). v8 (written by 0.8.0 to 0.10.0)::
 
     header   magic "XNCB" | version u16 | flags u8 | dtype u8 | ndim u8 | shape: ndim varints |
              (flag NETWORK:) weights sha256 [:8] | variable kind u8 | projection iterations u8 |
@@ -56,21 +58,25 @@ from ..variables import KINDS
 from .limits import MAX_CHUNK_BYTES_ENV, max_chunk_bytes
 
 MAGIC = b"XNCB"
-VERSION = 8
+VERSION = 9
 # v1: release 0.1.0, no correction; v2: 0.2.0, one quality per chunk; v3: 0.3.0, corrections
 # without a predictor; v4: 0.4.0, differs from v3 only inside the correction section;
 # v5 (0.5.0) adds the condition (variable kind, level) to the header; v6 adds a per-plane
 # power-of-two exponent and lossless planes (written by 0.6.0 only for chunks that need them);
 # v7 (0.7.0, written for every chunk) adds the projection iterations and conventional planes;
-# v8 (0.8.0): the same content, each field only where it is needed
-SUPPORTED_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8)
+# v8 (0.8.0): the same content, each field only where it is needed; v9 (0.11.0): v8 whose
+# back projection byte also names the method (LSMR, or Jacobi steps from a weighted adjoint)
+SUPPORTED_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
 LEGACY_PROJECTION_ITERATIONS = 30   # the back projection's LSMR iterations before v7
 MAX_PROJECTION_ITERATIONS = 100
+PROJECTION_METHODS = ("lsmr", "jacobi")   # v9: bit 7 of the projection byte indexes this
+MAX_JACOBI_STEPS = 8
+_JACOBI_BIT = 0x80
 
 KIND_NEURAL, KIND_CONSTANT, KIND_ALL_NAN, KIND_LOSSLESS = 0, 1, 2, 3  # KIND_LOSSLESS since v6
 KIND_CONVENTIONAL = 4  # since v7
-KINDS_OF_VERSION = {1: 3, 2: 3, 3: 3, 4: 3, 5: 3, 6: 4, 7: 5, 8: 5}   # how many record kinds each version knows
-CODERS_OF_VERSION = {7: 2, 8: 3}     # the highest conventional coder id each version knows (3 = EBCC, v8)
+KINDS_OF_VERSION = {1: 3, 2: 3, 3: 3, 4: 3, 5: 3, 6: 4, 7: 5, 8: 5, 9: 5}   # how many record kinds each version knows
+CODERS_OF_VERSION = {7: 2, 8: 3, 9: 3}     # the highest conventional coder id each version knows (3 = EBCC, v8)
 MAX_EXPONENT = 1100  # |exponent| of a v6 plane; float64 spans 2^-1074 .. 2^1024
 DTYPES = {1: np.dtype("<f4"), 2: np.dtype("<f8")}
 DTYPE_CODES = {v: k for k, v in DTYPES.items()}
@@ -129,7 +135,8 @@ class Chunk:
     version: int = VERSION   # format version the chunk was read from (correction.py reads v2 on)
     variable_kind: int = 0   # v5: kind of variable the network was told (conditioning.KINDS)
     level: float = 0.0       # v5: pressure level in hPa, 0 if unknown
-    projection_iterations: int = LEGACY_PROJECTION_ITERATIONS   # v7: LSMR iterations of the back projection
+    projection_iterations: int = LEGACY_PROJECTION_ITERATIONS   # v7: iterations (steps) of the back projection
+    projection_method: str = "lsmr"   # v9: "lsmr" or "jacobi" (sphere/projection.py)
 
     @property
     def n_planes(self) -> int:
@@ -137,16 +144,14 @@ class Chunk:
 
 
 def pack(chunk: Chunk) -> bytes:
-    """The chunk as format v8 (``docs/format.md``): each field only where a decoder needs it."""
-    if not 1 <= chunk.projection_iterations <= MAX_PROJECTION_ITERATIONS:
-        raise ValueError(f"expected projection iterations in 1..{MAX_PROJECTION_ITERATIONS}, "
-                         f"got {chunk.projection_iterations} instead")
+    """The chunk as format v9 (``docs/format.md``): each field only where a decoder needs it."""
+    projection = _projection_byte(chunk.projection_method, chunk.projection_iterations)
     network = any(p.kind == KIND_NEURAL for p in chunk.planes)
     flags = (FLAG_NETWORK if network else 0) | (FLAG_TARGET if chunk.target_mae else 0)
     parts = [_HEAD8.pack(MAGIC, VERSION, flags, DTYPE_CODES[np.dtype(chunk.dtype).newbyteorder("<")], len(chunk.shape)),
              _varints(*chunk.shape)]
     if network:
-        parts.append(_NETWORK8.pack(chunk.weights_sha256[:SHA_PREFIX], chunk.variable_kind, chunk.projection_iterations,
+        parts.append(_NETWORK8.pack(chunk.weights_sha256[:SHA_PREFIX], chunk.variable_kind, projection,
                                     chunk.nside, chunk.lat_first, chunk.lon_first, chunk.level))
     if chunk.target_mae:
         parts.append(_TARGET.pack(chunk.target_mae))
@@ -225,6 +230,7 @@ class _Header:
     iterations: int = LEGACY_PROJECTION_ITERATIONS
     offset: int = 0
     network: bool = True     # v8: whether the network fields are present (network planes may follow)
+    method: str = "lsmr"     # v9: the back projection's method (bit 7 of the iterations byte)
 
 
 def _need(buf, end: int, what: str = "header cut short") -> None:
@@ -250,7 +256,29 @@ def _header_v7(buf) -> _Header:
                    kind, level, iterations, offset + 4 * ndim + _TAIL7.size)
 
 
-def _header_v8(buf) -> _Header:
+def _projection_byte(method: str, iterations: int) -> int:
+    """v9's back projection byte: LSMR with 1..MAX_PROJECTION_ITERATIONS iterations, or a
+    weighted adjoint with 0..MAX_JACOBI_STEPS Jacobi steps (bit 7 set)."""
+    if method == "lsmr" and 1 <= iterations <= MAX_PROJECTION_ITERATIONS:
+        return iterations
+    if method == "jacobi" and 0 <= iterations <= MAX_JACOBI_STEPS:
+        return _JACOBI_BIT | iterations
+    raise ValueError(f"expected an LSMR back projection of 1..{MAX_PROJECTION_ITERATIONS} iterations or a Jacobi one "
+                     f"of 0..{MAX_JACOBI_STEPS} steps, got {method!r} with {iterations} instead")
+
+
+def _read_projection(byte: int, version: int) -> tuple[str, int]:
+    if version >= 9 and byte & _JACOBI_BIT:
+        steps = byte & ~_JACOBI_BIT
+        if steps > MAX_JACOBI_STEPS:
+            _fail(f"Jacobi back projection steps {steps} outside 0..{MAX_JACOBI_STEPS}")
+        return "jacobi", steps
+    if not 1 <= byte <= MAX_PROJECTION_ITERATIONS:
+        _fail(f"projection iterations {byte} outside 1..{MAX_PROJECTION_ITERATIONS}")
+    return "lsmr", byte
+
+
+def _header_v8(buf, version: int) -> _Header:
     _need(buf, _HEAD8.size)
     _, _, flags, dtype_code, ndim = _HEAD8.unpack_from(buf, 0)
     if flags & ~(FLAG_NETWORK | FLAG_TARGET):
@@ -270,8 +298,7 @@ def _header_v8(buf) -> _Header:
             _NETWORK8.unpack_from(buf, offset)
         head.sha = bytes(sha)
         offset += _NETWORK8.size
-        if not 1 <= head.iterations <= MAX_PROJECTION_ITERATIONS:
-            _fail(f"projection iterations {head.iterations} outside 1..{MAX_PROJECTION_ITERATIONS}")
+        head.method, head.iterations = _read_projection(head.iterations, version)
     if flags & FLAG_TARGET:
         _need(buf, offset + _TARGET.size)
         (head.target_mae,) = _TARGET.unpack_from(buf, offset)
@@ -431,7 +458,7 @@ def unpack(data, shape: tuple | None = None, max_bytes: int | None = None) -> Ch
     (crc,) = _CRC.unpack_from(buf, len(buf) - _CRC.size)
     if zlib.crc32(buf[:-_CRC.size]) != crc:
         _fail("checksum mismatch (truncated or damaged)")
-    head = _header_v8(buf) if version >= 8 else _header_v7(buf) if version == 7 else _header_legacy(buf, version)
+    head = _header_v8(buf, version) if version >= 8 else _header_v7(buf) if version == 7 else _header_legacy(buf, version)
     if head.dtype_code not in DTYPES:
         _fail(f"unknown dtype code {head.dtype_code}")
     if not (np.isfinite(head.target_mae) and head.target_mae >= 0):
@@ -476,7 +503,7 @@ def unpack(data, shape: tuple | None = None, max_bytes: int | None = None) -> Ch
     if offset != end:
         _fail(f"{end - offset} unexplained trailing bytes")
     return Chunk(head.sha, dtype, head.quality, head.nside, nlat, nlon, head.lat_first, head.lon_first, shape, planes,
-                 head.target_mae, version, head.kind, float(head.level), head.iterations)
+                 head.target_mae, version, head.kind, float(head.level), head.iterations, head.method)
 
 
 def _inflate(blob: bytes, expected: int, what: str) -> bytes:
