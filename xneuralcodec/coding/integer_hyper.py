@@ -55,8 +55,12 @@ def conv_fixed(a: np.ndarray, weight: np.ndarray, bias: np.ndarray, pad=healpix_
 
 
 def rescale(acc: np.ndarray) -> np.ndarray:
-    """Fixed point with FRAC_WEIGHTS + FRAC_ACT bits -> FRAC_ACT bits, rounding half up."""
-    return np.clip(np.floor((acc + 2.0 ** (FRAC_WEIGHTS - 1)) / 2.0 ** FRAC_WEIGHTS), -ACT_LIMIT, ACT_LIMIT)
+    """Fixed point with FRAC_WEIGHTS + FRAC_ACT bits -> FRAC_ACT bits, rounding half up.
+    In place on one new array; multiplying by 2**-FRAC_WEIGHTS is the division, exactly."""
+    out = acc + 2.0 ** (FRAC_WEIGHTS - 1)
+    out *= 2.0 ** -FRAC_WEIGHTS
+    np.floor(out, out=out)
+    return np.clip(out, -ACT_LIMIT, ACT_LIMIT, out=out)
 
 
 def pixel_shuffle(a: np.ndarray) -> np.ndarray:
