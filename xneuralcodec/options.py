@@ -179,7 +179,8 @@ class CodecOptions:
         "variable's units (overrides quality)", _float_text, "MAE")
     conventional: bool = _option(
         True, parse_conventional, "with target_mae or max_abs_error, also code each plane with the error-bounded "
-        "SZ3 and SPERR and keep whichever record is smallest (format v7 conventional planes)", _switch_text, "on|off")
+        "SZ3 and SPERR (in its quantisation-step mode when there is no max_abs_error) and keep whichever record is "
+        "smallest (format v7 conventional planes)", _switch_text, "on|off")
     effort: str = _option(
         "default", parse_effort, "how hard the encoder looks for the smallest record: 'max' refines each plane's "
         "latents at encode time (SGA: 8-10% smaller network records at the same MAE, ~12 s per 0.25 degree plane) "

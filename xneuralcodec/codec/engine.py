@@ -122,7 +122,7 @@ class Engine:
         if batches and options.conventional and (max_abs_error is not None or target_mae is not None):
             rivals, first = side_by_side(
                 functools.partial(self._conventional_candidates, planes, [i for i, _ in neural], grid, max_abs_error,
-                                  target_mae, conventional.coders_for(options.effort)),
+                                  target_mae, conventional.coders_for(options.effort, max_abs_error)),
                 functools.partial(analyse_and_estimate, batches[0]))
         losing: set[int] = set()   # planes whose every network rate is larger than their rival
         refine = options.effort == "max" and max_abs_error is None   # latent refinement (network/refine.py)

@@ -28,7 +28,7 @@ from .metrics import weighted_errors
 
 # -- one interface for every compressor ----------------------------------------------------
 
-PARAMETER_KINDS = ("abs_bound", "precision", "quality", "lossless")
+PARAMETER_KINDS = ("abs_bound", "step", "precision", "quality", "lossless")
 
 
 class TargetNotReached(ValueError):
@@ -40,6 +40,7 @@ class Compressor:
     """A compressor as the benchmark sees it: a name, one knob, and encode/decode halves.
 
     ``kind`` says what the knob is: "abs_bound" (absolute error bound, larger = coarser),
+    "step" (a quantisation step that bounds no error, larger = coarser),
     "precision" (an int in ``parameter_range``, larger = finer), "quality" (a float in
     ``parameter_range``, larger = finer: the neural codec's rate) or "lossless" (ignored).
     ``decode(blob, shape, parameter)`` gets the knob too, as a Zarr codec's stored config
@@ -219,6 +220,12 @@ def ebcc_compressor() -> Compressor:
     return _wasm_compressor("ebcc", "numcodecs_wasm_ebcc", lambda m, eb: m.Ebcc(residual="absolute", error=eb))
 
 
+def sperr_q_compressor() -> Compressor:
+    """SPERR in its quantisation-step mode (no point-wise bound; what the codec uses for MAE targets)."""
+    sperr = _wasm_compressor("sperr_q", "numcodecs_wasm_sperr", lambda m, q: m.Sperr(mode="q", q=q))
+    return dataclasses.replace(sperr, kind="step")
+
+
 def sz3_wasm_compressor() -> Compressor:
     """SZ3 again, through numcodecs-wasm: cross-checks pysz and runs where pysz does not."""
     return _wasm_compressor("sz3_wasm", "numcodecs_wasm_sz3", lambda m, eb: m.Sz3(eb_mode="abs", eb_abs=eb))
@@ -232,6 +239,7 @@ REFERENCE_COMPRESSORS: dict[str, Callable[[], Compressor]] = {
     "zfp": zfp_compressor,
     "sperr": sperr_compressor,
     "ebcc": ebcc_compressor,
+    "sperr_q": sperr_q_compressor,
     "sz3_wasm": sz3_wasm_compressor,
 }
 
@@ -252,7 +260,7 @@ def reference_compressors(names=None) -> tuple[dict[str, Compressor], dict[str, 
     for name in names:
         try:
             compressor = REFERENCE_COMPRESSORS[name]()
-            parameter = {"abs_bound": 0.5, "precision": compressor.parameter_range[-1] if compressor.parameter_range else None}.get(compressor.kind)
+            parameter = {"abs_bound": 0.5, "step": 0.5, "precision": compressor.parameter_range[-1] if compressor.parameter_range else None}.get(compressor.kind)
             _, back = compressor(probe, parameter)
             if not np.isfinite(back).all():
                 raise ValueError("round trip returned non-finite values")

@@ -1,8 +1,9 @@
 """Bitstream format v9 (reads v1 to v8 too): one self-describing, checksummed record per Zarr chunk.
 
 Little-endian throughout; the full layout is in docs/format.md. v9 (written since 0.11.0) has
-v8's layout; only its back projection byte says more (bit 7: 0 LSMR, 1 Jacobi; bits 0-6: the
-iterations or steps). v8 (written by 0.8.0 to 0.10.0)::
+v8's layout; its back projection byte says more (bit 7: 0 LSMR, 1 Jacobi; bits 0-6: the
+iterations or steps) and conventional planes may name coder 4 (SPERR's step mode). v8 (written
+by 0.8.0 to 0.10.0)::
 
     header   magic "XNCB" | version u16 | flags u8 | dtype u8 | ndim u8 | shape: ndim varints |
              (flag NETWORK:) weights sha256 [:8] | variable kind u8 | projection iterations u8 |
@@ -65,7 +66,8 @@ VERSION = 9
 # power-of-two exponent and lossless planes (written by 0.6.0 only for chunks that need them);
 # v7 (0.7.0, written for every chunk) adds the projection iterations and conventional planes;
 # v8 (0.8.0): the same content, each field only where it is needed; v9 (0.11.0): v8 whose
-# back projection byte also names the method (LSMR, or Jacobi steps from a weighted adjoint)
+# back projection byte also names the method (LSMR, or Jacobi steps from a weighted adjoint),
+# and conventional planes may be SPERR in its quantisation-step mode (coder 4)
 SUPPORTED_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
 LEGACY_PROJECTION_ITERATIONS = 30   # the back projection's LSMR iterations before v7
 MAX_PROJECTION_ITERATIONS = 100
@@ -76,7 +78,7 @@ _JACOBI_BIT = 0x80
 KIND_NEURAL, KIND_CONSTANT, KIND_ALL_NAN, KIND_LOSSLESS = 0, 1, 2, 3  # KIND_LOSSLESS since v6
 KIND_CONVENTIONAL = 4  # since v7
 KINDS_OF_VERSION = {1: 3, 2: 3, 3: 3, 4: 3, 5: 3, 6: 4, 7: 5, 8: 5, 9: 5}   # how many record kinds each version knows
-CODERS_OF_VERSION = {7: 2, 8: 3, 9: 3}     # the highest conventional coder id each version knows (3 = EBCC, v8)
+CODERS_OF_VERSION = {7: 2, 8: 3, 9: 4}     # the highest conventional coder id each version knows (3 = EBCC, v8; 4 = SPERR q, v9)
 MAX_EXPONENT = 1100  # |exponent| of a v6 plane; float64 spans 2^-1074 .. 2^1024
 DTYPES = {1: np.dtype("<f4"), 2: np.dtype("<f8")}
 DTYPE_CODES = {v: k for k, v in DTYPES.items()}
