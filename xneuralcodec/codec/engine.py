@@ -8,6 +8,7 @@ Per chunk, every trailing (nlat, nlon) plane is coded on its own; each step has 
           --coding.latents (v4) / coding.checkerboard (v5): integer entropy model, range coding--> words
           --coding.correction (max_abs_error / target_mae)--> corrections
           --coding.conventional: SZ3 / SPERR instead, for planes where they are smaller
+            (searched in a worker thread beside the network's analysis: beside.py)
           --format.bitstream.pack--> bytes
 
 and decoding replays the integer half exactly, then runs g_s, projects back to the
