@@ -52,20 +52,32 @@ def test_an_error_on_either_side_is_raised_and_the_thread_is_given_back(two_thre
 
 
 def test_only_one_chunk_at_a_time_lends_a_thread(two_threads):
-    """A second chunk coded meanwhile (dask's threads) keeps torch's count as it is, so the
-    first one gives back the count it found."""
+    """A second chunk coded meanwhile (dask's threads) runs its two steps in turn and keeps
+    torch's count as it is, so the first one gives back the count it found."""
     inner = {}
 
     def foreground():
-        inner["result"] = beside.side_by_side(lambda: None, lambda: torch.get_num_threads())
+        inner["result"] = beside.side_by_side(lambda: threading.current_thread(), lambda: torch.get_num_threads())
         return torch.get_num_threads()
 
     _, outer_threads = beside.side_by_side(lambda: None, foreground)
-    assert outer_threads == 1 and inner["result"] == (None, 1)   # the inner one lent nothing more
+    assert outer_threads == 1 and inner["result"] == (threading.current_thread(), 1)   # in turn, nothing lent
     assert torch.get_num_threads() == 2
 
 
-def test_the_chunk_is_the_same_as_with_the_steps_in_turn(monkeypatch):
+def test_on_one_torch_thread_nothing_runs_beside():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        order = []
+        assert beside.side_by_side(lambda: order.append(("background", threading.current_thread())) or 1,
+                                   lambda: order.append(("foreground", threading.current_thread())) or 2) == (1, 2)
+        assert order == [("background", threading.current_thread()), ("foreground", threading.current_thread())]
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_the_chunk_is_the_same_as_with_the_steps_in_turn(monkeypatch, two_threads):
     plane, grid = load_plane("era5_1deg_t2m")
     planes = np.stack([plane, plane[::-1].copy()])
     codec = NeuralCodec(grid=grid.to_config(), target_mae=0.3, variable="t2m")

@@ -11,12 +11,13 @@ Bytes do not change: the analysis gives the same values on any number of torch t
 (tests/test_determinism.py). torch's thread count is process-wide, so only one chunk at a
 time lends a thread (the others run as before) and it is given back afterwards; a call to
 ``torch.set_num_threads`` made by other code during those few hundred milliseconds is undone.
+With torch on one thread nothing runs beside: the chunk keeps to the one core it was given
+(dask's workers each coding chunks, say).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import threading
 from typing import Callable, TypeVar
 
@@ -28,26 +29,23 @@ B = TypeVar("B")
 _lending = threading.Lock()
 
 
-@contextlib.contextmanager
-def _one_torch_thread_fewer():
+def side_by_side(background: Callable[[], A], foreground: Callable[[], B]) -> tuple[A, B]:
+    """(background(), foreground()). With torch on two threads or more, the first runs in a
+    worker thread while torch, in this one, runs the second on one thread fewer, so the chunk
+    never uses more threads than torch was given; on one thread, or while another chunk is
+    lending, they run one after the other here. Either one's exception is raised here, after
+    both have finished."""
     threads = torch.get_num_threads()
     if threads < 2 or not _lending.acquire(blocking=False):
-        yield
-        return
+        return background(), foreground()
     try:
-        torch.set_num_threads(threads - 1)
-        yield
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="xneuralcodec-conventional") as pool:
+            future = pool.submit(background)
+            torch.set_num_threads(threads - 1)
+            try:
+                front = foreground()
+            finally:
+                torch.set_num_threads(threads)
+            return future.result(), front
     finally:
-        torch.set_num_threads(threads)
         _lending.release()
-
-
-def side_by_side(background: Callable[[], A], foreground: Callable[[], B]) -> tuple[A, B]:
-    """(background(), foreground()), the first run in a worker thread while torch, in this
-    one, runs the second on one thread fewer. Either one's exception is raised here, after
-    both have finished."""
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="xneuralcodec-conventional") as pool:
-        future = pool.submit(background)
-        with _one_torch_thread_fewer():
-            front = foreground()
-        return future.result(), front
