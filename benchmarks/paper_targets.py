@@ -8,7 +8,8 @@ weighted MAE (each peer's absolute bound bisected to the target, ``ratio_at_mae`
 - ``v4 network`` / ``v5 network``: each network with its correction layer only (``conventional=False``);
 - ``codec v5 max`` / ``v5 network max``: ``codec v5`` / ``v5 network`` with ``effort="max"`` (encode-time
   latent refinement, and EBCC among the codec's conventional records);
-- SZ3, SPERR, EBCC.
+- SZ3, SPERR, EBCC, and SPERR in its quantisation-step mode (``sperr_q``, what the codec uses
+  for MAE targets since 0.11.0).
 Per cell: ratio, MAE, max error, % of points off by more than 5x the target, and the power
 spectrum ratio (reconstructed / original) averaged over the top quarter of spherical-harmonic
 degrees. ``x / best peer`` divides by the best peer ratio that met the target. Results:
