@@ -2,7 +2,7 @@
 
 Chunks of real fields (2.5 and 1 degree, with NaN holes, constant and all-NaN planes, with and
 without ``max_abs_error``, scaled and lossless planes, and format v7 conventional SZ3 / SPERR
-planes) are mutated in five ways: random bit flips, truncation, random
+planes; v9: SPERR step-mode planes and a Jacobi back projection) are mutated in five ways: random bit flips, truncation, random
 bytes, and header or payload mutations whose CRC is recomputed so that they get past the
 checksum into the parser, the range decoder and the network. Each case must either raise
 ``ValueError`` or decode to an array of the declared shape and dtype; anything else (another
@@ -50,6 +50,7 @@ def seed_chunks(data_dir: Path) -> list[tuple[NeuralCodec, bytes]]:
         (NeuralCodec(grid=grid25, max_abs_error=1e-12, conventional=False), t[0].astype(np.float64)),  # lossless
         (NeuralCodec(grid=grid25, target_mae=0.1), t),                                   # v7: SPERR planes
         (NeuralCodec(grid=grid25, max_abs_error=0.3), mixed),                            # v7: SZ3 / SPERR planes
+        (NeuralCodec(quality=3, nside=128), msl),                                        # v9: Jacobi back projection
     ]:
         out.append((codec, codec.encode(arr)))
     return out
