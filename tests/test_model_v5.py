@@ -77,3 +77,24 @@ def test_codec_mean_rounding_matches_the_integer_path():
     got = _ste_codec_round(torch.from_numpy(mu)).numpy()
     np.testing.assert_array_equal(got, expected[0])
     assert got[-6] == 1.0 and torch.round(torch.tensor(0.4996)).item() == 0.0
+
+
+def test_mae_distortion_is_in_mse_units_with_the_l1_gradient():
+    """train_v5 --distortion mae: pi/2 MAE^2, the MSE's value for Gaussian errors, whose
+    gradient is pi MAE sign(e) / N (every error pulled equally, as the MAE weighs them)."""
+    import math
+
+    from xneuralcodec.training.train_v5 import distortion
+
+    torch.manual_seed(0)
+    x = torch.randn(4, 1, 8, 8)
+    x_hat = (x + 0.3 * torch.randn_like(x)).requires_grad_(True)
+    value, mse, _ = distortion(x_hat, x, beta=0.0, kind="mae")
+    e = (x_hat - x).detach()
+    assert torch.isclose(value, math.pi / 2 * e.abs().mean() ** 2)
+    assert torch.isclose(mse, (e ** 2).mean())
+    value.backward()
+    expected = math.pi * e.abs().mean() * torch.sign(e) / e.numel()
+    assert torch.allclose(x_hat.grad, expected, atol=1e-7)
+    gaussian = torch.randn(200000) * 0.5
+    assert abs(float(distortion(gaussian, torch.zeros_like(gaussian), 0.0, "mae")[0]) / float((gaussian ** 2).mean()) - 1) < 0.01

@@ -178,9 +178,9 @@ class CodecOptions:
         None, parse_target_mae, "per plane, the coarsest rate whose latitude-weighted MAE is at most this, in the "
         "variable's units (overrides quality)", _float_text, "MAE")
     conventional: bool = _option(
-        True, parse_conventional, "with target_mae or max_abs_error, also code each plane with the error-bounded "
-        "SZ3 and SPERR (in its quantisation-step mode when there is no max_abs_error) and keep whichever record is "
-        "smallest (format v7 conventional planes)", _switch_text, "on|off")
+        True, parse_conventional, "with target_mae or max_abs_error, also code each plane with SZ3 and SPERR "
+        "(error-bounded; SPERR in its quantisation-step mode when there is no max_abs_error) and keep whichever "
+        "record is smallest (format v7 conventional planes)", _switch_text, "on|off")
     effort: str = _option(
         "default", parse_effort, "how hard the encoder looks for the smallest record: 'max' refines each plane's "
         "latents at encode time (SGA: 8-10% smaller network records at the same MAE, ~12 s per 0.25 degree plane) "

@@ -71,8 +71,7 @@ VERSION = 9
 SUPPORTED_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
 LEGACY_PROJECTION_ITERATIONS = 30   # the back projection's LSMR iterations before v7
 MAX_PROJECTION_ITERATIONS = 100
-PROJECTION_METHODS = ("lsmr", "jacobi")   # v9: bit 7 of the projection byte indexes this
-MAX_JACOBI_STEPS = 8
+MAX_JACOBI_STEPS = 8   # v9: bit 7 of the projection byte set = "jacobi" (sphere/projection.py), else "lsmr"
 _JACOBI_BIT = 0x80
 
 KIND_NEURAL, KIND_CONSTANT, KIND_ALL_NAN, KIND_LOSSLESS = 0, 1, 2, 3  # KIND_LOSSLESS since v6

@@ -104,7 +104,9 @@ def distortion(x_hat, x, beta, kind="mse"):
     ``kind="mae"`` makes the main term pi/2 MAE^2: equal to the MSE for Gaussian errors, but
     its gradient is the L1 one (pi MAE sign(e) / N), i.e. it optimises the MAE that the codec's
     targets are set in. Encode-time refinement measured the gap: refining with the MAE gained
-    +16% ratio at equal MAE where refining with this training loss gained ~2-6% (v5.1, G04)."""
+    +16% ratio at equal MAE where refining with this training loss gained ~2-6% (v5.1, G04).
+    A 23k-step fine-tune of v5 with it did not beat v5.1 on G04 at 0.4 K (320x against 346x;
+    benchmarks/results/v5-finetune/README.md)."""
     e = x_hat - x
     e2 = e * e
     mse = e2.mean()
