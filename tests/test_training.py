@@ -128,3 +128,28 @@ def test_train_v5_fine_tunes_from_a_checkpoints_ema_weights(tmp_path):
     for key, r in child_start.items():
         assert r["bpp"] == parent_ema[key]["bpp"] and r["mae"] == parent_ema[key]["mae"], key
     assert torch.load(child / "checkpoint.pt", weights_only=True)["step"] == 2
+
+
+def test_train_v5_decoder_only_changes_the_decoder_alone(tmp_path):
+    """``train_v5 --train-only decoder``: g_s and its FiLM move; the encoder, the entropy model
+    and the gains stay as loaded, so every plane keeps its latents and its bits."""
+    from xneuralcodec.training import train_v5
+
+    src = DATA / FILES["gfs_2.5deg_t500"][0]
+    if not src.is_file():
+        import pytest
+        pytest.skip(f"{src} not available")
+    common = ["--data", str(src), "--regional", "--no-g04", "--steps", "2", "--threads", "1"]
+    parent, child = tmp_path / "parent", tmp_path / "child"
+    assert train_v5.main([*common, "--out", str(parent)]) == 0
+    assert train_v5.main([*common, "--out", str(child), "--init-from", str(parent / "checkpoint.pt"),
+                          "--train-only", "decoder", "--lr", "1e-2", "--warmup", "1"]) == 0
+    start = torch.load(parent / "checkpoint.pt", weights_only=True)["ema"]
+    trained = torch.load(child / "checkpoint.pt", weights_only=True)["model"]
+    decoder = [k for k in trained if k.startswith(train_v5.DECODER_PARAMETERS)]
+    assert decoder and any(not torch.equal(trained[k], start[k]) for k in decoder)
+    assert all(torch.equal(trained[k], start[k]) for k in trained if not k.startswith(train_v5.DECODER_PARAMETERS))
+    rows = lambda path: [json.loads(line) for line in (path / "val.jsonl").read_text().splitlines()]
+    first = {(r["plane"], r["q"]): r["bpp"] for r in rows(child) if r["step"] == 0}
+    last = {(r["plane"], r["q"]): r["bpp"] for r in rows(child) if r["step"] == 2 and r["weights"] == "live"}
+    assert first and first == last

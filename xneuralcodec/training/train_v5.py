@@ -74,6 +74,9 @@ def parse_args(argv):
     p.add_argument("--patch-pixels", type=int, default=16384, help="pixels per patch batch")
     p.add_argument("--patch-norm", choices=("global", "field"), default="global")
     p.add_argument("--tail-beta", type=float, default=0.5, help="weight of the L4 tail term (0: plain MSE)")
+    p.add_argument("--train-only", choices=("all", "decoder"), default="all",
+                   help="decoder: train g_s and its FiLM only; the encoder, entropy model and gains stay as "
+                        "loaded, so every plane codes to the same latents and bits and only the decoding changes")
     p.add_argument("--distortion", choices=("mse", "mae"), default="mse",
                    help="the main error term: MSE, or the MAE in MSE units (pi/2 MAE^2), the codec's own measure")
     p.add_argument("--drop-condition", type=float, default=0.25)
@@ -96,6 +99,9 @@ def parse_args(argv):
                    help="fine-tune: start a new run (fresh optimiser and schedule, step 0) from this checkpoint's "
                         "EMA weights and architecture; ignored when --out already holds a checkpoint")
     return p.parse_args(argv)
+
+
+DECODER_PARAMETERS = ("g_s.", "film_s.")   # --train-only decoder
 
 
 def distortion(x_hat, x, beta, kind="mse"):
@@ -233,6 +239,9 @@ def _train(args, out: Path) -> int:
     torch.manual_seed(args.seed)
     model = HyperpriorV5(config)
     log.info("config %s; parameters: %s", dataclasses.asdict(config), parameter_counts(model))
+    if args.train_only == "decoder":
+        for name, parameter in model.named_parameters():
+            parameter.requires_grad_(name.startswith(DECODER_PARAMETERS))
     optimiser = torch.optim.Adam(model.parameters(), lr=args.lr)
     ema = HyperpriorV5(config)       # exponential moving average of the weights (what export should take)
     ema.requires_grad_(False)
