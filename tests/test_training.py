@@ -107,32 +107,9 @@ def test_checkpoints_are_loaded_without_running_pickled_code(tmp_path, capsys):
     assert "ran code" not in capsys.readouterr().out
 
 
-def test_train_v5_fine_tunes_from_a_checkpoints_ema_weights(tmp_path):
-    """``train_v5 --init-from``: the new run starts from the parent's EMA weights (its step-0
-    validation equals the parent's last EMA validation) with a fresh step count."""
-    from xneuralcodec.training import train_v5
-
-    src = DATA / FILES["gfs_2.5deg_t500"][0]
-    if not src.is_file():
-        import pytest
-        pytest.skip(f"{src} not available")
-    common = ["--data", str(src), "--regional", "--no-g04", "--steps", "2", "--threads", "1"]
-    parent, child = tmp_path / "parent", tmp_path / "child"
-    assert train_v5.main([*common, "--out", str(parent)]) == 0
-    assert train_v5.main([*common, "--out", str(child), "--init-from", str(parent / "checkpoint.pt")]) == 0
-    assert "fine-tuning from" in (child / "train.log").read_text()
-    rows = lambda path: [json.loads(line) for line in (path / "val.jsonl").read_text().splitlines()]
-    parent_ema = {(r["plane"], r["q"]): r for r in rows(parent) if r["step"] == 2 and r["weights"] == "ema"}
-    child_start = {(r["plane"], r["q"]): r for r in rows(child) if r["step"] == 0}
-    assert parent_ema and parent_ema.keys() == child_start.keys()
-    for key, r in child_start.items():
-        assert r["bpp"] == parent_ema[key]["bpp"] and r["mae"] == parent_ema[key]["mae"], key
-    assert torch.load(child / "checkpoint.pt", weights_only=True)["step"] == 2
-
-
-def test_train_v5_decoder_only_changes_the_decoder_alone(tmp_path):
-    """``train_v5 --train-only decoder``: g_s and its FiLM move; the encoder, the entropy model
-    and the gains stay as loaded, so every plane keeps its latents and its bits."""
+def _train_v5_parent_and_child(tmp_path, *child_args):
+    """Two 2-step train_v5 runs on GFS t500: a parent from scratch, then a child fine-tuned from
+    the parent's checkpoint with ``child_args``; returns (parent dir, child dir)."""
     from xneuralcodec.training import train_v5
 
     src = DATA / FILES["gfs_2.5deg_t500"][0]
@@ -143,13 +120,38 @@ def test_train_v5_decoder_only_changes_the_decoder_alone(tmp_path):
     parent, child = tmp_path / "parent", tmp_path / "child"
     assert train_v5.main([*common, "--out", str(parent)]) == 0
     assert train_v5.main([*common, "--out", str(child), "--init-from", str(parent / "checkpoint.pt"),
-                          "--train-only", "decoder", "--lr", "1e-2", "--warmup", "1"]) == 0
+                          *child_args]) == 0
+    return parent, child
+
+
+def _validation_rows(run) -> list[dict]:
+    return [json.loads(line) for line in (run / "val.jsonl").read_text().splitlines()]
+
+
+def test_train_v5_fine_tunes_from_a_checkpoints_ema_weights(tmp_path):
+    """``train_v5 --init-from``: the new run starts from the parent's EMA weights (its step-0
+    validation equals the parent's last EMA validation) with a fresh step count."""
+    parent, child = _train_v5_parent_and_child(tmp_path)
+    assert "fine-tuning from" in (child / "train.log").read_text()
+    parent_ema = {(r["plane"], r["q"]): r for r in _validation_rows(parent) if r["step"] == 2 and r["weights"] == "ema"}
+    child_start = {(r["plane"], r["q"]): r for r in _validation_rows(child) if r["step"] == 0}
+    assert parent_ema and parent_ema.keys() == child_start.keys()
+    for key, r in child_start.items():
+        assert r["bpp"] == parent_ema[key]["bpp"] and r["mae"] == parent_ema[key]["mae"], key
+    assert torch.load(child / "checkpoint.pt", weights_only=True)["step"] == 2
+
+
+def test_train_v5_decoder_only_changes_the_decoder_alone(tmp_path):
+    """``train_v5 --train-only decoder``: g_s and its FiLM move; the encoder, the entropy model
+    and the gains stay as loaded, so every plane keeps its latents and its bits."""
+    from xneuralcodec.training.train_v5 import DECODER_PARAMETERS
+
+    parent, child = _train_v5_parent_and_child(tmp_path, "--train-only", "decoder", "--lr", "1e-2", "--warmup", "1")
     start = torch.load(parent / "checkpoint.pt", weights_only=True)["ema"]
     trained = torch.load(child / "checkpoint.pt", weights_only=True)["model"]
-    decoder = [k for k in trained if k.startswith(train_v5.DECODER_PARAMETERS)]
+    decoder = [k for k in trained if k.startswith(DECODER_PARAMETERS)]
     assert decoder and any(not torch.equal(trained[k], start[k]) for k in decoder)
-    assert all(torch.equal(trained[k], start[k]) for k in trained if not k.startswith(train_v5.DECODER_PARAMETERS))
-    rows = lambda path: [json.loads(line) for line in (path / "val.jsonl").read_text().splitlines()]
-    first = {(r["plane"], r["q"]): r["bpp"] for r in rows(child) if r["step"] == 0}
-    last = {(r["plane"], r["q"]): r["bpp"] for r in rows(child) if r["step"] == 2 and r["weights"] == "live"}
+    assert all(torch.equal(trained[k], start[k]) for k in trained if not k.startswith(DECODER_PARAMETERS))
+    first = {(r["plane"], r["q"]): r["bpp"] for r in _validation_rows(child) if r["step"] == 0}
+    last = {(r["plane"], r["q"]): r["bpp"] for r in _validation_rows(child) if r["step"] == 2 and r["weights"] == "live"}
     assert first and first == last

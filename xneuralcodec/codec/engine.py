@@ -189,10 +189,14 @@ class Engine:
                 found[i] = candidate
         return found
 
+    def _latents_at(self, analysed, quality: float):
+        """(y, z) of one analysed plane at ``quality``."""
+        y, z = self.transform.latents(analysed[None], self.model.gain(quality)[None])
+        return y[0], z[0]
+
     def _estimated_size(self, analysed, quality: float) -> int:
         """The bytes of one plane's latents at ``quality``, from the float entropy model."""
-        y, z = self.transform.latents(analysed[None], self.model.gain(quality)[None])
-        return self.latents.estimated_size(y[0], z[0])
+        return self.latents.estimated_size(*self._latents_at(analysed, quality))
 
     def _rate_search(self, analysed, original, rec, projector, grid, dtype, options,
                      size_limit: int | None = None, estimates: dict | None = None) -> PlaneRateSearch:
@@ -205,12 +209,8 @@ class Engine:
             y_hat = self.transform.rounded(analysed[None], self.model.gain(quality)[None])
             return self._reconstruct(y_hat, projector, [rec], condition)[0]
 
-        def latents_at(quality: float):
-            y, z = self.transform.latents(analysed[None], self.model.gain(quality)[None])
-            return y[0], z[0]
-
         def coded_size(quality: float) -> int:
-            return self.latents.size(*latents_at(quality))
+            return self.latents.size(*self._latents_at(analysed, quality))
 
         search = PlaneRateSearch(original, area_weights(grid), dtype, options.target_mae, options.max_abs_error,
                                  self.model.config.qualities - 1, replay, coded_size, size_limit,
