@@ -107,7 +107,11 @@ def test_config_json_repr_pickle_round_trip():
     assert eval(repr(codec), {"NeuralCodec": NeuralCodec}) == codec
     clone = pickle.loads(pickle.dumps(codec))
     assert clone == codec and clone.get_config() == codec.get_config()
+    # "auto" with a 1 degree grid resolves to v4 at once, so the config names the weights
+    assert config["model"] == "hyperprior-v4" and config["quality"] == 2
     assert config["weights_sha256"] == xneuralcodec.network.weights.registry_entry(config["model"])["sha256"]
+    gridless = NeuralCodec().get_config()
+    assert gridless["model"] == "auto" and gridless["weights_sha256"] is None   # each chunk names its weights
 
 
 def test_threads_give_identical_bytes():

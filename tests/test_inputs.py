@@ -6,6 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from xneuralcodec import NeuralCodec
+from xneuralcodec.codec.model_choice import options_for_array
 from xneuralcodec.codec.numcodecs_codec import engine_for
 from xneuralcodec.options import CodecOptions
 
@@ -32,7 +33,7 @@ def test_chunks_with_an_empty_lat_or_lon_dim_are_refused_at_encode(shape):
 @given(dtype=st.sampled_from([">f4", ">f8"]), quality=st.sampled_from([0, 3]))
 def test_big_endian_input_codes_like_native_and_decodes_to_native_order(dtype, quality):
     plane, _ = load_plane("gfs_2.5deg_t500")
-    options = CodecOptions(grid=GRID, quality=quality)
+    options = options_for_array(CodecOptions(grid=GRID, quality=quality), plane)
     engine = engine_for(options)
     native = plane.astype(np.dtype(dtype).newbyteorder("="))
     data = engine.encode(plane.astype(dtype), options)

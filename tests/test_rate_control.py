@@ -115,7 +115,7 @@ def test_auto_nside_keeps_the_shortest_of_the_default_and_coarser_spheres(key, t
     chunk = bitstream.unpack(data)
     assert chunk.nside == expected_nside
     assert _mae(plane, codec.decode(data), grid) <= target
-    both = [codec._engine.encode_at(plane, grid, nside, codec.options) for nside in (64, 32)]
+    both = [codec._engine(codec.options).encode_at(plane, grid, nside, codec.options) for nside in (64, 32)]
     assert len(data) == min(map(len, both))
     # without "auto" the sphere is the grid's default, whatever the target
     fixed = NeuralCodec(grid=grid.to_config(), target_mae=target, conventional=False).encode(plane)

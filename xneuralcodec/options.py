@@ -19,7 +19,7 @@ import math
 import numpy as np
 
 from .network.conditioning import Condition, parse_level, parse_variable
-from .network.registry import registry, registry_entry
+from .network.registry import AUTO, auto_choice, registry_entry
 from .sphere.grid import LatLonGrid
 
 DEFAULT_QUALITY = 3
@@ -38,7 +38,10 @@ def parse_quality(value) -> int | float:
 
 
 def model_qualities(model: str) -> int:
-    """How many trained rate points the shipped model has (registry.json; 6 before v5)."""
+    """How many trained rate points the shipped model has (registry.json; 6 before v5); for
+    "auto", those of the coarse-grid model, whose scale ``quality`` is given in."""
+    if model == AUTO:
+        model = auto_choice(0)[0]
     return int(registry_entry(model).get("qualities", QUALITIES))
 
 
@@ -86,12 +89,13 @@ def parse_grid(value) -> LatLonGrid | None:
 
 
 def parse_model(value) -> str:
-    """A shipped model name; None means the registry's default."""
+    """A shipped model name, or "auto" (also for None): the weights are picked per chunk."""
     if value is None:
-        return registry()["default"]
+        return AUTO
     if not isinstance(value, str):
         raise TypeError(f"expected a model name string, got {value!r} instead")
-    registry_entry(value)  # refuses names that are not shipped
+    if value != AUTO:
+        registry_entry(value)  # refuses names that are not shipped
     return value
 
 
@@ -161,7 +165,10 @@ class CodecOptions:
         f"rate point of the shipped model, 0 (smallest files) .. {QUALITIES - 1} (finest; 0 .. 7 for v5 models); "
         "floats in between interpolate",
         _number_text, "Q")
-    model: str | None = _option(None, parse_model, "shipped model name (default: the registry's default)", str, "NAME")
+    model: str | None = _option(
+        AUTO, parse_model, "shipped model name, or 'auto': per chunk, hyperprior-v4 on grids coarser than 0.25 degree "
+        "and the registry's fine-grid model (quality + 2) on 0.25 degree and finer; each chunk names its weights",
+        str, "NAME")
     weights_sha256: str | None = _option(
         None, parse_weights_sha256, "sha256 of the weights file; a store names the exact weights that wrote it")
     grid: LatLonGrid | None = _option(
@@ -195,10 +202,12 @@ class CodecOptions:
             object.__setattr__(self, field.name, field.metadata["parse"](getattr(self, field.name)))
         finest = model_qualities(self.model) - 1
         if self.quality > finest:
-            raise ValueError(f"expected quality in 0..{finest} for {self.model} (higher = finer), "
+            scale = f"model='auto' ({auto_choice(0)[0]}'s scale)" if self.model == AUTO else self.model
+            raise ValueError(f"expected quality in 0..{finest} for {scale} (higher = finer), "
                              f"got {self.quality} instead")
-        if self.weights_sha256 is None:
-            object.__setattr__(self, "weights_sha256", registry_entry(self.model)["sha256"])
+        if self.model == AUTO and self.weights_sha256 is not None:
+            raise ValueError("weights_sha256 names one weights file, but model='auto' picks them per chunk: "
+                             "give a model name with it, or drop it")
         if self.nside == AUTO_NSIDE and self.target_mae is None:
             raise ValueError("nside='auto' searches the sphere for the coarsest that meets target_mae: "
                              "set target_mae too, or give an int nside")
@@ -207,10 +216,21 @@ class CodecOptions:
         elif self.grid is not None and self.nside != AUTO_NSIDE and self.nside > self.grid.max_nside:
             raise ValueError(f"expected nside at most {self.grid.max_nside} for a {self.grid.nlat} x "
                              f"{self.grid.nlon} grid, got {self.nside} instead")
+        if self.model == AUTO and self.grid is not None:   # the grid decides now: the config names the weights
+            nside = self.nside if isinstance(self.nside, int) else self.grid.default_nside()
+            name, offset = auto_choice(nside)
+            object.__setattr__(self, "model", name)
+            object.__setattr__(self, "quality", self.quality + offset)
+        if self.model != AUTO and self.weights_sha256 is None:
+            object.__setattr__(self, "weights_sha256", registry_entry(self.model)["sha256"])
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
         return tuple(f.name for f in dataclasses.fields(cls))
+
+    def for_model(self, name: str, quality_offset: int = 0) -> "CodecOptions":
+        """These options with one shipped model (what "auto" resolved to for a chunk)."""
+        return dataclasses.replace(self, model=name, weights_sha256=None, quality=self.quality + quality_offset)
 
     @property
     def condition(self) -> Condition:

@@ -14,28 +14,36 @@ from numcodecs.abc import Codec
 from numcodecs.compat import ensure_ndarray_like, ndarray_copy
 
 from ..format import bitstream
+from ..network.registry import AUTO
 from ..options import CodecOptions, options_doc, options_signature
 from . import planes as plane_records
+from .model_choice import options_for_array, options_for_chunk
 
 CODEC_ID = "xneuralcodec"
 
 
 def engine_for(options: CodecOptions):
-    """The engine of these options' model and device (models are cached per process)."""
+    """The engine of these options' model and device (models are cached per process); "auto"
+    is resolved per chunk first (``model_choice``)."""
+    if options.model == AUTO:
+        raise ValueError("model='auto' names no weights until a chunk is seen: resolve it with "
+                         "model_choice.options_for_array or options_for_chunk first")
     from ..network.weights import load_model
     from .engine import Engine
 
     return Engine(load_model(options.model, options.weights_sha256, options.device))
 
 
-def decode_chunk(data, options: CodecOptions, engine=None, shape=None, max_bytes=None):
+def decode_chunk(data, options: CodecOptions, engines=engine_for, shape=None, max_bytes=None):
     """Bytes -> array for both faces: chunks without network planes decode here, without torch
-    (``planes.decode_without_network``); the rest go to the engine (``engine()`` builds it)."""
+    (``planes.decode_without_network``); the rest go to ``engines(options)`` for the model the
+    chunk was written with."""
     chunk = bitstream.unpack(data, shape, max_bytes)
-    direct = plane_records.decode_without_network(chunk, options.weights_sha256, options.grid)
+    options = options_for_chunk(options, chunk)
+    direct = plane_records.decode_without_network(chunk, options.weights_sha256 or "", options.grid)
     if direct is not None:
         return direct
-    return (engine or (lambda: engine_for(options)))().decode_chunk(chunk, options.grid)
+    return engines(options).decode_chunk(chunk, options.grid)
 
 
 class NeuralCodec(Codec):
@@ -48,17 +56,17 @@ class NeuralCodec(Codec):
 
     def __init__(self, *args, **options):
         self._options = CodecOptions(*args, **options)
-        self._engine_cache = None
+        self._engines = {}   # model name -> engine, built when a chunk first needs it
 
     @property
     def options(self) -> CodecOptions:
         return self._options
 
-    @property
-    def _engine(self):
-        if self._engine_cache is None:
-            self._engine_cache = engine_for(self._options)
-        return self._engine_cache
+    def _engine(self, options: CodecOptions):
+        engine = self._engines.get(options.model)
+        if engine is None:
+            engine = self._engines[options.model] = engine_for(options)
+        return engine
 
     def encode(self, buf):
         if getattr(getattr(buf, "dtype", None), "byteorder", "=") == ">":
@@ -67,14 +75,14 @@ class NeuralCodec(Codec):
                 "array's byte order: create the array with a native dtype (xneuralcodec.encoding does), or "
                 "use NeuralSerializer (Zarr 3), which accepts either order"
             )
-        return self._engine.encode(buf, self._options)
+        options = options_for_array(self._options, buf)
+        return self._engine(options).encode(buf, options)
 
     def decode(self, buf, out=None):
-        engine = lambda: self._engine  # noqa: E731 - built only if a plane needs the network
         if out is None:
-            return decode_chunk(buf, self._options, engine)
+            return decode_chunk(buf, self._options, self._engine)
         capacity = ensure_ndarray_like(out).nbytes  # checked before anything is decoded
-        return ndarray_copy(decode_chunk(buf, self._options, engine, max_bytes=capacity), out)
+        return ndarray_copy(decode_chunk(buf, self._options, self._engine, max_bytes=capacity), out)
 
     def get_config(self):
         return {"id": self.codec_id, **self._options.to_config()}

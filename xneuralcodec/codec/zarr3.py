@@ -15,6 +15,7 @@ from zarr.abc.codec import ArrayBytesCodec
 from zarr.core.common import parse_named_configuration
 
 from ..options import CodecOptions, options_doc, options_signature
+from .model_choice import options_for_array
 from .numcodecs_codec import decode_chunk, engine_for
 from .planes import SUPPORTED_DTYPES
 
@@ -63,13 +64,14 @@ class NeuralSerializer(ArrayBytesCodec):
 
     async def _encode_single(self, chunk_array, chunk_spec):
         arr = chunk_array.as_numpy_array()
-        data = await asyncio.to_thread(engine_for(self.options).encode, arr, self.options)
+        options = options_for_array(self.options, arr)
+        data = await asyncio.to_thread(engine_for(options).encode, arr, options)
         return chunk_spec.prototype.buffer.from_bytes(data)
 
     async def _decode_single(self, chunk_bytes, chunk_spec):
         data = chunk_bytes.to_bytes()
         # the claimed shape must be the array's chunk shape, checked before anything is allocated
-        arr = await asyncio.to_thread(decode_chunk, data, self.options, None, chunk_spec.shape)
+        arr = await asyncio.to_thread(decode_chunk, data, self.options, engine_for, chunk_spec.shape)
         return chunk_spec.prototype.nd_buffer.from_numpy_array(arr)
 
     def compute_encoded_size(self, input_byte_length, chunk_spec):

@@ -92,8 +92,9 @@ class LatentRefiner:
         gain = torch.from_numpy(self.model.gain(quality)).to(device)[None, :, None, None]
         cond = torch.from_numpy(condition.vector()).to(device)[None]
         latents = torch.from_numpy(np.asarray(y, np.float32)).to(device)
-        with torch.no_grad():
-            start_mae = float((net.synthesise(torch.round(latents) / gain, cond) - x).abs().mean())
+        with torch.no_grad():   # summed by numpy: torch's parallel sums follow the thread count on some CPUs
+            start_mae = float(np.abs((net.synthesise(torch.round(latents) / gain, cond) - x).cpu().numpy()).mean(
+                dtype=np.float64))
         weight = LAMBDA_SCALE * lambda_at(self.lambdas, quality) * math.pi * start_mae
         generator = torch.Generator(device=device).manual_seed(SEED)
         optimiser = torch.optim.Adam([latents.requires_grad_()], lr=LEARNING_RATE)

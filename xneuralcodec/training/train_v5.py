@@ -88,8 +88,9 @@ def parse_args(argv):
     p.add_argument("--checkpoint-minutes", type=float, default=12.0)
     p.add_argument("--val-minutes", type=float, default=20.0)
     p.add_argument("--latent", type=int, default=ModelV5Config.latent, help="channels of y (a new run only)")
-    p.add_argument("--dec", default=",".join(map(str, ModelV5Config.dec)),
-                   help="g_s widths at n/16, n/8, n/4, n/2 (a new run only; a resumed run keeps its checkpoint's)")
+    p.add_argument("--dec", default=None,
+                   help="g_s widths at n/16, n/8, n/4, n/2 (default %s; a new run, or a decoder-only fine-tune; a "
+                        "resumed run keeps its checkpoint's)" % ",".join(map(str, ModelV5Config.dec)))
     p.add_argument("--ema", type=float, default=0.999, help="decay of the weight average that is validated too")
     p.add_argument("--no-g04", action="store_true", help="validate without the whole nside-256 G04 plane")
     p.add_argument("--minutes", type=float, default=0.0, help="stop (with a checkpoint) after this wall time")
@@ -97,11 +98,61 @@ def parse_args(argv):
                    help="rate latents under the codec's fixed-point rounding of the mean (not the float mean's)")
     p.add_argument("--init-from", default=None,
                    help="fine-tune: start a new run (fresh optimiser and schedule, step 0) from this checkpoint's "
-                        "EMA weights and architecture; ignored when --out already holds a checkpoint")
+                        "EMA weights and architecture, or from a v5 weights file's float weights (.safetensors); "
+                        "ignored when --out already holds a checkpoint. With --train-only decoder, --dec may give "
+                        "new g_s widths: that decoder starts fresh on the parent's latents")
     return p.parse_args(argv)
 
 
 DECODER_PARAMETERS = ("g_s.", "film_s.")   # --train-only decoder
+
+
+def load_parent(path: str) -> dict:
+    """A fine-tune's parent as a checkpoint dict (config, model, step): a training checkpoint,
+    or a shipped v5 weights file, whose float tensors are the network's state (its integer
+    entropy path is refrozen from them on export)."""
+    if not str(path).endswith(".safetensors"):
+        return torch.load(path, weights_only=True)
+    from safetensors import safe_open
+
+    with safe_open(str(path), "np") as f:
+        meta = f.metadata() or {}
+        if "model_config" not in meta or "enc" not in meta["model_config"]:
+            raise ValueError(f"{path} is not a v5 weights file (no v5 model_config in its metadata)")
+        state = {k[len("float."):]: torch.from_numpy(f.get_tensor(k).copy()) for k in f.keys() if k.startswith("float.")}
+    return {"config": json.loads(meta["model_config"]), "model": state, "step": 0}
+
+
+def parent_config(parent: dict, args) -> ModelV5Config:
+    """The parent's architecture; a decoder-only run may replace the g_s widths (``--dec``)."""
+    config = ModelV5Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in parent["config"].items()})
+    if args.dec is None:
+        return config
+    if args.train_only != "decoder":
+        raise ValueError("--dec with --init-from needs --train-only decoder (the rest of the network is the parent's)")
+    return dataclasses.replace(config, dec=decoder_widths(args.dec))
+
+
+def decoder_widths(text: str) -> tuple:
+    widths = tuple(int(c) for c in text.split(","))
+    if len(widths) != 4 or min(widths) < 1:
+        raise ValueError(f"expected --dec as 4 positive widths (n/16, n/8, n/4, n/2), got {text!r} instead")
+    return widths
+
+
+def load_parent_state(model: HyperpriorV5, state: dict) -> None:
+    """Load the parent's weights; decoder tensors whose shapes changed (new ``--dec``) keep
+    their fresh initialisation. Anything else missing or mismatched is an error."""
+    own = model.state_dict()
+    if set(own) != set(state):
+        raise ValueError(f"parent tensors do not fit this architecture: missing {sorted(set(own) - set(state))}, "
+                         f"unexpected {sorted(set(state) - set(own))}")
+    fresh = [k for k, v in state.items() if own[k].shape != v.shape]
+    if any(not k.startswith(DECODER_PARAMETERS) for k in fresh):
+        raise ValueError(f"parent tensors do not fit this architecture: {fresh}")
+    model.load_state_dict({k: v for k, v in state.items() if k not in fresh}, strict=not fresh)
+    if fresh:
+        log.info("new decoder widths %s: %d decoder tensors start fresh", model.config.dec, len(fresh))
 
 
 def distortion(x_hat, x, beta, kind="mse"):
@@ -230,12 +281,13 @@ def _train(args, out: Path) -> int:
 
     ckpt_path = out / "checkpoint.pt"
     ckpt = torch.load(ckpt_path, weights_only=True) if ckpt_path.exists() else None
-    init = torch.load(args.init_from, weights_only=True) if ckpt is None and args.init_from else None
-    source = ckpt if ckpt is not None else init
-    if source is not None:   # the run's (or its parent's) architecture wins over the command line
-        config = ModelV5Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in source["config"].items()})
+    init = load_parent(args.init_from) if ckpt is None and args.init_from else None
+    if ckpt is not None:   # the run's (or its parent's) architecture wins over the command line
+        config = ModelV5Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in ckpt["config"].items()})
+    elif init is not None:
+        config = parent_config(init, args)
     else:
-        config = ModelV5Config(latent=args.latent, dec=tuple(int(c) for c in args.dec.split(",")))
+        config = ModelV5Config(latent=args.latent, dec=decoder_widths(args.dec) if args.dec else ModelV5Config.dec)
     torch.manual_seed(args.seed)
     model = HyperpriorV5(config)
     log.info("config %s; parameters: %s", dataclasses.asdict(config), parameter_counts(model))
@@ -256,7 +308,7 @@ def _train(args, out: Path) -> int:
         torch.set_rng_state(ckpt["torch_rng"])
         log.info("resumed from step %d", step)
     elif init is not None:
-        model.load_state_dict(init.get("ema", init["model"]))
+        load_parent_state(model, init.get("ema", init["model"]))
         log.info("fine-tuning from %s (its step %d, EMA weights)", args.init_from, int(init["step"]))
     ema.load_state_dict(ckpt["ema"] if ckpt is not None and "ema" in ckpt else model.state_dict())
     model.codec_means = ema.codec_means = args.codec_means
