@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 import torch
 from safetensors.numpy import load_file
 
@@ -155,3 +156,30 @@ def test_train_v5_decoder_only_changes_the_decoder_alone(tmp_path):
     first = {(r["plane"], r["q"]): r["bpp"] for r in _validation_rows(child) if r["step"] == 0}
     last = {(r["plane"], r["q"]): r["bpp"] for r in _validation_rows(child) if r["step"] == 2 and r["weights"] == "live"}
     assert first and first == last
+
+
+def test_train_v5_new_decoder_widths_start_from_a_shipped_weights_file(tmp_path):
+    """``--init-from <v5 weights>.safetensors --train-only decoder --dec ...``: a lighter g_s
+    learns to decode the shipped model's latents; everything else is the file's float weights."""
+    from safetensors.numpy import load_file
+
+    from xneuralcodec.network.registry import registry_entry, weights_dir
+    from xneuralcodec.training import train_v5
+
+    src = DATA / FILES["gfs_2.5deg_t500"][0]
+    if not src.is_file():
+        pytest.skip(f"{src} not available")
+    weights = weights_dir() / registry_entry("hyperprior-v5.1")["file"]
+    out = tmp_path / "light"
+    assert train_v5.main(["--data", str(src), "--regional", "--no-g04", "--steps", "2", "--threads", "1",
+                          "--out", str(out), "--init-from", str(weights), "--train-only", "decoder",
+                          "--dec", "32,16,8,4"]) == 0
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert tuple(ckpt["config"]["dec"]) == (32, 16, 8, 4)
+    parent = load_file(str(weights))
+    for k, v in ckpt["model"].items():
+        if not k.startswith(train_v5.DECODER_PARAMETERS):
+            assert torch.equal(v, torch.from_numpy(parent[f"float.{k}"])), k
+    with pytest.raises(ValueError, match="--train-only decoder"):
+        train_v5.main(["--data", str(src), "--regional", "--no-g04", "--steps", "1", "--out", str(tmp_path / "x"),
+                       "--init-from", str(weights), "--dec", "32,16,8,4"])
