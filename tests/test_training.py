@@ -12,7 +12,7 @@ from xneuralcodec.network.weights import _build
 from xneuralcodec.options import CodecOptions
 from xneuralcodec.training import export, train
 
-from .conftest import DATA, FILES
+from .conftest import DATA, FILES, load_plane
 
 
 def test_train_resume_export_and_code(tmp_path):
@@ -183,3 +183,20 @@ def test_train_v5_new_decoder_widths_start_from_a_shipped_weights_file(tmp_path)
     with pytest.raises(ValueError, match="--train-only decoder"):
         train_v5.main(["--data", str(src), "--regional", "--no-g04", "--steps", "1", "--out", str(tmp_path / "x"),
                        "--init-from", str(weights), "--dec", "32,16,8,4"])
+    # exported onto the parent's entropy model: the same latents and bits, decoded by the new g_s
+    from xneuralcodec.codec.engine import Engine
+    from xneuralcodec.format import bitstream
+    from xneuralcodec.network.weights import load_model, load_weights_file
+    from xneuralcodec.options import CodecOptions
+    from xneuralcodec.training import export
+
+    assert export.main(["--checkpoint", str(out / "checkpoint.pt"), "--name", "light", "--weights-dir",
+                        str(tmp_path / "w"), "--entropy-from", str(weights), "--no-register"]) == 0
+    light = load_weights_file(tmp_path / "w" / "light.safetensors")
+    plane, grid = load_plane("gfs_2.5deg_t500")
+    options = CodecOptions(grid=grid.to_config(), quality=4, model="hyperprior-v5.1")
+    ours, theirs = (bitstream.unpack(Engine(m).encode(plane, options)) for m in (light, load_model("hyperprior-v5.1")))
+    assert ours.planes[0].words == theirs.planes[0].words and ours.weights_sha256 != theirs.weights_sha256
+    with pytest.raises(ValueError, match="not a decoder-only fine-tune"):
+        export.main(["--checkpoint", str(out / "checkpoint.pt"), "--name", "x", "--weights-dir", str(tmp_path / "w"),
+                     "--entropy-from", str(weights_dir() / registry_entry("hyperprior-v5")["file"]), "--no-register"])

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.numpy import save_file
+from safetensors.numpy import load_file, save_file
 
 from ..coding import integer_context, integer_hyper
 from ..coding.entropy import LOG_SCALE_MAX, LOG_SCALE_MIN, build_tables
@@ -49,6 +49,10 @@ def parse_args(argv):
     p.add_argument("--default", action="store_true", help="make this the registry's default model")
     p.add_argument("--weights", choices=("ema", "live"), default="ema",
                    help="v5 checkpoints: the weight average (default) or the live weights")
+    p.add_argument("--entropy-from", default=None, metavar="WEIGHTS",
+                   help="a decoder-only fine-tune (train_v5 --train-only decoder) of this v5 weights file: every "
+                        "tensor but the decoder's is copied from it, so streams keep its latents and bits exactly "
+                        "(its calibrated means included)")
     p.add_argument("--no-register", action="store_true",
                    help="write the weights file only (evaluation of a checkpoint; load with weights.load_weights_file)")
     return p.parse_args(argv)
@@ -75,9 +79,27 @@ def model_metadata(model: HyperpriorModel | HyperpriorV5) -> dict:
     return meta
 
 
-def save_weights(model: HyperpriorModel | HyperpriorV5, path: Path) -> str:
+DECODER_TENSORS = ("float.g_s.", "float.film_s.")
+
+
+def with_parent_entropy(tensors: dict[str, np.ndarray], parent_path: str | Path) -> dict[str, np.ndarray]:
+    """``tensors`` (a decoder-only fine-tune, frozen) with everything but the decoder taken from
+    its parent's weights file. The fine-tune's encoder must be the parent's, value for value."""
+    parent = load_file(str(parent_path))
+    for key, value in parent.items():
+        if key.startswith("float.") and not key.startswith(DECODER_TENSORS):
+            if key not in tensors or not np.array_equal(tensors[key], value):
+                raise ValueError(f"{key} differs from {parent_path}: not a decoder-only fine-tune of it")
+    return {**{k: v for k, v in tensors.items() if k.startswith(DECODER_TENSORS)},
+            **{k: v for k, v in parent.items() if not k.startswith(DECODER_TENSORS)}}
+
+
+def save_weights(model: HyperpriorModel | HyperpriorV5, path: Path, entropy_from: str | Path | None = None) -> str:
     """Write ``model`` frozen into a safetensors weights file; returns its sha256."""
-    save_file(freeze(model), str(path), metadata=model_metadata(model))
+    tensors = freeze(model)
+    if entropy_from is not None:
+        tensors = with_parent_entropy(tensors, entropy_from)
+    save_file(tensors, str(path), metadata=model_metadata(model))
     return sha256_of(path)
 
 
@@ -89,7 +111,9 @@ def main(argv=None) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{args.name}.safetensors"
     meta = model_metadata(model)
-    digest = save_weights(model, path)
+    if args.entropy_from is not None and not isinstance(model, HyperpriorV5):
+        raise ValueError("--entropy-from takes a v5 checkpoint (train_v5 --train-only decoder)")
+    digest = save_weights(model, path, args.entropy_from)
     if args.no_register:
         print(f"wrote {path} sha256 {digest} (not registered)")
         return 0
@@ -101,6 +125,9 @@ def main(argv=None) -> int:
     reg_path.write_text(json.dumps(reg, indent=2, sort_keys=True) + "\n")
     if isinstance(model, HyperpriorV5):
         card = card_v5(args.name, digest, json.loads(meta["model_config"]), ckpt, Path(args.checkpoint).parent)
+        if args.entropy_from is not None:
+            card["training"]["entropy_model_from"] = {"file": Path(args.entropy_from).name,
+                                                      "sha256": sha256_of(Path(args.entropy_from))}
     else:
         card = card_v4(args.name, digest, json.loads(meta["model_config"]), ckpt)
     card_path = out_dir / f"{args.name}.card.json"
