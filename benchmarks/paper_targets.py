@@ -3,9 +3,11 @@ MAE targets and at half of them, with error tails and spectra: ``python -m bench
 
 For one held-out plane per validation group, side by side in one run, at equal latitude-
 weighted MAE (each peer's absolute bound bisected to the target, ``ratio_at_mae``):
-- ``codec``: ``NeuralCodec(target_mae=T)`` as it ships (default model; network or SZ3 / SPERR record);
+- ``codec``: ``NeuralCodec(target_mae=T)`` as it ships (``model="auto"``: v4 below 0.25 degree,
+  hyperprior-v5.2 at 0.25 degree; network or SZ3 / SPERR record);
 - ``codec v5``: the same with ``model="hyperprior-v5.1"`` (v5 with calibrated means, 0.9.0);
-- ``v4 network`` / ``v5 network``: each network with its correction layer only (``conventional=False``);
+- ``v4 network`` / ``v5 network`` / ``v5.2 network``: each network with its correction layer only
+  (``conventional=False``; v5.2 is v5.1's latents under a lighter synthesis, 0.12.0);
 - ``codec v5 max`` / ``v5 network max``: ``codec v5`` / ``v5 network`` with ``effort="max"`` (encode-time
   latent refinement, and EBCC among the codec's conventional records);
 - SZ3, SPERR, EBCC, and SPERR in its quantisation-step mode (``sperr_q``, what the codec uses
@@ -36,7 +38,7 @@ from .run import default_data, group_key, load_groups
 from .targets import mae_target
 
 FACTORS = (1.0, 0.5)
-V5 = "hyperprior-v5.1"
+V4, V5, V52 = "hyperprior-v4", "hyperprior-v5.1", "hyperprior-v5.2"
 
 
 def top_quarter_spectrum(planes, back, grid) -> float:
@@ -72,8 +74,9 @@ def measure_group(planes, grid, variable, references, factors) -> list[dict]:
         t = factor * target
         cells = {"codec": codec_cell(planes, grid, variable, t),
                  "codec v5": codec_cell(planes, grid, variable, t, model=V5),
-                 "v4 network": codec_cell(planes, grid, variable, t, conventional=False),
+                 "v4 network": codec_cell(planes, grid, variable, t, model=V4, conventional=False),
                  "v5 network": codec_cell(planes, grid, variable, t, model=V5, conventional=False),
+                 "v5.2 network": codec_cell(planes, grid, variable, t, model=V52, conventional=False),
                  "codec v5 max": codec_cell(planes, grid, variable, t, model=V5, effort="max"),
                  "v5 network max": codec_cell(planes, grid, variable, t, model=V5, conventional=False, effort="max")}
         for name, compressor in references.items():
@@ -150,7 +153,9 @@ def main(argv=None) -> int:
     p.add_argument("--factors", type=float, nargs="+", default=list(FACTORS))
     p.add_argument("--out", default="benchmarks/results")
     args = p.parse_args(argv)
-    models = f"default model {registry()['default']}, v5 = {V5} (sha256 {registry_entry(V5)['sha256'][:12]})"
+    auto = registry()["auto"]
+    models = (f"default model 'auto' ({auto['coarse']} below nside {auto['fine_from_nside']}, {auto['fine']} from it), "
+              f"v5 = {V5} (sha256 {registry_entry(V5)['sha256'][:12]}), v5.2 = {V52}")
     groups = load_groups(args.data or [default_data()], args.groups, 1)
     references, skipped = reference_compressors(list(REFERENCES))
     results = []
@@ -163,7 +168,8 @@ def main(argv=None) -> int:
                         "units": units_of(variable),
                         "rows": measure_group(stack, grid, variable, references, args.factors)})
         print(f"{results[-1]['group']}: done", file=sys.stderr, flush=True)
-    names = ["codec", "codec v5", "v4 network", "v5 network", "codec v5 max", "v5 network max", *references]
+    names = ["codec", "codec v5", "v4 network", "v5 network", "v5.2 network", "codec v5 max", "v5 network max",
+             *references]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     command = "python -m benchmarks.paper_targets " + " ".join(sys.argv[1:] if argv is None else argv)

@@ -95,6 +95,10 @@ def cases():
         yield "1deg_v5.1_nside128_target_mae", NeuralCodec(target_mae=0.4, nside=128, model="hyperprior-v5.1",
                                                            conventional=False, variable="t2m"), \
             synthetic_plane(181, 360, 26, lmax=90)
+    if tuple(int(p) for p in __version__.split(".")[:2]) >= (0, 12):  # model="auto"; hyperprior-v5.2 (lighter g_s)
+        yield "1deg_auto_q2", NeuralCodec(quality=2, variable="t2m"), synthetic_plane(181, 360, 27, lmax=90)
+        yield "1deg_v5.2_q5", NeuralCodec(model="hyperprior-v5.2", quality=5, variable="t2m"), \
+            synthetic_plane(181, 360, 28, lmax=90)
 
 
 def same_content(old: bytes, new: bytes) -> bool:
