@@ -200,3 +200,14 @@ def test_train_v5_new_decoder_widths_start_from_a_shipped_weights_file(tmp_path)
     with pytest.raises(ValueError, match="not a decoder-only fine-tune"):
         export.main(["--checkpoint", str(out / "checkpoint.pt"), "--name", "x", "--weights-dir", str(tmp_path / "w"),
                      "--entropy-from", str(weights_dir() / registry_entry("hyperprior-v5")["file"]), "--no-register"])
+
+
+def test_validate_weights_lines_up_a_runs_last_ema_pass_with_the_reference():
+    from xneuralcodec.training.validate_weights import side_by_side
+
+    reference = [{"plane": "G04:t2m", "q": 4, "mae": 0.40, "share_gt5mae": 0.015}]
+    run = [{"step": 5, "weights": "ema", "plane": "G04:t2m", "q": 4, "ratio": 300.0, "mae": 0.50, "share_gt5mae": 0.02},
+           {"step": 9, "weights": "live", "plane": "G04:t2m", "q": 4, "ratio": 300.0, "mae": 0.30, "share_gt5mae": 0.0},
+           {"step": 9, "weights": "ema", "plane": "G04:t2m", "q": 4, "ratio": 300.0, "mae": 0.41, "share_gt5mae": 0.01}]
+    table = side_by_side(reference, run)
+    assert "step 9" in table and "| G04:t2m | 4 | 300.0 | 0.4 | 0.41 | +2.5% | 1.50% | 1.00% |" in table
