@@ -109,8 +109,8 @@ DECODER_PARAMETERS = ("g_s.", "film_s.")   # --train-only decoder
 
 def load_parent(path: str) -> dict:
     """A fine-tune's parent as a checkpoint dict (config, model, step): a training checkpoint,
-    or a shipped v5 weights file, whose float tensors are the network's state (its integer
-    entropy path is refrozen from them on export)."""
+    or a shipped v5 weights file, whose float tensors are the network's state (export refreezes
+    the integer entropy path from them, or copies the parent's with ``--entropy-from``)."""
     if not str(path).endswith(".safetensors"):
         return torch.load(path, weights_only=True)
     from safetensors import safe_open
@@ -282,7 +282,7 @@ def _train(args, out: Path) -> int:
     ckpt_path = out / "checkpoint.pt"
     ckpt = torch.load(ckpt_path, weights_only=True) if ckpt_path.exists() else None
     init = load_parent(args.init_from) if ckpt is None and args.init_from else None
-    if ckpt is not None:   # the run's (or its parent's) architecture wins over the command line
+    if ckpt is not None:   # a resumed run keeps its architecture; a fine-tune takes its parent's (but --dec)
         config = ModelV5Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in ckpt["config"].items()})
     elif init is not None:
         config = parent_config(init, args)
@@ -309,7 +309,8 @@ def _train(args, out: Path) -> int:
         log.info("resumed from step %d", step)
     elif init is not None:
         load_parent_state(model, init.get("ema", init["model"]))
-        log.info("fine-tuning from %s (its step %d, EMA weights)", args.init_from, int(init["step"]))
+        log.info("fine-tuning from %s (its step %d, %s)", args.init_from, int(init["step"]),
+                 "EMA weights" if "ema" in init else "its weights")
     ema.load_state_dict(ckpt["ema"] if ckpt is not None and "ema" in ckpt else model.state_dict())
     model.codec_means = ema.codec_means = args.codec_means
 
