@@ -74,3 +74,28 @@ def test_auto_options_are_checked_on_the_coarse_models_quality_scale():
     with pytest.raises(ValueError, match="picks them per chunk"):
         NeuralCodec(weights_sha256=registry_entry("hyperprior-v4")["sha256"])
     assert NeuralCodec(model=None).get_config()["model"] == "auto"
+
+
+def test_a_quarter_degree_dataset_is_stored_with_v52_and_a_one_degree_one_with_v4(tmp_path):
+    """Through xarray and Zarr 3: ``encoding(ds)`` knows each grid, so each store's config names
+    the weights ``"auto"`` picked, and both read back."""
+    import xarray as xr
+
+    import xneuralcodec
+
+    from .conftest import DATA, FILES
+
+    rule = registry()["auto"]
+    for key, model in (("era5_0.25deg", rule["fine"]), ("era5_1deg_t2m", rule["coarse"])):
+        relpath, name, _ = FILES[key]
+        if not (DATA / relpath).is_file():
+            pytest.skip(f"{DATA / relpath} not available")
+        with xr.open_dataset(DATA / relpath) as src:
+            ds = src[[name]].isel({d: slice(0, 1) for d in src[name].dims[:-2]}).load()
+        store = tmp_path / f"{key}.zarr"
+        encoding = xneuralcodec.encoding(ds)
+        config = encoding[name]["serializer"].options
+        assert config.model == model and config.quality == 3 + (rule["fine_quality_offset"] if model == rule["fine"] else 0)
+        ds.to_zarr(store, zarr_format=3, consolidated=False, encoding=encoding)
+        back = xr.open_zarr(store, consolidated=False)[name].values
+        assert np.abs(back - ds[name].values).mean() < 1.0, key
