@@ -1,5 +1,5 @@
 """model="auto" (the default): each chunk is coded with the weights its grid calls for and
-names them, and every codec config decodes it by that name."""
+names them, and an "auto" codec decodes any shipped model's chunk by that name."""
 
 from __future__ import annotations
 
