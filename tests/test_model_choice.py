@@ -99,3 +99,18 @@ def test_a_quarter_degree_dataset_is_stored_with_v52_and_a_one_degree_one_with_v
         ds.to_zarr(store, zarr_format=3, consolidated=False, encoding=encoding)
         back = xr.open_zarr(store, consolidated=False)[name].values
         assert np.abs(back - ds[name].values).mean() < 1.0, key
+
+
+def test_gridless_serializer_stores_auto_and_reads_back_in_zarr3(tmp_path):
+    import zarr
+
+    from xneuralcodec import NeuralSerializer
+
+    plane, _ = load_plane("gfs_2.5deg_t500")
+    arr = zarr.create_array(tmp_path / "auto.zarr", shape=(2, *plane.shape), chunks=(1, *plane.shape),
+                            dtype="float32", serializer=NeuralSerializer(), compressors=None)
+    arr[:] = np.stack([plane, plane + 1.0])
+    meta = (tmp_path / "auto.zarr" / "zarr.json").read_text()
+    assert '"model": "auto"' in meta
+    back = zarr.open_array(tmp_path / "auto.zarr")[:]
+    assert np.abs(back - np.stack([plane, plane + 1.0])).mean() < 1.0
