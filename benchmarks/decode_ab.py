@@ -12,13 +12,11 @@ Results: ``<out>/decode-ab.json`` and ``.md``.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
-from .machine import machine_info
+from .output import command_line, write_results
 from .speed import TARGET_MAE, load_plane
 
 STREAMS = (("hyperprior-v4", 3), ("hyperprior-v5.1", 5), ("hyperprior-v5.2", 5))
@@ -73,13 +71,9 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     result = measure(args.data, args.threads, args.repeats)
     table = markdown(result, args.threads)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    command = "python -m benchmarks.decode_ab " + " ".join(sys.argv[1:] if argv is None else argv)
-    (out / "decode-ab.json").write_text(json.dumps({"command": command, "threads": args.threads, "repeats": args.repeats,
-                                                    "result": result, "machine": machine_info()}, indent=1) + "\n")
-    (out / "decode-ab.md").write_text(f"# Decode time, interleaved (G04 t2m, 4.15 MB)\n\nCommand: `{command}`; "
-                                      f"medians of {args.repeats} rounds.\n\n" + table)
+    write_results(args.out, "decode-ab", command_line("benchmarks.decode_ab", argv),
+                  {"threads": args.threads, "repeats": args.repeats, "result": result},
+                  "Decode time, interleaved (G04 t2m, 4.15 MB)", f"medians of {args.repeats} rounds.", table)
     print(table)
     return 0
 

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .machine import machine_info
+from .output import command_line, write_results
 
 PLANE = "global/G04_era5_t2m_0.25deg_2017-01-01T12.nc"
 TARGET_MAE = 0.4
@@ -141,13 +141,8 @@ def main(argv=None) -> int:
         out = subprocess.run(child, capture_output=True, text=True, check=True)
         runs[threads] = json.loads(out.stdout.splitlines()[-1])
     table = markdown(runs)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    command = "python -m benchmarks.speed " + " ".join(sys.argv[1:] if argv is None else argv)
-    (out / "speed.json").write_text(json.dumps({"command": command, "runs": runs, "machine": machine_info()}, indent=1)
-                                    + "\n")
-    (out / "speed.md").write_text(f"# Speed on one 0.25 degree plane (G04 t2m, 4.15 MB)\n\nCommand: `{command}`; "
-                                  f"medians of {args.repeats} runs.\n\n" + table)
+    write_results(args.out, "speed", command_line("benchmarks.speed", argv), {"runs": runs},
+                  "Speed on one 0.25 degree plane (G04 t2m, 4.15 MB)", f"medians of {args.repeats} runs.", table)
     print(table)
     return 0
 

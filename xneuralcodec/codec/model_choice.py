@@ -17,14 +17,15 @@ from .planes import infer_grid
 
 
 def options_for_array(options: CodecOptions, arr) -> CodecOptions:
-    """The options an input chunk is coded with: "auto" resolved by the chunk's sphere."""
+    """The options an input chunk is coded with: "auto" resolved by the chunk's sphere (with a
+    grid in the options, ``CodecOptions`` has resolved it already)."""
     if options.model != AUTO:
         return options
     shape = np.shape(arr)
     nside = options.nside if isinstance(options.nside, int) else None
     if nside is None and len(shape) >= 2 and min(shape[-2:]) > 0:
         try:
-            nside = (options.grid or infer_grid(*shape[-2:])).default_nside()
+            nside = infer_grid(*shape[-2:]).default_nside()
         except ValueError:
             nside = None   # not a whole global grid: the engine refuses the chunk and says why
     return options.for_model(*auto_choice(nside or 0))
