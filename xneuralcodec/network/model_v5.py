@@ -74,6 +74,11 @@ class ModelV5Config:
     ctx: int = 128                       # context conv output
     ep_hidden: int = 256
 
+    @classmethod
+    def from_dict(cls, fields: dict) -> "ModelV5Config":
+        """From its JSON form (a checkpoint's or a weights file's), where tuples became lists."""
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
+
     @property
     def stride(self) -> int:
         return 32   # nside of z is nside / 32; y is nside / 16

@@ -94,7 +94,7 @@ def _build(name: str, sha256: str, path: Path, device: torch.device) -> LoadedMo
     if meta.get("architecture") == ARCHITECTURE_V5:
         from ..coding.integer_context import IntegerContextModel
 
-        config = ModelV5Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
+        config = ModelV5Config.from_dict(fields)
         network, hyper = HyperpriorV5(config), IntegerContextModel(tensors)
     else:
         config = ModelConfig(**fields)

@@ -63,7 +63,7 @@ def load_checkpoint(path: str, weights: str = "ema") -> tuple[HyperpriorModel | 
     ckpt = torch.load(path, weights_only=True, map_location="cpu")  # no pickled code runs
     fields = ckpt.get("config", {})
     if "enc" in fields:   # train_v5's config
-        config = ModelV5Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
+        config = ModelV5Config.from_dict(fields)
         model = HyperpriorV5(config)
         model.load_state_dict(ckpt["ema"] if weights == "ema" and "ema" in ckpt else ckpt["model"])
     else:

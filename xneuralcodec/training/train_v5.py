@@ -125,7 +125,7 @@ def load_parent(path: str) -> dict:
 
 def parent_config(parent: dict, args) -> ModelV5Config:
     """The parent's architecture; a decoder-only run may replace the g_s widths (``--dec``)."""
-    config = ModelV5Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in parent["config"].items()})
+    config = ModelV5Config.from_dict(parent["config"])
     if args.dec is None:
         return config
     if args.train_only != "decoder":
@@ -283,7 +283,7 @@ def _train(args, out: Path) -> int:
     ckpt = torch.load(ckpt_path, weights_only=True) if ckpt_path.exists() else None
     init = load_parent(args.init_from) if ckpt is None and args.init_from else None
     if ckpt is not None:   # a resumed run keeps its architecture; a fine-tune takes its parent's (but --dec)
-        config = ModelV5Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in ckpt["config"].items()})
+        config = ModelV5Config.from_dict(ckpt["config"])
     elif init is not None:
         config = parent_config(init, args)
     else:

@@ -20,8 +20,7 @@ from .train_v5 import load_parent, validate, validation_set
 
 def validate_weights(path: str, data: list[str]) -> list[dict]:
     parent = load_parent(path)
-    model = HyperpriorV5(ModelV5Config(**{k: tuple(v) if isinstance(v, list) else v
-                                          for k, v in parent["config"].items()}))
+    model = HyperpriorV5(ModelV5Config.from_dict(parent["config"]))
     model.load_state_dict(parent["model"])
     return validate(model.eval(), validation_set(data, True), range(model.config.qualities))
 
