@@ -202,6 +202,44 @@ def test_train_v5_new_decoder_widths_start_from_a_shipped_weights_file(tmp_path)
                      "--entropy-from", str(weights_dir() / registry_entry("hyperprior-v5")["file"]), "--no-register"])
 
 
+def test_train_v5_entropy_only_with_new_widths_keeps_every_decoded_value(tmp_path):
+    """``--init-from <v5 weights> --train-only entropy --entropy-widths ...``: a lighter entropy
+    model starts fresh and learns on the rate alone; the encoder, decoder and gains are the
+    file's, so every validation plane decodes to the same values while its bits change."""
+    from safetensors.numpy import load_file
+
+    from xneuralcodec.network.registry import registry_entry, weights_dir
+    from xneuralcodec.training import train_v5
+
+    src = DATA / FILES["gfs_2.5deg_t500"][0]
+    if not src.is_file():
+        pytest.skip(f"{src} not available")
+    weights = weights_dir() / registry_entry("hyperprior-v5.2")["file"]
+    out = tmp_path / "lean"
+    assert train_v5.main(["--data", str(src), "--regional", "--no-g04", "--steps", "3", "--threads", "1",
+                          "--out", str(out), "--init-from", str(weights), "--train-only", "entropy",
+                          "--entropy-widths", "16,24,8,32", "--lr", "1e-2", "--warmup", "1"]) == 0
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert (ckpt["config"]["hyper_up"], ckpt["config"]["psi"], ckpt["config"]["ctx"], ckpt["config"]["ep_hidden"]) == \
+        (16, 24, 8, 32)
+    parent = load_file(str(weights))
+    for k, v in ckpt["model"].items():
+        if not k.startswith(train_v5.ENTROPY_PARAMETERS):
+            assert torch.equal(v, torch.from_numpy(parent[f"float.{k}"])), k
+    assert not torch.equal(ckpt["model"]["h_a.0.conv.weight"], torch.from_numpy(parent["float.h_a.0.conv.weight"]))
+    rows = _validation_rows(out)
+    first = {(r["plane"], r["q"]): r for r in rows if r["step"] == 0}
+    last = {(r["plane"], r["q"]): r for r in rows if r["step"] == 3 and r["weights"] == "live"}
+    assert first and first.keys() == last.keys()
+    assert all(last[k]["mae"] == first[k]["mae"] for k in first)
+    assert any(last[k]["bpp"] != first[k]["bpp"] for k in first)
+    for bad, match in ((["--entropy-widths", "16,24,8", "--train-only", "entropy"], "--entropy-widths as 4"),
+                       (["--entropy-widths", "16,24,8,32", "--train-only", "decoder"], "needs --train-only entropy")):
+        with pytest.raises(ValueError, match=match):
+            train_v5.main(["--data", str(src), "--regional", "--no-g04", "--steps", "1", "--out", str(tmp_path / "x"),
+                           "--init-from", str(weights), *bad])
+
+
 def test_validate_weights_lines_up_a_runs_last_ema_pass_with_the_reference():
     from xneuralcodec.training.validate_weights import side_by_side
 

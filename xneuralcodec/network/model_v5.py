@@ -11,6 +11,7 @@ above 2000x on 0.25 degree t2m. v5 moves y one stage down and puts the width the
     y (R, M=128, n/16, n/16) * gain[q]  --h_a: conv M->160 relu | conv s2 160->160 relu | conv 160->Z-->
     z (R, Z=64, n/32, n/32)   (factorised zero-mean Gaussian per channel, as v4)
     h_s: up(Z->96) relu | conv 96->192 relu                      -> psi (R, 192, n/16, n/16)
+         (widths: ModelV5Config.hyper_up, psi, ctx, ep_hidden; train_v5 --entropy-widths)
     ctx: conv3x3 M->128 on the *anchor* latents only (checkerboard, He et al. 2021)
     ep:  1x1 (192+128)->256 relu | 1x1 256->2M                    -> mu, log sigma
     g_s: conv 128->192 IGDN | up 192->64 IGDN | up 64->32 IGDN | up 32->16 IGDN | up 16->1
@@ -70,6 +71,7 @@ class ModelV5Config:
     enc: tuple = (64, 96, 192, 192)      # g_a widths at n/2, n/4, n/8, n/16
     dec: tuple = (192, 64, 32, 16)       # g_s widths at n/16, n/8, n/4, n/2
     hyper_hidden: int = 160              # h_a
+    hyper_up: int = 96                   # h_s's first layer (z's resolution doubled)
     psi: int = 192                       # h_s output (hyper features)
     ctx: int = 128                       # context conv output
     ep_hidden: int = 256
@@ -189,7 +191,7 @@ class HyperpriorV5(nn.Module):
         self.h_a = nn.ModuleList([Conv(m, c.hyper_hidden), nn.ReLU(), Conv(c.hyper_hidden, c.hyper_hidden, 2),
                                   nn.ReLU(), Conv(c.hyper_hidden, c.hyper)])
         # integer-evaluable from here on: conv / 1x1 conv / relu / pixel shuffle only
-        self.h_s = nn.ModuleList([Up(c.hyper, 96), nn.ReLU(), Conv(96, c.psi), nn.ReLU()])
+        self.h_s = nn.ModuleList([Up(c.hyper, c.hyper_up), nn.ReLU(), Conv(c.hyper_up, c.psi), nn.ReLU()])
         self.context = Conv(m, c.ctx)
         self.ep = nn.ModuleList([Conv(c.psi + c.ctx, c.ep_hidden, k=1), nn.ReLU(), Conv(c.ep_hidden, 2 * m, k=1)])
         if c.conditioned:
@@ -251,6 +253,15 @@ class HyperpriorV5(nn.Module):
         the decoder) or evaluation pass (hard rounding, rates of the rounded symbols).
         Returns x_hat, bits of y, bits of z."""
         rows = 12 if mode == SPHERE else 1
+        y_hat, gain, y_bits, z_bits = self.latents_and_bits(x, quality, condition, mode)
+        x_hat = self.synthesise(y_hat / gain, condition, mode, rows)
+        return x_hat, y_bits, z_bits
+
+    def latents_and_bits(self, x, quality, condition=None, mode=SPHERE):
+        """The analysis and rate half of ``forward``: y_hat (scaled), the gain, bits of y and
+        of z. Alone it is the whole loss of an entropy-only fine-tune, whose distortion cannot
+        change (y_hat = round(y) whatever the entropy model predicts)."""
+        rows = 12 if mode == SPHERE else 1
         gain = self.gain(quality, rows)
         y = self.analyse(x, condition, mode, rows) * gain
         z = self.hyper_analyse(y, mode)
@@ -264,8 +275,7 @@ class HyperpriorV5(nn.Module):
         mu, log_sigma = self.entropy_model(y_hat, psi, mode)
         mu = _ste_codec_round(mu) if self.codec_means else _ste_round(mu)
         y_bits = gaussian_bits(y + torch.empty_like(y).uniform_(-0.5, 0.5) if noisy else y_hat, mu, log_sigma)
-        x_hat = self.synthesise(y_hat / gain, condition, mode, rows)
-        return x_hat, y_bits, z_bits
+        return y_hat, gain, y_bits, z_bits
 
 
 def parameter_counts(model: HyperpriorV5) -> dict:

@@ -74,9 +74,11 @@ def parse_args(argv):
     p.add_argument("--patch-pixels", type=int, default=16384, help="pixels per patch batch")
     p.add_argument("--patch-norm", choices=("global", "field"), default="global")
     p.add_argument("--tail-beta", type=float, default=0.5, help="weight of the L4 tail term (0: plain MSE)")
-    p.add_argument("--train-only", choices=("all", "decoder"), default="all",
+    p.add_argument("--train-only", choices=("all", "decoder", "entropy"), default="all",
                    help="decoder: train g_s and its FiLM only; the encoder, entropy model and gains stay as "
-                        "loaded, so every plane codes to the same latents and bits and only the decoding changes")
+                        "loaded, so every plane codes to the same latents and bits and only the decoding changes. "
+                        "entropy: train h_a, h_s, the context conv, ep and z's scales only, on the rate alone; "
+                        "every plane keeps its latents and decoded values and only the bits change")
     p.add_argument("--distortion", choices=("mse", "mae"), default="mse",
                    help="the main error term: MSE, or the MAE in MSE units (pi/2 MAE^2), the codec's own measure")
     p.add_argument("--drop-condition", type=float, default=0.25)
@@ -91,6 +93,10 @@ def parse_args(argv):
     p.add_argument("--dec", default=None,
                    help="g_s widths at n/16, n/8, n/4, n/2 (default %s; a new run, or a decoder-only fine-tune; a "
                         "resumed run keeps its checkpoint's)" % ",".join(map(str, ModelV5Config.dec)))
+    p.add_argument("--entropy-widths", default=None,
+                   help="h_s hidden, psi, context, ep hidden widths (default %s) for a new run or an entropy-only "
+                        "fine-tune (those layers then start fresh)" % ",".join(
+                       str(getattr(ModelV5Config, k)) for k in ENTROPY_WIDTHS))
     p.add_argument("--ema", type=float, default=0.999, help="decay of the weight average that is validated too")
     p.add_argument("--no-g04", action="store_true", help="validate without the whole nside-256 G04 plane")
     p.add_argument("--minutes", type=float, default=0.0, help="stop (with a checkpoint) after this wall time")
@@ -105,6 +111,9 @@ def parse_args(argv):
 
 
 DECODER_PARAMETERS = ("g_s.", "film_s.")   # --train-only decoder
+ENTROPY_PARAMETERS = ("h_a.", "h_s.", "context.", "ep.", "z_log_scale")   # --train-only entropy
+ENTROPY_WIDTHS = ("hyper_up", "psi", "ctx", "ep_hidden")                  # --entropy-widths
+TRAINED = {"decoder": DECODER_PARAMETERS, "entropy": ENTROPY_PARAMETERS}
 
 
 def load_parent(path: str) -> dict:
@@ -124,13 +133,18 @@ def load_parent(path: str) -> dict:
 
 
 def parent_config(parent: dict, args) -> ModelV5Config:
-    """The parent's architecture; a decoder-only run may replace the g_s widths (``--dec``)."""
+    """The parent's architecture; a decoder-only run may replace the g_s widths (``--dec``),
+    an entropy-only run the entropy model's (``--entropy-widths``)."""
     config = ModelV5Config.from_dict(parent["config"])
-    if args.dec is None:
-        return config
-    if args.train_only != "decoder":
-        raise ValueError("--dec with --init-from needs --train-only decoder (the rest of the network is the parent's)")
-    return dataclasses.replace(config, dec=decoder_widths(args.dec))
+    if args.dec is not None:
+        if args.train_only != "decoder":
+            raise ValueError("--dec with --init-from needs --train-only decoder (the rest of the network is the parent's)")
+        config = dataclasses.replace(config, dec=decoder_widths(args.dec))
+    if args.entropy_widths is not None:
+        if args.train_only != "entropy":
+            raise ValueError("--entropy-widths with --init-from needs --train-only entropy")
+        config = dataclasses.replace(config, **entropy_widths(args.entropy_widths))
+    return config
 
 
 def decoder_widths(text: str) -> tuple:
@@ -140,19 +154,28 @@ def decoder_widths(text: str) -> tuple:
     return widths
 
 
-def load_parent_state(model: HyperpriorV5, state: dict) -> None:
-    """Load the parent's weights; decoder tensors whose shapes changed (new ``--dec``) keep
-    their fresh initialisation. Anything else missing or mismatched is an error."""
+def entropy_widths(text: str) -> dict:
+    widths = tuple(int(c) for c in text.split(","))
+    if len(widths) != len(ENTROPY_WIDTHS) or min(widths) < 1:
+        raise ValueError(f"expected --entropy-widths as {len(ENTROPY_WIDTHS)} positive widths "
+                         f"({', '.join(ENTROPY_WIDTHS)}), got {text!r} instead")
+    return dict(zip(ENTROPY_WIDTHS, widths))
+
+
+def load_parent_state(model: HyperpriorV5, state: dict, train_only: str = "all") -> None:
+    """Load the parent's weights; tensors of the trained part whose shapes changed (new
+    ``--dec`` or ``--entropy-widths``) keep their fresh initialisation. Anything else
+    missing or mismatched is an error."""
     own = model.state_dict()
     if set(own) != set(state):
         raise ValueError(f"parent tensors do not fit this architecture: missing {sorted(set(own) - set(state))}, "
                          f"unexpected {sorted(set(state) - set(own))}")
     fresh = [k for k, v in state.items() if own[k].shape != v.shape]
-    if any(not k.startswith(DECODER_PARAMETERS) for k in fresh):
+    if fresh and (train_only not in TRAINED or any(not k.startswith(TRAINED[train_only]) for k in fresh)):
         raise ValueError(f"parent tensors do not fit this architecture: {fresh}")
     model.load_state_dict({k: v for k, v in state.items() if k not in fresh}, strict=not fresh)
     if fresh:
-        log.info("new decoder widths %s: %d decoder tensors start fresh", model.config.dec, len(fresh))
+        log.info("new %s widths: %d tensors start fresh: %s", train_only, len(fresh), fresh)
 
 
 def distortion(x_hat, x, beta, kind="mse"):
@@ -250,6 +273,14 @@ def patch_batch(fields, rng, pixels, drop):
     return torch.from_numpy(np.stack(xs))[:, None], torch.from_numpy(np.stack(conds))
 
 
+def step_pass(model, x, quality, cond, mode, train_only):
+    """One training forward pass; an entropy-only run skips the synthesis (x_hat None): its
+    distortion is the parent's whatever it learns, so the rate is its whole loss."""
+    if train_only == "entropy":
+        return (None, *model.latents_and_bits(x, quality, cond, mode)[2:])
+    return model(x, quality, cond, mode)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     out = Path(args.out)
@@ -287,13 +318,14 @@ def _train(args, out: Path) -> int:
     elif init is not None:
         config = parent_config(init, args)
     else:
-        config = ModelV5Config(latent=args.latent, dec=decoder_widths(args.dec) if args.dec else ModelV5Config.dec)
+        config = ModelV5Config(latent=args.latent, dec=decoder_widths(args.dec) if args.dec else ModelV5Config.dec,
+                               **(entropy_widths(args.entropy_widths) if args.entropy_widths else {}))
     torch.manual_seed(args.seed)
     model = HyperpriorV5(config)
     log.info("config %s; parameters: %s", dataclasses.asdict(config), parameter_counts(model))
-    if args.train_only == "decoder":
+    if args.train_only in TRAINED:
         for name, parameter in model.named_parameters():
-            parameter.requires_grad_(name.startswith(DECODER_PARAMETERS))
+            parameter.requires_grad_(name.startswith(TRAINED[args.train_only]))
     optimiser = torch.optim.Adam(model.parameters(), lr=args.lr)
     ema = HyperpriorV5(config)       # exponential moving average of the weights (what export should take)
     ema.requires_grad_(False)
@@ -308,7 +340,7 @@ def _train(args, out: Path) -> int:
         torch.set_rng_state(ckpt["torch_rng"])
         log.info("resumed from step %d", step)
     elif init is not None:
-        load_parent_state(model, init.get("ema", init["model"]))
+        load_parent_state(model, init.get("ema", init["model"]), args.train_only)
         log.info("fine-tuning from %s (its step %d, %s)", args.init_from, int(init["step"]),
                  "EMA weights" if "ema" in init else "its weights")
     ema.load_state_dict(ckpt["ema"] if ckpt is not None and "ema" in ckpt else model.state_dict())
@@ -356,14 +388,15 @@ def _train(args, out: Path) -> int:
             kind = "patch"
             x, cond = patch_batch(fields, rng, args.patch_pixels, args.drop_condition)
             quality = torch.full((x.shape[0],), q)
-            x_hat, y_bits, z_bits = model(x, quality, cond, PATCH)
+            x_hat, y_bits, z_bits = step_pass(model, x, quality, cond, PATCH, args.train_only)
         else:
             kind = "sphere"
             plane = rng.choices(planes, weights)[0]
             x = sphere_tensor(plane, augment(plane.values, rng), random_tilt(rng, args.tilt_degrees))
             cond = plane_condition(plane, rng, args.drop_condition)
-            x_hat, y_bits, z_bits = model(x, torch.tensor([q]), cond, SPHERE)
-        dist, mse, tail = distortion(x_hat, x, args.tail_beta, args.distortion)
+            x_hat, y_bits, z_bits = step_pass(model, x, torch.tensor([q]), cond, SPHERE, args.train_only)
+        dist, mse, tail = distortion(x_hat, x, args.tail_beta, args.distortion) if x_hat is not None else (
+            torch.zeros(()),) * 3
         bpp = (y_bits + z_bits) / x.numel()
         loss = LAMBDAS[q] * dist + bpp
         descend(model, optimiser, loss)
