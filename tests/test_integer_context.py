@@ -30,7 +30,7 @@ def test_anchor_context_conv_is_conv_fixed(n, shipped):
     anchors = anchor_mask(n)
     a = rng.integers(-40, 40, size=(12, weight.shape[1], n, n)) * 2.0 ** FRAC_ACT * anchors
     want = conv_fixed(a, weight, bias, pad=_sphere_pad, positions=~anchors)
-    np.testing.assert_array_equal(AnchorContextConv(weight, bias)(a), want)
+    np.testing.assert_array_equal(AnchorContextConv(weight, bias)(a), want.transpose(1, 0, 2))
 
 
 def test_anchor_context_conv_at_activation_limit(shipped):
@@ -40,17 +40,28 @@ def test_anchor_context_conv_at_activation_limit(shipped):
     anchors = anchor_mask(8)
     a = np.where(anchors, ACT_LIMIT, 0.0) * np.sign(np.random.default_rng(0).standard_normal((12, weight.shape[1], 8, 8)))
     want = conv_fixed(a, weight, bias, pad=_sphere_pad, positions=~anchors)
-    np.testing.assert_array_equal(AnchorContextConv(weight, bias)(a), want)
+    np.testing.assert_array_equal(AnchorContextConv(weight, bias)(a), want.transpose(1, 0, 2))
 
 
-def test_anchor_parameters_fold_the_constant_context(shipped):
+def _plain_parameters(entropy, psi, ctx, positions):
+    """ep as plain per-face fixed-point convolutions, ctx (12, C, K)."""
+    rows = psi[:, :, positions]
+    hidden = np.maximum(rescale(conv_fixed(np.concatenate([rows, ctx], 1)[..., None],
+                                           *entropy.layers["int_v5.ep_hidden"])), 0)
+    return rescale(conv_fixed(hidden, *entropy.layers["int_v5.ep_out"]))[..., 0]
+
+
+def test_entropy_parameters_match_plain_convolutions(shipped):
+    """Anchors fold their constant context into the bias; both passes run as channels-first GEMMs."""
     model, y, z = shipped
     entropy = model.hyper
     anchors = anchor_mask(y.shape[-1])
     psi = entropy.psi(z)
-    rows = psi[:, :, anchors]
-    ctx0 = np.broadcast_to(entropy.ctx0[None, :, None], (12, entropy.ctx0.size, rows.shape[2]))
-    plain = np.maximum(rescale(conv_fixed(np.concatenate([rows, ctx0], 1)[..., None],
-                                          *entropy.layers["int_v5.ep_hidden"])), 0)
-    want = rescale(conv_fixed(plain, *entropy.layers["int_v5.ep_out"]))[..., 0]
-    np.testing.assert_array_equal(entropy.fixed_parameters(psi, None, anchors), want)
+    ctx0 = np.broadcast_to(entropy.ctx0[None, :, None], (12, entropy.ctx0.size, int(anchors.sum())))
+    np.testing.assert_array_equal(entropy.fixed_parameters(psi, None, anchors),
+                                  _plain_parameters(entropy, psi, ctx0, anchors))
+    a = np.clip(y * anchors * 2.0 ** FRAC_ACT, -ACT_LIMIT, ACT_LIMIT)
+    ctx = rescale(conv_fixed(a, *entropy.layers["int_v5.context"], pad=_sphere_pad, positions=~anchors))
+    np.testing.assert_array_equal(entropy.context(y * anchors, ~anchors), ctx.transpose(1, 0, 2))
+    np.testing.assert_array_equal(entropy.fixed_parameters(psi, ctx.transpose(1, 0, 2), ~anchors),
+                                  _plain_parameters(entropy, psi, ctx, ~anchors))

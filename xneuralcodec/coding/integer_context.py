@@ -64,6 +64,13 @@ _CROSS = ((-1, 0), (0, -1), (0, 1), (1, 0))
 _OFF_CROSS = tuple((dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1) if (dr, dc) not in _CROSS)
 
 
+def dense_fixed(a: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """A 1x1 fixed-point convolution on channels-first columns: (Cin, N) -> (Cout, N) before
+    rescaling, one float64 GEMM (exact, as ``conv_fixed``)."""
+    w = torch.from_numpy(weight.reshape(weight.shape[0], -1))
+    return torch.mm(w, torch.from_numpy(np.ascontiguousarray(a))).numpy() + bias[:, None]
+
+
 class AnchorContextConv:
     """``conv_fixed(a, weight, bias, pad=healpix, positions=~anchor_mask(n))`` for ``a`` that
     is zero off the checkerboard anchors, with the taps that read zeros left out of the GEMM.
@@ -83,10 +90,11 @@ class AnchorContextConv:
             for taps in (_CROSS, _OFF_CROSS))
 
     def __call__(self, a: np.ndarray) -> np.ndarray:
-        """(12, C, n, n) fixed point, zero off the anchors -> (12, Cout, K), K the non-anchors in C order."""
+        """(12, C, n, n) fixed point, zero off the anchors -> (Cout, 12, K), K the non-anchors
+        in C order (channels first: what the entropy parameters' GEMM reads)."""
         faces, c, n, _ = a.shape
         cout, half = self.cout, n // 2
-        out = np.zeros((faces, cout, n, n))
+        out = np.zeros((cout, faces, n, n))
         if n >= 2:
             padded = _sphere_pad(torch.from_numpy(np.ascontiguousarray(a))).numpy().transpose(1, 0, 2, 3)   # (C, 12, n+2, n+2)
 
@@ -96,11 +104,11 @@ class AnchorContextConv:
             for r0, c0 in ((0, 1), (1, 0)):          # non-anchors of even rows, of odd rows
                 part = gemm(self.w_cross, [padded[:, :, 1 + r0 + dr:1 + r0 + dr + n:2, 1 + c0 + dc:1 + c0 + dc + n:2]
                                            for dr, dc in _CROSS])
-                out[:, :, r0::2, c0::2] = part.reshape(cout, faces, half, half).transpose(1, 0, 2, 3)
+                out[:, :, r0::2, c0::2] = part.reshape(cout, faces, half, half)
             rows, columns = np.nonzero(~anchor_mask(n) & _face_edge(n))
             part = gemm(self.w_off_cross, [padded[:, :, rows + 1 + dr, columns + 1 + dc] for dr, dc in _OFF_CROSS])
-            out[:, :, rows, columns] += part.reshape(cout, faces, -1).transpose(1, 0, 2)
-        out += self.bias[None, :, None, None]
+            out[:, :, rows, columns] += part.reshape(cout, faces, -1)
+        out += self.bias[:, None, None, None]
         return out[..., ~anchor_mask(n)]
 
 
@@ -130,10 +138,12 @@ class IntegerContextModel:
 
     def context(self, y_anchors: np.ndarray, positions: np.ndarray) -> np.ndarray:
         """Context conv over integer latents that are zero off the anchors, evaluated only at
-        the (n, n) bool ``positions`` (the non-anchors that use it) -> fixed point (12, C, K)."""
+        the (n, n) bool ``positions`` (the non-anchors that use it) -> fixed point (C, 12, K),
+        channels first, as ``fixed_parameters`` takes it."""
         a = np.clip(np.asarray(y_anchors, np.float64) * 2.0 ** FRAC_ACT, -ACT_LIMIT, ACT_LIMIT)
         if not np.array_equal(positions, ~anchor_mask(positions.shape[0])):
-            return rescale(conv_fixed(a, *self.layers["int_v5.context"], pad=_sphere_pad, positions=positions))
+            out = conv_fixed(a, *self.layers["int_v5.context"], pad=_sphere_pad, positions=positions)
+            return rescale(out.transpose(1, 0, 2))
         return rescale(self.anchor_context(a))
 
     def parameters(self, psi: np.ndarray, ctx: np.ndarray | None, positions: np.ndarray):
@@ -143,14 +153,18 @@ class IntegerContextModel:
         return means_and_indices(self.fixed_parameters(psi, ctx, positions), *self.scale_index)
 
     def fixed_parameters(self, psi: np.ndarray, ctx: np.ndarray | None, positions: np.ndarray) -> np.ndarray:
-        """``parameters`` before rounding: fixed-point (mu, log sigma) stacked, (12, 2M, K)."""
-        rows = psi[:, :, positions]                                      # (12, P, K)
+        """``parameters`` before rounding: fixed-point (mu, log sigma) stacked, (12, 2M, K).
+        Runs channels first, (C, 12 * K): each 1x1 layer is then one GEMM for all faces."""
+        faces = psi.shape[0]
+        rows = psi.transpose(1, 0, 2, 3)[:, :, positions]                # (P, 12, K)
+        k = rows.shape[2]
         if ctx is None:   # anchors: the constant context is folded into the bias
-            a = conv_fixed(rows[..., None], *self.anchor_hidden)
+            a = dense_fixed(rows.reshape(rows.shape[0], -1), *self.anchor_hidden)
         else:
-            a = conv_fixed(np.concatenate([rows, ctx], axis=1)[..., None], *self.layers["int_v5.ep_hidden"])
-        a = np.maximum(rescale(a), 0)                                    # (12, hidden, K, 1)
-        return rescale(conv_fixed(a, *self.layers["int_v5.ep_out"]))[..., 0]
+            a = dense_fixed(np.concatenate([rows, ctx], axis=0).reshape(-1, faces * k), *self.layers["int_v5.ep_hidden"])
+        a = np.maximum(rescale(a), 0)                                    # (hidden, 12 * K)
+        out = rescale(dense_fixed(a, *self.layers["int_v5.ep_out"]))      # (2M, 12 * K)
+        return out.reshape(-1, faces, k).transpose(1, 0, 2)
 
     def scales(self) -> np.ndarray:
         """The float scale of every index, for building the entropy tables at export."""
