@@ -78,3 +78,22 @@ def test_decode_is_unchanged_under_torch_deterministic_algorithms():
         torch.use_deterministic_algorithms(previous)
     assert strict_bytes == data
     np.testing.assert_array_equal(strict, plain)
+
+
+@pytest.mark.parametrize("cin, cout, n, stride", [(16, 32, 34, 1), (16, 32, 34, 2), (8, 4, 66, 1), (1, 8, 18, 2)])
+def test_convolution_in_passes_of_a_few_faces_gives_the_same_bits(monkeypatch, cin, cout, n, stride):
+    """Inference convolutions run a few faces per pass (``layers.PASS_BUDGET``); each face is
+    its own GEMM either way, so the output is bit for bit the single pass's."""
+    import torch
+
+    from xneuralcodec.network import layers
+
+    torch.manual_seed(cin + cout + n)
+    x, weight, bias = torch.randn(12, cin, n, n), torch.randn(cout, cin, 3, 3), torch.randn(cout)
+    with torch.no_grad():
+        monkeypatch.setattr(layers, "PASS_BUDGET", 2 ** 40)
+        whole = layers.conv2d_matmul(x, weight, bias, stride)
+        monkeypatch.setattr(layers, "PASS_BUDGET", 1)
+        assert layers._rows_per_pass(x, weight, stride, stride == 1 and cout < cin) == 1
+        torch.testing.assert_close(layers.conv2d_matmul(x, weight, bias, stride), whole, rtol=0, atol=0)
+    torch.testing.assert_close(whole, torch.nn.functional.conv2d(x, weight, bias, stride), rtol=1e-5, atol=1e-4)
