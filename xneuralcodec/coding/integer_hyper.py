@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..network.layers import im2col
+from ..network.layers import PASS_BUDGET, im2col
 from ..sphere.padding import healpix_pad
 from .entropy import LOG_SCALE_MAX, LOG_SCALE_MIN, NUM_SCALES
 
@@ -46,11 +46,16 @@ def conv_fixed(a: np.ndarray, weight: np.ndarray, bias: np.ndarray, pad=healpix_
     if k == 1 and positions is None:
         out = torch.matmul(torch.from_numpy(weight.reshape(cout, -1)), x.reshape(*x.shape[:2], -1)).numpy()
         return (out + bias[None, :, None]).reshape(a.shape[0], cout, *a.shape[2:])
-    cols, _ = im2col(pad(x) if k > 1 else x, (k, k))                    # (12, C*k*k, n*n)
-    if positions is not None:
-        cols = cols[:, :, torch.from_numpy(np.flatnonzero(positions))]
-    w = torch.from_numpy(weight.reshape(1, cout, -1)).expand(cols.shape[0], -1, -1)
-    out = torch.bmm(w, cols).numpy() + bias[None, :, None]
+    x = pad(x) if k > 1 else x
+    w = torch.from_numpy(weight.reshape(1, cout, -1))
+    step = max(1, PASS_BUDGET // (weight[0].size * a.shape[-2] * a.shape[-1] * 8))   # faces per im2col pass
+    out = []
+    for start in range(0, x.shape[0], step):   # columns that stay in cache; each face is its own GEMM anyway
+        cols, _ = im2col(x[start:start + step], (k, k))                # (faces, C*k*k, n*n)
+        if positions is not None:
+            cols = cols[:, :, torch.from_numpy(np.flatnonzero(positions))]
+        out.append(torch.bmm(w.expand(cols.shape[0], -1, -1), cols).numpy())
+    out = (out[0] if len(out) == 1 else np.concatenate(out)) + bias[None, :, None]
     return out if positions is not None else out.reshape(a.shape[0], cout, *a.shape[2:])
 
 
