@@ -4,8 +4,9 @@ Why beside ``benchmarks.speed``: on this shared machine the speed of a whole pro
 20-30% between minutes, and ``speed`` times each coder in its own stretch, so ratios of two
 stretches carry that drift. Here every repeat decodes each stream once, in turn, so all of
 them see the same minutes. The plane is the held-out ERA5 0.25 degree t2m (G04); the streams
-are v4 at quality 3 (the default before 0.12.0), v5.1 and v5.2 at rate point 5 (what
-``model="auto"``'s quality 3 is on this grid), and SPERR at the bound whose MAE is 0.4 K.
+are v4 at quality 3 (the default before 0.12.0), v5.1, v5.2 (0.12.0's default) and v5.3 (0.13.0's)
+at rate point 5 (what ``model="auto"``'s quality 3 is on this grid), and SPERR at the bound whose
+MAE is 0.4 K.
 Results: ``<out>/decode-ab.json`` and ``.md``.
 """
 
@@ -19,7 +20,7 @@ from pathlib import Path
 from .output import command_line, write_results
 from .speed import TARGET_MAE, load_plane
 
-STREAMS = (("hyperprior-v4", 3), ("hyperprior-v5.1", 5), ("hyperprior-v5.2", 5))
+STREAMS = (("hyperprior-v4", 3), ("hyperprior-v5.1", 5), ("hyperprior-v5.2", 5), ("hyperprior-v5.3", 5))
 
 
 def measure(data: str, threads: int, repeats: int) -> dict:

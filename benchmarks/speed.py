@@ -8,8 +8,8 @@ Issue 17's yardstick, measured in one run. The plane is the held-out ERA5 0.25 d
   rate against the decoder's replay and (format v7) SPERR's and SZ3's bounds, keeping the
   smallest record; and the same with ``conventional=False`` (the network's record only);
 - the same three with ``model="hyperprior-v4"`` (the default before 0.12.0, still the model of
-  coarser grids), and ``hyperprior-v5.1`` at the default's rate point (v5.2's latents under the
-  full synthesis network);
+  coarser grids), and ``hyperprior-v5.2`` at the default's rate point (0.12.0's default: the same
+  decoded values as 0.13.0's ``hyperprior-v5.3``, under a larger entropy model);
 - SPERR and SZ3 at the absolute bound whose MAE is 0.4 K, bisected once before timing.
 
 Every figure is the median of ``--repeats`` runs after one untimed warm-up (model loading
@@ -34,7 +34,7 @@ from .output import command_line, write_results
 
 PLANE = "global/G04_era5_t2m_0.25deg_2017-01-01T12.nc"
 TARGET_MAE = 0.4
-V4, V51 = "hyperprior-v4", "hyperprior-v5.1"
+V4, V52 = "hyperprior-v4", "hyperprior-v5.2"
 
 
 def load_plane(data: str) -> tuple[np.ndarray, dict]:
@@ -79,7 +79,7 @@ def measure(data: str, threads: int, repeats: int) -> list[dict]:
              (f"network only, target_mae {TARGET_MAE}", {"target_mae": TARGET_MAE, "conventional": False})]
     cases += [(f"v4 {label}", {"model": V4, **options}) for label, options in cases]
     fine_point = DEFAULT_QUALITY + registry()["auto"]["fine_quality_offset"]
-    cases += [("v5.1 neural, the default's rate point", {"model": V51, "quality": fine_point})]
+    cases += [("v5.2 neural, the default's rate point (0.12.0's default)", {"model": V52, "quality": fine_point})]
     for label, options in cases:
         codec = NeuralCodec(grid=grid.to_config(), variable="t2m", **options)
         enc_s, blob = timed(lambda: codec.encode(plane), repeats)

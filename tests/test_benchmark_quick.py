@@ -203,3 +203,23 @@ def test_paper_targets_table_on_one_group(tmp_path):
         assert cells[f"codec{model}"]["ratio"] >= 0.97 * cells[f"v{5 if model else 4} network"]["ratio"]
     assert "codec / best peer" in (tmp_path / "paper-targets.md").read_text()
     assert (tmp_path / "paper-targets.png").stat().st_size > 0
+
+
+def test_entropy_ab_compares_the_shipped_entropy_only_fine_tune(tmp_path):
+    """hyperprior-v5.3 is an entropy-only fine-tune of v5.2: on a real held-out plane both
+    decode to the same values at every rate point (entropy_ab stops otherwise), and only the
+    bytes differ. v5.1 has another decoder, so the comparison refuses it."""
+    from benchmarks import entropy_ab
+
+    src = DATA / "global"
+    if not src.is_dir():
+        pytest.skip(f"{src} not available")
+    assert entropy_ab.main(["--models", "hyperprior-v5.2", "hyperprior-v5.3", "--groups", "G08:t",
+                            "--data", str(src), "--out", str(tmp_path)]) == 0
+    rows = json.loads((tmp_path / "entropy-ab.json").read_text())["rows"]
+    assert [r["q"] for r in rows] == list(range(8))
+    assert all(r["hyperprior-v5.2"] > 0 and r["hyperprior-v5.3"] > 0 for r in rows)
+    assert any(r["hyperprior-v5.2"] != r["hyperprior-v5.3"] for r in rows)
+    with pytest.raises(SystemExit, match="decode to different values"):
+        entropy_ab.main(["--models", "hyperprior-v5.2", "hyperprior-v5.1", "--groups", "G08:t",
+                         "--data", str(src), "--out", str(tmp_path)])

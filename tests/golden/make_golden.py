@@ -99,6 +99,11 @@ def cases():
         yield "1deg_auto_q2", NeuralCodec(quality=2, variable="t2m"), synthetic_plane(181, 360, 27, lmax=90)
         yield "1deg_v5.2_q5", NeuralCodec(model="hyperprior-v5.2", quality=5, variable="t2m"), \
             synthetic_plane(181, 360, 28, lmax=90)
+    if tuple(int(p) for p in __version__.split(".")[:2]) >= (0, 13):  # hyperprior-v5.3 (lighter entropy model)
+        yield "1deg_v5.3_q5", NeuralCodec(model="hyperprior-v5.3", quality=5, variable="t2m"), \
+            synthetic_plane(181, 360, 29, lmax=90)
+        yield "1deg_v5.3_q0_two_planes", NeuralCodec(model="hyperprior-v5.3", quality=0, variable="msl"), \
+            np.stack([synthetic_plane(181, 360, 30, lmax=90), synthetic_plane(181, 360, 31, lmax=90)])
 
 
 def same_content(old: bytes, new: bytes) -> bool:

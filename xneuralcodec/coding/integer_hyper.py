@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..network.layers import PASS_BUDGET, im2col
+from ..network.layers import faces_per_pass, im2col
 from ..sphere.padding import healpix_pad
 from .entropy import LOG_SCALE_MAX, LOG_SCALE_MIN, NUM_SCALES
 
@@ -48,7 +48,7 @@ def conv_fixed(a: np.ndarray, weight: np.ndarray, bias: np.ndarray, pad=healpix_
         return (out + bias[None, :, None]).reshape(a.shape[0], cout, *a.shape[2:])
     x = pad(x) if k > 1 else x
     w = torch.from_numpy(weight.reshape(1, cout, -1))
-    step = max(1, PASS_BUDGET // (weight[0].size * a.shape[-2] * a.shape[-1] * 8))   # faces per im2col pass
+    step = faces_per_pass(weight[0].size * a.shape[-2] * a.shape[-1] * 8)   # as the float convolutions
     out = []
     for start in range(0, x.shape[0], step):   # columns that stay in cache; each face is its own GEMM anyway
         cols, _ = im2col(x[start:start + step], (k, k))                # (faces, C*k*k, n*n)

@@ -39,17 +39,22 @@ def conv2d_matmul(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     return out[0] if len(out) == 1 else torch.cat(out)
 
 
-PASS_BUDGET = 4 * 2 ** 20   # bytes of im2col columns (or tap responses) per pass at inference
+PASS_BUDGET = 4 * 2 ** 20   # bytes of im2col columns (or tap responses) per thread and pass at inference
+
+
+def faces_per_pass(bytes_per_face: int) -> int:
+    """Faces per pass: a whole 0.25 degree sphere's columns (up to ~56 MB) spill out of cache
+    between being written and read by the GEMM; passes of a few faces per thread do not (the
+    batched GEMM shares a pass's faces among the threads). g_s of hyperprior-v5.3 on a 0.25
+    degree plane: 51 -> 46 ms on one thread, 28 -> 27 ms on two; the same bits."""
+    return torch.get_num_threads() * max(1, PASS_BUDGET // bytes_per_face)
 
 
 def _rows_per_pass(x: torch.Tensor, weight: torch.Tensor, stride: int, by_taps: bool) -> int:
-    """Faces per pass: a whole 0.25 degree sphere's columns (up to ~56 MB) spill out of cache
-    between being written and read by the GEMM; passes of a few faces do not (g_s of
-    hyperprior-v5.2: 65 -> 48 ms on one thread, the same bits)."""
     oh, ow = _output_size(x.shape[-2:], weight.shape[-2:], stride)
     pixels = x.shape[-2] * x.shape[-1] if by_taps else oh * ow
     per_row = (weight.shape[0] if by_taps else weight.shape[1]) * weight.shape[2] * weight.shape[3] * pixels
-    return max(1, PASS_BUDGET // (per_row * x.element_size()))
+    return faces_per_pass(per_row * x.element_size())
 
 
 def _conv2d_gemm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: int) -> torch.Tensor:
