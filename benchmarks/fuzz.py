@@ -3,7 +3,8 @@
 Chunks of real fields (2.5 and 1 degree, with NaN holes, constant and all-NaN planes, with and
 without ``max_abs_error``, scaled and lossless planes, and format v7 conventional SZ3 / SPERR
 planes; v9: SPERR step-mode planes and a Jacobi back projection; 0.12.0: a hyperprior-v5.2 chunk (0.13.0:
-a hyperprior-v5.3 one, whose context convolution skips zero taps), and
+a hyperprior-v5.3 one, whose context convolution skips zero taps, and a v10 one with a single-precision
+back projection), and
 ``model="auto"`` codecs, which look the weights up by the chunk's sha256 prefix) are mutated in five ways: random bit flips, truncation, random
 bytes, and header or payload mutations whose CRC is recomputed so that they get past the
 checksum into the parser, the range decoder and the network. Each case must either raise
@@ -55,6 +56,7 @@ def seed_chunks(data_dir: Path) -> list[tuple[NeuralCodec, bytes]]:
         (NeuralCodec(quality=3, nside=128), msl),                                        # v9: Jacobi back projection
         (NeuralCodec(model="hyperprior-v5.2", quality=5), msl),                          # 0.12: v5.2's lighter g_s
         (NeuralCodec(model="hyperprior-v5.3", quality=4), msl),                          # 0.13: v5.3's lighter entropy model
+        (NeuralCodec(model="hyperprior-v5.3", quality=4, nside=128), msl),               # v10: single-precision projection
     ]:
         out.append((codec, codec.encode(arr)))
     return out

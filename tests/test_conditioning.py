@@ -73,7 +73,7 @@ def test_condition_is_stored_in_the_header_and_the_config():
     plane = (250 + np.cumsum(rng.normal(size=(73, 144)), axis=1)).astype(np.float32)
     codec = NeuralCodec(quality=1, variable="t", level=850.3)
     chunk = bitstream.unpack(codec.encode(plane))
-    assert chunk.version == bitstream.VERSION == 9
+    assert chunk.version == bitstream.VERSION == 10
     assert chunk.variable_kind == KIND_INDEX["temperature"] and chunk.level == float(np.float32(850.3))
     assert codec.get_config()["variable"] == "t" and codec.get_config()["level"] == 850.3
     again = NeuralCodec.from_config(codec.get_config())
@@ -108,6 +108,18 @@ def test_forged_condition_is_refused():
     chunk = bitstream.unpack(data)
     chunk.projection_method, chunk.projection_iterations = "jacobi", 9
     with pytest.raises(ValueError, match="Jacobi one of 0..8 steps"):
+        bitstream.pack(chunk)
+    # v10: flag 4 asks for a single-precision back projection, which only a Jacobi one may take
+    flags_at = 6
+    single = _forge(_forge(data, iterations_at, bytes([0x80 | 1])), flags_at, bytes([data[flags_at] | 4]))
+    assert bitstream.unpack(single).projection_precision == "float32"
+    with pytest.raises(ValueError, match="flagged with an LSMR one"):
+        bitstream.unpack(_forge(data, flags_at, bytes([data[flags_at] | 4])))
+    with pytest.raises(ValueError, match="unknown flags"):
+        bitstream.unpack(_forge(single, 4, struct.pack("<H", 9)))      # the flag is v10's
+    chunk = bitstream.unpack(data)
+    chunk.projection_precision = "float32"
+    with pytest.raises(ValueError, match="float32 Jacobi one"):
         bitstream.pack(chunk)
 
 

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from xneuralcodec.sphere.faces import face_index, faces_to_ring, padding_index, ring_to_faces
 from xneuralcodec.sphere.grid import LatLonGrid
 from xneuralcodec.format.bitstream import LEGACY_PROJECTION_ITERATIONS
-from xneuralcodec.sphere.projection import (FINE_ITERATIONS, FINE_JACOBI_STEPS, FINE_NSIDE, ITERATIONS, JACOBI, LSMR,
-                                            Projector, back_projection_for)
+from xneuralcodec.sphere.projection import (DOUBLE, FINE_ITERATIONS, FINE_JACOBI_STEPS, FINE_NSIDE, ITERATIONS, JACOBI,
+                                            LSMR, SINGLE, Projector, back_projection_for, precision_for)
 
 from .conftest import load_plane
 
@@ -88,12 +88,39 @@ def test_fine_spheres_back_project_with_a_jacobi_step_and_decode_as_well():
     codec = NeuralCodec(grid=grid.to_config(), variable="t2m")
     data = codec.encode(plane)
     chunk = bitstream.unpack(data)
-    assert (chunk.version, chunk.nside, chunk.projection_method, chunk.projection_iterations) == (9, 256, JACOBI, 1)
-    chunk.projection_method, chunk.projection_iterations = LSMR, FINE_ITERATIONS
+    assert (chunk.nside, chunk.projection_method, chunk.projection_iterations) == (256, JACOBI, 1)
+    chunk.projection_method, chunk.projection_iterations, chunk.projection_precision = LSMR, FINE_ITERATIONS, DOUBLE
     as_before = bitstream.pack(chunk)
     maes = [weighted_errors(plane, codec.decode(d), grid)["mae"] for d in (data, as_before)]
     assert abs(maes[0] / maes[1] - 1) < 1e-4, maes
     assert not np.array_equal(codec.decode(data), codec.decode(as_before))   # the header's method is obeyed
+
+
+def test_single_precision_back_projection_where_no_bound_is_promised():
+    """From 0.13.0 (format v10) a Jacobi back projection runs in single precision unless the
+    chunk holds max_abs_error: on ERA5 0.25 degree t2m it decodes within 1e-3 K of double
+    precision, to the same MAE to 1e-5; the header's flag is obeyed, and a bounded chunk keeps
+    double precision."""
+    from xneuralcodec import NeuralCodec
+    from xneuralcodec.evaluation.metrics import weighted_errors
+    from xneuralcodec.format import bitstream
+
+    assert precision_for(FINE_NSIDE, bounded=False) == SINGLE
+    assert precision_for(FINE_NSIDE, bounded=True) == precision_for(FINE_NSIDE // 2, bounded=False) == DOUBLE
+    plane, grid = load_plane("era5_0.25deg")
+    codec = NeuralCodec(grid=grid.to_config(), variable="t2m")
+    data = codec.encode(plane)
+    chunk = bitstream.unpack(data)
+    assert (chunk.version, chunk.projection_method, chunk.projection_precision) == (10, JACOBI, SINGLE)
+    chunk.projection_precision = DOUBLE
+    single, double = codec.decode(data), codec.decode(bitstream.pack(chunk))
+    assert not np.array_equal(single, double) and np.abs(single - double).max() < 1e-3
+    maes = [weighted_errors(plane, d, grid)["mae"] for d in (single, double)]
+    assert abs(maes[0] / maes[1] - 1) < 1e-5, maes
+    bounded = NeuralCodec(grid=grid.to_config(), variable="t2m", max_abs_error=2.0, conventional=False)
+    assert bitstream.unpack(bounded.encode(plane)).projection_precision == DOUBLE
+    with pytest.raises(ValueError, match="float32 Jacobi"):
+        Projector(grid, 64, ITERATIONS, LSMR, SINGLE)
 
 
 def test_orientation_is_respected():

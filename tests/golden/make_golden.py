@@ -104,6 +104,10 @@ def cases():
             synthetic_plane(181, 360, 29, lmax=90)
         yield "1deg_v5.3_q0_two_planes", NeuralCodec(model="hyperprior-v5.3", quality=0, variable="msl"), \
             np.stack([synthetic_plane(181, 360, 30, lmax=90), synthetic_plane(181, 360, 31, lmax=90)])
+        # format v10: a Jacobi back projection in single precision (nside >= 128, no max_abs_error)
+        yield "1deg_nside128_v5.3_q4_single_projection", NeuralCodec(model="hyperprior-v5.3", quality=4, nside=128,
+                                                                      variable="t2m"), \
+            synthetic_plane(181, 360, 32, lmax=90)
 
 
 def same_content(old: bytes, new: bytes) -> bool:

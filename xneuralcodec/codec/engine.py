@@ -35,7 +35,7 @@ from ..network.weights import LoadedModel
 from ..options import AUTO_NSIDE, CodecOptions
 from ..sphere.faces import ring_to_faces
 from ..sphere.grid import LatLonGrid, area_weights
-from ..sphere.projection import Projector
+from ..sphere.projection import Projector, precision_for
 from . import planes as plane_records
 from .beside import side_by_side
 
@@ -101,7 +101,7 @@ class Engine:
         quality = float(np.float32(options.quality))  # as stored in the plane records
         planes = arr.reshape(-1, grid.nlat, grid.nlon)
         records, neural = plane_records.describe(planes, quality, max_abs_error)
-        projector = Projector(grid, nside)
+        projector = Projector(grid, nside, precision=precision_for(nside, bounded=max_abs_error is not None))
         step = planes_per_batch(nside)
         unreachable: set[int] = set()  # planes whose bound no correction holds: stored losslessly
         batches = [neural[start:start + step] for start in range(0, len(neural), step)]
@@ -167,7 +167,8 @@ class Engine:
         chunk = Chunk(bytes.fromhex(self.model.sha256), arr.dtype, 0, nside, grid.nlat, grid.nlon,
                       grid.lat_first, grid.lon_first, tuple(arr.shape), records, target_mae or 0.0,
                       variable_kind=condition.kind, level=condition.level,
-                      projection_iterations=projector.iterations, projection_method=projector.method)
+                      projection_iterations=projector.iterations, projection_method=projector.method,
+                      projection_precision=projector.precision)
         return bitstream.pack(chunk)
 
     @staticmethod
@@ -314,7 +315,8 @@ class Engine:
         chunk_grid = LatLonGrid(chunk.nlat, chunk.nlon, chunk.lat_first, chunk.lon_first)
         check_nside(chunk.nside, chunk_grid, self.model)
         out, neural = plane_records.start_planes(chunk)
-        projector = Projector(chunk_grid, chunk.nside, chunk.projection_iterations, chunk.projection_method)
+        projector = Projector(chunk_grid, chunk.nside, chunk.projection_iterations, chunk.projection_method,
+                              chunk.projection_precision)
         condition = Condition(chunk.variable_kind, chunk.level)
         step = planes_per_batch(chunk.nside)
         for start in range(0, len(neural), step):

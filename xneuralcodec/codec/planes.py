@@ -166,9 +166,10 @@ def unscale(values, exponent: int) -> np.ndarray:
 def to_planes(faces: np.ndarray, projector: Projector, records) -> list[np.ndarray]:
     """Decoded faces (B, 12, n, n) -> lat/lon planes (float64, before NaN masking), each
     de-standardised with its record's float32 mean and std, and scaled by its exponent."""
+    dtype = np.float32 if projector.precision == "float32" else np.float64   # sphere.projection.SINGLE
     return [
-        unscale(projector.to_latlon(faces_to_ring(f.astype(np.float64))) * np.float64(np.float32(rec.std))
-                + np.float64(np.float32(rec.mean)), rec.exponent)
+        unscale(projector.to_latlon(faces_to_ring(f.astype(dtype, copy=False))).astype(np.float64)
+                * np.float64(np.float32(rec.std)) + np.float64(np.float32(rec.mean)), rec.exponent)
         for f, rec in zip(faces, records)
     ]
 

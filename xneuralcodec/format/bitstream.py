@@ -1,6 +1,8 @@
-"""Bitstream format v9 (reads v1 to v8 too): one self-describing, checksummed record per Zarr chunk.
+"""Bitstream format v10 (reads v1 to v9 too): one self-describing, checksummed record per Zarr chunk.
 
-Little-endian throughout; the full layout is in docs/format.md. v9 (written since 0.11.0) has
+Little-endian throughout; the full layout is in docs/format.md. v10 (written since 0.13.0) is
+v9 with one more header flag, FLAG_SINGLE (4): the Jacobi back projection of the network planes
+runs in single precision (written for chunks without ``max_abs_error``). v9 (0.11.0, 0.12.0) has
 v8's layout; its back projection byte says more (bit 7: 0 LSMR, 1 Jacobi; bits 0-6: the
 iterations or steps) and conventional planes may name coder 4 (SPERR's step mode). v8 (written
 by 0.8.0 to 0.10.0)::
@@ -59,7 +61,7 @@ from ..variables import KINDS
 from .limits import MAX_CHUNK_BYTES_ENV, max_chunk_bytes
 
 MAGIC = b"XNCB"
-VERSION = 9
+VERSION = 10
 # v1: release 0.1.0, no correction; v2: 0.2.0, one quality per chunk; v3: 0.3.0, corrections
 # without a predictor; v4: 0.4.0, differs from v3 only inside the correction section;
 # v5 (0.5.0) adds the condition (variable kind, level) to the header; v6 adds a per-plane
@@ -67,8 +69,9 @@ VERSION = 9
 # v7 (0.7.0, written for every chunk) adds the projection iterations and conventional planes;
 # v8 (0.8.0): the same content, each field only where it is needed; v9 (0.11.0): v8 whose
 # back projection byte also names the method (LSMR, or Jacobi steps from a weighted adjoint),
-# and conventional planes may be SPERR in its quantisation-step mode (coder 4)
-SUPPORTED_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
+# and conventional planes may be SPERR in its quantisation-step mode (coder 4); v10 (0.13.0): v9
+# with one more header flag, a single-precision back projection (FLAG_SINGLE)
+SUPPORTED_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
 LEGACY_PROJECTION_ITERATIONS = 30   # the back projection's LSMR iterations before v7
 MAX_PROJECTION_ITERATIONS = 100
 MAX_JACOBI_STEPS = 8   # v9: bit 7 of the projection byte set = "jacobi" (sphere/projection.py), else "lsmr"
@@ -76,8 +79,8 @@ _JACOBI_BIT = 0x80
 
 KIND_NEURAL, KIND_CONSTANT, KIND_ALL_NAN, KIND_LOSSLESS = 0, 1, 2, 3  # KIND_LOSSLESS since v6
 KIND_CONVENTIONAL = 4  # since v7
-KINDS_OF_VERSION = {1: 3, 2: 3, 3: 3, 4: 3, 5: 3, 6: 4, 7: 5, 8: 5, 9: 5}   # how many record kinds each version knows
-CODERS_OF_VERSION = {7: 2, 8: 3, 9: 4}     # the highest conventional coder id each version knows (3 = EBCC, v8; 4 = SPERR q, v9)
+KINDS_OF_VERSION = {1: 3, 2: 3, 3: 3, 4: 3, 5: 3, 6: 4, 7: 5, 8: 5, 9: 5, 10: 5}   # how many record kinds each version knows
+CODERS_OF_VERSION = {7: 2, 8: 3, 9: 4, 10: 4}     # the highest conventional coder id each version knows (3 = EBCC, v8; 4 = SPERR q, v9)
 MAX_EXPONENT = 1100  # |exponent| of a v6 plane; float64 spans 2^-1074 .. 2^1024
 DTYPES = {1: np.dtype("<f4"), 2: np.dtype("<f8")}
 DTYPE_CODES = {v: k for k, v in DTYPES.items()}
@@ -98,6 +101,7 @@ _PLANE7 = struct.Struct("<BBhfffd")          # kind, coder, exponent, mean, std,
 MAX_VARINT_BYTES = 5                         # lengths are below 2**35
 # v8: fields by need
 FLAG_NETWORK, FLAG_TARGET = 1, 2
+FLAG_SINGLE = 4   # v10: the back projection runs in single precision (Jacobi only; sphere/projection.py)
 _HEAD8 = struct.Struct("<4sHBBB")            # magic, version, flags, dtype, ndim (then the shape as varints)
 _NETWORK8 = struct.Struct("<8sBBHddf")       # sha prefix, variable kind, iterations, nside, lat_first, lon_first, level
 _NEURAL8 = struct.Struct("<hfffd")           # exponent, mean, std, quality, correction step
@@ -138,6 +142,7 @@ class Chunk:
     level: float = 0.0       # v5: pressure level in hPa, 0 if unknown
     projection_iterations: int = LEGACY_PROJECTION_ITERATIONS   # v7: iterations (steps) of the back projection
     projection_method: str = "lsmr"   # v9: "lsmr" or "jacobi" (sphere/projection.py)
+    projection_precision: str = "float64"   # v10: "float32" for a single-precision Jacobi back projection
 
     @property
     def n_planes(self) -> int:
@@ -145,10 +150,12 @@ class Chunk:
 
 
 def pack(chunk: Chunk) -> bytes:
-    """The chunk as format v9 (``docs/format.md``): each field only where a decoder needs it."""
+    """The chunk as format v10 (``docs/format.md``): each field only where a decoder needs it."""
     projection = _projection_byte(chunk.projection_method, chunk.projection_iterations)
     network = any(p.kind == KIND_NEURAL for p in chunk.planes)
-    flags = (FLAG_NETWORK if network else 0) | (FLAG_TARGET if chunk.target_mae else 0)
+    single = _single_precision(chunk.projection_precision, chunk.projection_method)
+    flags = (FLAG_NETWORK if network else 0) | (FLAG_TARGET if chunk.target_mae else 0) | (
+        FLAG_SINGLE if network and single else 0)
     parts = [_HEAD8.pack(MAGIC, VERSION, flags, DTYPE_CODES[np.dtype(chunk.dtype).newbyteorder("<")], len(chunk.shape)),
              _varints(*chunk.shape)]
     if network:
@@ -232,6 +239,7 @@ class _Header:
     offset: int = 0
     network: bool = True     # v8: whether the network fields are present (network planes may follow)
     method: str = "lsmr"     # v9: the back projection's method (bit 7 of the iterations byte)
+    precision: str = "float64"   # v10: "float32" with FLAG_SINGLE
 
 
 def _need(buf, end: int, what: str = "header cut short") -> None:
@@ -268,6 +276,15 @@ def _projection_byte(method: str, iterations: int) -> int:
                      f"of 0..{MAX_JACOBI_STEPS} steps, got {method!r} with {iterations} instead")
 
 
+def _single_precision(precision: str, method: str) -> bool:
+    if precision == "float64":
+        return False
+    if precision == "float32" and method == "jacobi":
+        return True
+    raise ValueError(f"expected a float64 back projection, or a float32 Jacobi one, got {precision!r} with "
+                     f"{method!r} instead")
+
+
 def _read_projection(byte: int, version: int) -> tuple[str, int]:
     if version >= 9 and byte & _JACOBI_BIT:
         steps = byte & ~_JACOBI_BIT
@@ -282,7 +299,7 @@ def _read_projection(byte: int, version: int) -> tuple[str, int]:
 def _header_v8(buf, version: int) -> _Header:
     _need(buf, _HEAD8.size)
     _, _, flags, dtype_code, ndim = _HEAD8.unpack_from(buf, 0)
-    if flags & ~(FLAG_NETWORK | FLAG_TARGET):
+    if flags & ~(FLAG_NETWORK | FLAG_TARGET | (FLAG_SINGLE if version >= 10 else 0)):
         _fail(f"unknown flags {flags:#x}")
     if not 2 <= ndim <= 32:
         _fail(f"ndim {ndim}")
@@ -300,6 +317,12 @@ def _header_v8(buf, version: int) -> _Header:
         head.sha = bytes(sha)
         offset += _NETWORK8.size
         head.method, head.iterations = _read_projection(head.iterations, version)
+        if flags & FLAG_SINGLE:
+            if head.method != "jacobi":
+                _fail("a single-precision back projection flagged with an LSMR one")
+            head.precision = "float32"
+    elif flags & FLAG_SINGLE:
+        _fail("a single-precision back projection flagged without network planes")
     if flags & FLAG_TARGET:
         _need(buf, offset + _TARGET.size)
         (head.target_mae,) = _TARGET.unpack_from(buf, offset)
@@ -504,7 +527,7 @@ def unpack(data, shape: tuple | None = None, max_bytes: int | None = None) -> Ch
     if offset != end:
         _fail(f"{end - offset} unexplained trailing bytes")
     return Chunk(head.sha, dtype, head.quality, head.nside, nlat, nlon, head.lat_first, head.lon_first, shape, planes,
-                 head.target_mae, version, head.kind, float(head.level), head.iterations, head.method)
+                 head.target_mae, version, head.kind, float(head.level), head.iterations, head.method, head.precision)
 
 
 def _inflate(blob: bytes, expected: int, what: str) -> bytes:
