@@ -63,15 +63,15 @@ def _anchor_hidden_layer(weight: np.ndarray, bias: np.ndarray, ctx0: np.ndarray)
     return w[:, :psi_width].reshape(-1, psi_width, 1, 1).copy(), bias + w[:, psi_width:] @ ctx0
 
 
-_CROSS = ((-1, 0), (0, -1), (0, 1), (1, 0))
-_OFF_CROSS = tuple((dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1) if (dr, dc) not in _CROSS)
-
-
 def dense_fixed(a: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
     """A 1x1 fixed-point convolution on channels-first columns: (Cin, N) -> (Cout, N) before
     rescaling, one float64 GEMM (exact, as ``conv_fixed``)."""
     w = torch.from_numpy(weight.reshape(weight.shape[0], -1))
     return torch.mm(w, torch.from_numpy(np.ascontiguousarray(a))).numpy() + bias[:, None]
+
+
+_CROSS = ((-1, 0), (0, -1), (0, 1), (1, 0))          # the taps of a non-anchor that hold anchors, inside a face
+_OFF_CROSS = tuple((dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1) if (dr, dc) not in _CROSS)
 
 
 class AnchorContextConv:

@@ -14,6 +14,10 @@ heavy the tails are (its ratio to MSE is sqrt(kurtosis / 3)). A smooth power mea
 every large error a gradient proportional to e^3 instead of handing the whole weight to a
 hard top-k/quantile set, which is noisy on one plane per step.
 
+``--train-only decoder`` trains g_s alone on the parent's latents; ``--train-only entropy``
+trains the entropy model alone (h_a, h_s, context, ep, z's scales) on the rate alone, with the
+synthesis skipped (``step_pass``): its decoded values are the parent's whatever it learns.
+
 Validation (``--val-minutes``) runs only on held-out planes (``split.is_validation``):
 G01 2026-03-30T03 t2m/msl/u10 (1 deg, nside 64), G08 t/u/gh at 500 hPa (2.5 deg, nside
 32) and the whole G04 0.25 deg t2m plane at nside 256; per plane and quality it logs
