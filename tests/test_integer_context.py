@@ -44,8 +44,8 @@ def test_anchor_context_conv_at_activation_limit(shipped):
 
 
 def _plain_parameters(entropy, psi, ctx, positions):
-    """ep as plain per-face fixed-point convolutions, ctx (12, C, K)."""
-    rows = psi[:, :, positions]
+    """ep as plain per-face fixed-point convolutions; psi (P, 12, n, n) as ``psi`` gives it, ctx (12, C, K)."""
+    rows = psi.transpose(1, 0, 2, 3)[:, :, positions]
     hidden = np.maximum(rescale(conv_fixed(np.concatenate([rows, ctx], 1)[..., None],
                                            *entropy.layers["int_v5.ep_hidden"])), 0)
     return rescale(conv_fixed(hidden, *entropy.layers["int_v5.ep_out"]))[..., 0]

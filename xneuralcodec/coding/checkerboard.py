@@ -39,6 +39,6 @@ class CheckerboardLatentCoder(LatentCoder):
         psi = entropy.psi(z)
         mu, index = entropy.parameters(psi, None, anchors)
         y[..., anchors] = decode_groups(decoder, index, tables, escapes) + mu
-        mu, index = entropy.parameters(psi, entropy.context(y * anchors, ~anchors), ~anchors)
+        mu, index = entropy.parameters(psi, entropy.context(y, ~anchors), ~anchors)   # y is still 0 off the anchors
         y[..., ~anchors] = decode_groups(decoder, index, tables, escapes) + mu
         return y

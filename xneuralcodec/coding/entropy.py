@@ -112,14 +112,29 @@ def encode_groups(encoder, values: np.ndarray, groups: np.ndarray, tables: Table
 def decode_groups(decoder, groups: np.ndarray, tables: TableSet, escapes: "EscapeReader") -> np.ndarray:
     out = np.empty(groups.size, dtype=np.int64)
     for k, where in _by_group(groups):
-        r = tables.radii[k]
-        symbols = decoder.decode(tables.models[k], where.size).astype(np.int64)
-        values = symbols - r
-        outside = symbols == 2 * r + 1
-        if outside.any():
-            values[outside] = escapes.take(int(outside.sum()))
-        out[where] = values
+        out[where] = _decode_group(decoder, k, where.size, tables, escapes)
     return out.reshape(groups.shape)
+
+
+def decode_channels(decoder, shape: tuple, tables: TableSet, escapes: "EscapeReader") -> np.ndarray:
+    """``decode_groups`` where the table index is the channel (axis 1), as for z: group k is
+    channel k in C order, so the same symbols come out in the same order without a sort."""
+    out = np.empty(shape, dtype=np.int64)
+    for k in range(shape[1]):
+        channel = out[:, k]
+        channel[...] = _decode_group(decoder, k, channel.size, tables, escapes).reshape(channel.shape)
+    return out
+
+
+def _decode_group(decoder, k: int, count: int, tables: TableSet, escapes: "EscapeReader") -> np.ndarray:
+    """``count`` values coded under table ``k``, escapes filled in."""
+    r = tables.radii[k]
+    symbols = decoder.decode(tables.models[k], count).astype(np.int64)
+    values = symbols - r
+    outside = symbols == 2 * r + 1
+    if outside.any():
+        values[outside] = escapes.take(int(outside.sum()))
+    return values
 
 
 class EscapeReader:

@@ -134,16 +134,20 @@ class IntegerContextModel:
         self.anchor_context = AnchorContextConv(*self.layers["int_v5.context"])
 
     def psi(self, z_hat: np.ndarray) -> np.ndarray:
-        """h_s: integer z (12, Z, k, k) -> fixed-point hyper features (12, P, 2k, 2k)."""
+        """h_s: integer z (12, Z, k, k) -> fixed-point hyper features, channels first
+        (P, 12, 2k, 2k), as ``fixed_parameters`` reads them."""
         a = np.asarray(z_hat, np.float64) * 2.0 ** FRAC_ACT
         a = np.maximum(pixel_shuffle(rescale(conv_fixed(a, *self.layers["int_v5.hs_up"], pad=_sphere_pad))), 0)
-        return np.maximum(rescale(conv_fixed(a, *self.layers["int_v5.hs_conv"], pad=_sphere_pad)), 0)
+        psi = np.maximum(rescale(conv_fixed(a, *self.layers["int_v5.hs_conv"], pad=_sphere_pad)), 0)
+        return np.ascontiguousarray(psi.transpose(1, 0, 2, 3))
 
     def context(self, y_anchors: np.ndarray, positions: np.ndarray) -> np.ndarray:
         """Context conv over integer latents that are zero off the anchors, evaluated only at
         the (n, n) bool ``positions`` (the non-anchors that use it) -> fixed point (C, 12, K),
         channels first, as ``fixed_parameters`` takes it."""
-        a = np.clip(np.asarray(y_anchors, np.float64) * 2.0 ** FRAC_ACT, -ACT_LIMIT, ACT_LIMIT)
+        a = np.array(y_anchors, np.float64)
+        a *= 2.0 ** FRAC_ACT
+        np.clip(a, -ACT_LIMIT, ACT_LIMIT, out=a)
         if not np.array_equal(positions, ~anchor_mask(positions.shape[0])):
             out = conv_fixed(a, *self.layers["int_v5.context"], pad=_sphere_pad, positions=positions)
             return rescale(out.transpose(1, 0, 2))
@@ -158,8 +162,8 @@ class IntegerContextModel:
     def fixed_parameters(self, psi: np.ndarray, ctx: np.ndarray | None, positions: np.ndarray) -> np.ndarray:
         """``parameters`` before rounding: fixed-point (mu, log sigma) stacked, (12, 2M, K).
         Runs channels first, (C, 12 * K): each 1x1 layer is then one GEMM for all faces."""
-        faces = psi.shape[0]
-        rows = psi.transpose(1, 0, 2, 3)[:, :, positions]                # (P, 12, K)
+        faces = psi.shape[1]
+        rows = psi[:, :, positions]                                      # (P, 12, K)
         k = rows.shape[2]
         if ctx is None:   # anchors: the constant context is folded into the bias
             a = dense_fixed(rows.reshape(rows.shape[0], -1), *self.anchor_hidden)

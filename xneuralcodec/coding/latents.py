@@ -14,7 +14,7 @@ import constriction
 import numpy as np
 import torch
 
-from .entropy import EscapeReader, decode_groups, encode_groups
+from .entropy import EscapeReader, decode_channels, decode_groups, encode_groups
 from .integer_hyper import FRAC_ACT
 
 
@@ -67,8 +67,7 @@ class LatentCoder:
         try:
             decoder = constriction.stream.queue.RangeDecoder(words)
             nz = nside // cfg.stride
-            z_groups = np.broadcast_to(np.arange(cfg.hyper)[None, :, None, None], (12, cfg.hyper, nz, nz))
-            z = decode_groups(decoder, z_groups, self.model.z_tables, escapes)
+            z = decode_channels(decoder, (12, cfg.hyper, nz, nz), self.model.z_tables, escapes)   # one table per channel
             y = self._decode_y(decoder, z, escapes)
         except ValueError:
             raise
