@@ -158,9 +158,9 @@ def test_train_v5_decoder_only_changes_the_decoder_alone(tmp_path):
     assert first and first == last
 
 
-def test_train_v5_new_decoder_widths_start_from_a_shipped_weights_file(tmp_path):
-    """``--init-from <v5 weights>.safetensors --train-only decoder --dec ...``: a lighter g_s
-    learns to decode the shipped model's latents; everything else is the file's float weights."""
+def _fine_tune_shipped(tmp_path, model: str, steps: str, *args):
+    """A short train_v5 run on GFS t500 from a shipped v5 weights file; returns (data file,
+    weights file, run dir, its checkpoint, the file's tensors)."""
     from safetensors.numpy import load_file
 
     from xneuralcodec.network.registry import registry_entry, weights_dir
@@ -169,17 +169,30 @@ def test_train_v5_new_decoder_widths_start_from_a_shipped_weights_file(tmp_path)
     src = DATA / FILES["gfs_2.5deg_t500"][0]
     if not src.is_file():
         pytest.skip(f"{src} not available")
-    weights = weights_dir() / registry_entry("hyperprior-v5.1")["file"]
-    out = tmp_path / "light"
-    assert train_v5.main(["--data", str(src), "--regional", "--no-g04", "--steps", "2", "--threads", "1",
-                          "--out", str(out), "--init-from", str(weights), "--train-only", "decoder",
-                          "--dec", "32,16,8,4"]) == 0
-    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
-    assert tuple(ckpt["config"]["dec"]) == (32, 16, 8, 4)
-    parent = load_file(str(weights))
+    weights = weights_dir() / registry_entry(model)["file"]
+    out = tmp_path / "fine-tune"
+    assert train_v5.main(["--data", str(src), "--regional", "--no-g04", "--steps", steps, "--threads", "1",
+                          "--out", str(out), "--init-from", str(weights), *args]) == 0
+    return src, weights, out, torch.load(out / "checkpoint.pt", weights_only=True), load_file(str(weights))
+
+
+def _assert_only_trained_moved(ckpt, parent, trained_prefixes) -> None:
+    """Every tensor outside the trained part is the parent file's float tensor, value for value."""
     for k, v in ckpt["model"].items():
-        if not k.startswith(train_v5.DECODER_PARAMETERS):
+        if not k.startswith(trained_prefixes):
             assert torch.equal(v, torch.from_numpy(parent[f"float.{k}"])), k
+
+
+def test_train_v5_new_decoder_widths_start_from_a_shipped_weights_file(tmp_path):
+    """``--init-from <v5 weights>.safetensors --train-only decoder --dec ...``: a lighter g_s
+    learns to decode the shipped model's latents; everything else is the file's float weights."""
+    from xneuralcodec.network.registry import registry_entry, weights_dir
+    from xneuralcodec.training import train_v5
+
+    src, weights, out, ckpt, parent = _fine_tune_shipped(tmp_path, "hyperprior-v5.1", "2", "--train-only", "decoder",
+                                                         "--dec", "32,16,8,4")
+    assert tuple(ckpt["config"]["dec"]) == (32, 16, 8, 4)
+    _assert_only_trained_moved(ckpt, parent, train_v5.DECODER_PARAMETERS)
     with pytest.raises(ValueError, match="--train-only decoder"):
         train_v5.main(["--data", str(src), "--regional", "--no-g04", "--steps", "1", "--out", str(tmp_path / "x"),
                        "--init-from", str(weights), "--dec", "32,16,8,4"])
@@ -206,26 +219,14 @@ def test_train_v5_entropy_only_with_new_widths_keeps_every_decoded_value(tmp_pat
     """``--init-from <v5 weights> --train-only entropy --entropy-widths ...``: a lighter entropy
     model starts fresh and learns on the rate alone; the encoder, decoder and gains are the
     file's, so every validation plane decodes to the same values while its bits change."""
-    from safetensors.numpy import load_file
-
-    from xneuralcodec.network.registry import registry_entry, weights_dir
     from xneuralcodec.training import train_v5
 
-    src = DATA / FILES["gfs_2.5deg_t500"][0]
-    if not src.is_file():
-        pytest.skip(f"{src} not available")
-    weights = weights_dir() / registry_entry("hyperprior-v5.2")["file"]
-    out = tmp_path / "lean"
-    assert train_v5.main(["--data", str(src), "--regional", "--no-g04", "--steps", "3", "--threads", "1",
-                          "--out", str(out), "--init-from", str(weights), "--train-only", "entropy",
-                          "--entropy-widths", "16,24,8,32", "--lr", "1e-2", "--warmup", "1"]) == 0
-    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
+    src, weights, out, ckpt, parent = _fine_tune_shipped(tmp_path, "hyperprior-v5.2", "3", "--train-only", "entropy",
+                                                         "--entropy-widths", "16,24,8,32", "--lr", "1e-2",
+                                                         "--warmup", "1")
     assert (ckpt["config"]["hyper_up"], ckpt["config"]["psi"], ckpt["config"]["ctx"], ckpt["config"]["ep_hidden"]) == \
         (16, 24, 8, 32)
-    parent = load_file(str(weights))
-    for k, v in ckpt["model"].items():
-        if not k.startswith(train_v5.ENTROPY_PARAMETERS):
-            assert torch.equal(v, torch.from_numpy(parent[f"float.{k}"])), k
+    _assert_only_trained_moved(ckpt, parent, train_v5.ENTROPY_PARAMETERS)
     assert not torch.equal(ckpt["model"]["h_a.0.conv.weight"], torch.from_numpy(parent["float.h_a.0.conv.weight"]))
     rows = _validation_rows(out)
     first = {(r["plane"], r["q"]): r for r in rows if r["step"] == 0}
