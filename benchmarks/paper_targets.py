@@ -4,12 +4,12 @@ MAE targets and at half of them, with error tails and spectra: ``python -m bench
 For one held-out plane per validation group, side by side in one run, at equal latitude-
 weighted MAE (each peer's absolute bound bisected to the target, ``ratio_at_mae``):
 - ``codec``: ``NeuralCodec(target_mae=T)`` as it ships (``model="auto"``: v4 below 0.25 degree,
-  hyperprior-v5.2 at 0.25 degree; network or SZ3 / SPERR record);
-- ``codec v5``: the same with ``model="hyperprior-v5.1"`` (v5 with calibrated means, 0.9.0);
-- ``v4 network`` / ``v5 network`` / ``v5.2 network``: each network with its correction layer only
-  (``conventional=False``; v5.2 is v5.1's latents under a lighter synthesis, 0.12.0);
-- ``codec v5 max`` / ``v5 network max``: ``codec v5`` / ``v5 network`` with ``effort="max"`` (encode-time
-  latent refinement, and EBCC among the codec's conventional records);
+  hyperprior-v5.3 at 0.25 degree; network or SZ3 / SPERR record);
+- ``codec max``: the same with ``effort="max"`` (encode-time latent refinement, and EBCC among
+  the conventional records);
+- ``v4 network`` / ``v5.3 network``: each network with its correction layer only
+  (``conventional=False``), on every grid; ``v5.3 network max``: with ``effort="max"``.
+  (Until 0.13.0 the table also had v5.1 and v5.2 columns; v5.3 shares their encoder.)
 - SZ3, SPERR, EBCC, and SPERR in its quantisation-step mode (``sperr_q``, what the codec uses
   for MAE targets since 0.11.0).
 Per cell: ratio, MAE, max error, % of points off by more than 5x the target, and the power
@@ -38,7 +38,8 @@ from .run import default_data, group_key, load_groups
 from .targets import mae_target
 
 FACTORS = (1.0, 0.5)
-V4, V5, V52 = "hyperprior-v4", "hyperprior-v5.1", "hyperprior-v5.2"
+V4, V53 = "hyperprior-v4", "hyperprior-v5.3"
+OURS = ("codec", "codec max", "v4 network", "v5.3 network", "v5.3 network max")
 
 
 def top_quarter_spectrum(planes, back, grid) -> float:
@@ -73,12 +74,11 @@ def measure_group(planes, grid, variable, references, factors) -> list[dict]:
     for factor in factors:
         t = factor * target
         cells = {"codec": codec_cell(planes, grid, variable, t),
-                 "codec v5": codec_cell(planes, grid, variable, t, model=V5),
+                 "codec max": codec_cell(planes, grid, variable, t, effort="max"),
                  "v4 network": codec_cell(planes, grid, variable, t, model=V4, conventional=False),
-                 "v5 network": codec_cell(planes, grid, variable, t, model=V5, conventional=False),
-                 "v5.2 network": codec_cell(planes, grid, variable, t, model=V52, conventional=False),
-                 "codec v5 max": codec_cell(planes, grid, variable, t, model=V5, effort="max"),
-                 "v5 network max": codec_cell(planes, grid, variable, t, model=V5, conventional=False, effort="max")}
+                 "v5.3 network": codec_cell(planes, grid, variable, t, model=V53, conventional=False),
+                 "v5.3 network max": codec_cell(planes, grid, variable, t, model=V53, conventional=False,
+                                                effort="max")}
         for name, compressor in references.items():
             cells[name] = peer_cell(compressor, planes, grid, t)
         rows.append({"factor": factor, "target": t, "target_source": source, "cells": cells})
@@ -155,7 +155,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     auto = registry()["auto"]
     models = (f"default model 'auto' ({auto['coarse']} below nside {auto['fine_from_nside']}, {auto['fine']} from it), "
-              f"v5 = {V5} (sha256 {registry_entry(V5)['sha256'][:12]}), v5.2 = {V52}")
+              f"v5.3 = {V53} (sha256 {registry_entry(V53)['sha256'][:12]})")
     groups = load_groups(args.data or [default_data()], args.groups, 1)
     references, skipped = reference_compressors(list(REFERENCES))
     results = []
@@ -168,8 +168,7 @@ def main(argv=None) -> int:
                         "units": units_of(variable),
                         "rows": measure_group(stack, grid, variable, references, args.factors)})
         print(f"{results[-1]['group']}: done", file=sys.stderr, flush=True)
-    names = ["codec", "codec v5", "v4 network", "v5 network", "v5.2 network", "codec v5 max", "v5 network max",
-             *references]
+    names = [*OURS, *references]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     command = "python -m benchmarks.paper_targets " + " ".join(sys.argv[1:] if argv is None else argv)

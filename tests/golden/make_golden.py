@@ -108,6 +108,10 @@ def cases():
         yield "1deg_nside128_v5.3_q4_single_projection", NeuralCodec(model="hyperprior-v5.3", quality=4, nside=128,
                                                                       variable="t2m"), \
             synthetic_plane(181, 360, 32, lmax=90)
+    if tuple(int(p) for p in __version__.split(".")[:2]) >= (0, 14):  # format v11: short frames, no bound stored
+        wet = synthetic_plane(73, 144, 34).astype(np.float64)
+        wet[50:60, 20:90] = np.nan
+        yield "2.5deg_v11_float64_sperr_q_holes", NeuralCodec(grid=grid, target_mae=0.05), wet
 
 
 def same_content(old: bytes, new: bytes) -> bool:

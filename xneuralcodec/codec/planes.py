@@ -114,7 +114,8 @@ def conventional(candidate, plane: np.ndarray) -> PlaneRecord:
     """A plane coded by a conventional coder (``coding/conventional.py``), NaN mask beside it."""
     nan = np.isnan(plane)
     return PlaneRecord(KIND_CONVENTIONAL, 0.0, 0.0, bitstream.pack_mask(nan) if nan.any() else b"",
-                       words=candidate.blob, correction_step=candidate.bound, coder=candidate.coder)
+                       words=candidate.blob, correction_step=candidate.bound, coder=candidate.coder,
+                       short_frame=candidate.short_frame)
 
 
 def constant(plane: np.ndarray, finite: np.ndarray, value: float, exponent: int, mask: bytes,
@@ -187,8 +188,8 @@ def start_planes(chunk) -> tuple[np.ndarray, list[int]]:
         elif rec.kind == KIND_LOSSLESS:
             out[i] = bitstream.unpack_values(rec.words, chunk.dtype, (chunk.nlat, chunk.nlon))
         elif rec.kind == KIND_CONVENTIONAL:
-            out[i] = conventional_coders.decode(rec.coder, rec.words, rec.correction_step, (chunk.nlat, chunk.nlon),
-                                                chunk.dtype)
+            out[i] = conventional_coders.decode(rec.coder, rec.words, (chunk.nlat, chunk.nlon), chunk.dtype,
+                                                rec.short_frame)
         else:
             neural.append(i)
     return out, neural

@@ -82,17 +82,27 @@ def encode(coder: int, plane: np.ndarray, bound: float) -> bytes:
     return bytes(np.asarray(_codec(coder, float(bound)).encode(values)).view(np.uint8))
 
 
-def decode(coder: int, blob: bytes, bound: float, shape: tuple, dtype) -> np.ndarray:
-    """The coder's bytes -> float64 plane of ``shape``; damaged bytes raise ValueError."""
-    return _decode_values(coder, blob, bound, shape, dtype).astype(np.float64)
+def decode(coder: int, blob: bytes, shape: tuple, dtype, short_frame: bool = False) -> np.ndarray:
+    """The coder's bytes (``short_frame``: without the frame ``coder_framing`` rebuilds) ->
+    float64 plane of ``shape``; damaged bytes raise ValueError."""
+    if short_frame:
+        from . import coder_framing   # (it imports the coder ids from here)
+
+        blob = coder_framing.rebuild(coder, blob, shape, dtype)
+    return _decode_values(coder, blob, shape, dtype).astype(np.float64)
 
 
-def _decode_values(coder: int, blob: bytes, bound: float, shape: tuple, dtype) -> np.ndarray:
+# The decoders read every setting from the stream and ignore the instance's bound (checked for
+# all four coders), so one instance per coder decodes every record, whatever bound wrote it.
+DECODER_BOUND = 1.0
+
+
+def _decode_values(coder: int, blob: bytes, shape: tuple, dtype) -> np.ndarray:
     """As ``decode``, in the chunk's own ``dtype`` (what the coder wrote)."""
     if coder not in NAMES:
         raise ValueError(f"not a valid xneuralcodec chunk: unknown conventional coder {coder}")
     try:
-        values = np.asarray(_codec(coder, float(bound)).decode(np.frombuffer(blob, np.uint8)))
+        values = np.asarray(_codec(coder, DECODER_BOUND).decode(np.frombuffer(blob, np.uint8)))
     except Exception as exc:  # the wasm codecs report damage in their own types
         raise ValueError(f"not a valid xneuralcodec chunk: {NAMES[coder]} plane does not decode ({exc})") from exc
     if values.size != int(np.prod(shape)) or values.dtype != dtype:
@@ -134,7 +144,8 @@ def _bracketed(bound: float, tried: list[tuple[float, float]], target: float) ->
 class Candidate:
     coder: int
     bound: float
-    blob: bytes
+    blob: bytes               # what the record stores: the short frame where ``short_frame``
+    short_frame: bool = False  # format v11: the numcodecs-wasm frame is left to the decoder (coder_framing.py)
 
 
 def best_candidate(plane: np.ndarray, finite: np.ndarray, mae: Callable[[np.ndarray], float],
@@ -146,6 +157,8 @@ def best_candidate(plane: np.ndarray, finite: np.ndarray, mae: Callable[[np.ndar
     plane. Every accepted candidate was decoded and checked: max error within
     ``max_abs_error`` and MAE within ``target_mae`` (each when given).
     """
+    from . import coder_framing   # (it imports the coder ids from here)
+
     best = None
     original = plane.astype(np.float64)
 
@@ -153,7 +166,7 @@ def best_candidate(plane: np.ndarray, finite: np.ndarray, mae: Callable[[np.ndar
         try:
             blob = encode(coder, plane, bound)
             # as the decoder stores it: to_dtype of the float64 values, done in the coder's dtype (the same values)
-            decoded = to_dtype(_decode_values(coder, blob, bound, plane.shape, plane.dtype), plane.dtype)
+            decoded = to_dtype(_decode_values(coder, blob, plane.shape, plane.dtype), plane.dtype)
         except Exception:  # e.g. SPERR refuses values near float32's limits: not a candidate then
             return None
         if max_abs_error is not None and not (np.abs(decoded - original)[finite] <= max_abs_error).all():
@@ -161,7 +174,8 @@ def best_candidate(plane: np.ndarray, finite: np.ndarray, mae: Callable[[np.ndar
         measured = mae(decoded)
         if not np.isfinite(measured):   # NaN where the original is finite
             return None
-        return Candidate(coder, bound, blob), measured
+        short = coder_framing.shorten(coder, blob, plane.shape, plane.dtype)
+        return (Candidate(coder, bound, blob) if short is None else Candidate(coder, bound, short, True)), measured
 
     if min(plane.shape) < EBCC_MIN_SIDE:
         coders = tuple(c for c in coders if c != EBCC)

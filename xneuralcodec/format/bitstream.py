@@ -1,6 +1,10 @@
-"""Bitstream format v10 (reads v1 to v9 too): one self-describing, checksummed record per Zarr chunk.
+"""Bitstream format v11 (reads v1 to v10 too): one self-describing, checksummed record per Zarr chunk.
 
-Little-endian throughout; the full layout is in docs/format.md. v10 (written since 0.13.0) is
+Little-endian throughout; the full layout is in docs/format.md. v11 (written since 0.14.0) is
+v10 with smaller conventional planes: their record is ``coder u8 | varints mask_len, words_len``
+(no bound: the coders' decoders never read it), bit 7 of the coder byte marks a short frame
+(the coder's stream without what ``coding/coder_framing.py`` rebuilds from the dtype and
+shape), and ``target_mae`` is written only beside network planes. v10 (0.13.0) is
 v9 with one more header flag, FLAG_SINGLE (4): the Jacobi back projection of the network planes
 runs in single precision (written for chunks without ``max_abs_error``). v9 (0.11.0, 0.12.0) has
 v8's layout; its back projection byte says more (bit 7: 0 LSMR, 1 Jacobi; bits 0-6: the
@@ -61,7 +65,7 @@ from ..variables import KINDS
 from .limits import MAX_CHUNK_BYTES_ENV, max_chunk_bytes
 
 MAGIC = b"XNCB"
-VERSION = 10
+VERSION = 11
 # v1: release 0.1.0, no correction; v2: 0.2.0, one quality per chunk; v3: 0.3.0, corrections
 # without a predictor; v4: 0.4.0, differs from v3 only inside the correction section;
 # v5 (0.5.0) adds the condition (variable kind, level) to the header; v6 adds a per-plane
@@ -70,8 +74,10 @@ VERSION = 10
 # v8 (0.8.0): the same content, each field only where it is needed; v9 (0.11.0): v8 whose
 # back projection byte also names the method (LSMR, or Jacobi steps from a weighted adjoint),
 # and conventional planes may be SPERR in its quantisation-step mode (coder 4); v10 (0.13.0): v9
-# with one more header flag, a single-precision back projection (FLAG_SINGLE)
-SUPPORTED_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
+# with one more header flag, a single-precision back projection (FLAG_SINGLE); v11 (0.14.0): conventional
+# records without the bound (their decoders never read it) and with the coder's short frame
+# (coding/coder_framing.py), and target_mae only in chunks with network planes
+SUPPORTED_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11)
 LEGACY_PROJECTION_ITERATIONS = 30   # the back projection's LSMR iterations before v7
 MAX_PROJECTION_ITERATIONS = 100
 MAX_JACOBI_STEPS = 8   # v9: bit 7 of the projection byte set = "jacobi" (sphere/projection.py), else "lsmr"
@@ -79,8 +85,8 @@ _JACOBI_BIT = 0x80
 
 KIND_NEURAL, KIND_CONSTANT, KIND_ALL_NAN, KIND_LOSSLESS = 0, 1, 2, 3  # KIND_LOSSLESS since v6
 KIND_CONVENTIONAL = 4  # since v7
-KINDS_OF_VERSION = {1: 3, 2: 3, 3: 3, 4: 3, 5: 3, 6: 4, 7: 5, 8: 5, 9: 5, 10: 5}   # how many record kinds each version knows
-CODERS_OF_VERSION = {7: 2, 8: 3, 9: 4, 10: 4}     # the highest conventional coder id each version knows (3 = EBCC, v8; 4 = SPERR q, v9)
+KINDS_OF_VERSION = {1: 3, 2: 3, 3: 3, 4: 3, 5: 3, 6: 4, 7: 5, 8: 5, 9: 5, 10: 5, 11: 5}   # how many record kinds each version knows
+CODERS_OF_VERSION = {7: 2, 8: 3, 9: 4, 10: 4, 11: 4}     # the highest conventional coder id each version knows (3 = EBCC, v8; 4 = SPERR q, v9)
 MAX_EXPONENT = 1100  # |exponent| of a v6 plane; float64 spans 2^-1074 .. 2^1024
 DTYPES = {1: np.dtype("<f4"), 2: np.dtype("<f8")}
 DTYPE_CODES = {v: k for k, v in DTYPES.items()}
@@ -92,6 +98,7 @@ _PLANE[6] = struct.Struct("<BffIIIIdfh")
 _TARGET = struct.Struct("<d")
 _CONDITION = struct.Struct("<BBHf")
 _CRC = struct.Struct("<I")
+_BYTE = struct.Struct("<B")
 # v7: compact header (a one-plane chunk carries 99 bytes instead of v6's 147)
 SHA_PREFIX = 8           # bytes of the weights sha256 a v7 chunk keeps: the store's config holds all 32
 _HEAD7 = struct.Struct("<4sHH8sBBBBHIIdd")   # magic, version, flags, sha prefix, dtype, ndim, kind, iterations,
@@ -107,6 +114,7 @@ _NETWORK8 = struct.Struct("<8sBBHddf")       # sha prefix, variable kind, iterat
 _NEURAL8 = struct.Struct("<hfffd")           # exponent, mean, std, quality, correction step
 _CONSTANT8 = struct.Struct("<hf")            # exponent, value
 _CONVENTIONAL8 = struct.Struct("<Bd")        # coder, bound
+SHORT_FRAME = 0x80   # v11: bit 7 of a conventional record's coder byte (the bound is gone from the record)
 
 
 @dataclasses.dataclass
@@ -122,6 +130,7 @@ class PlaneRecord:
     quality: float = 0.0   # rate point of this plane (v3); v1 and v2 chunks take the header's
     exponent: int = 0      # v6: decoded values are (x * std + mean) * 2**exponent (planes.py)
     coder: int = 0         # v7, conventional planes: which coder (coding/conventional.py); 0 otherwise
+    short_frame: bool = False  # v11, conventional planes: ``words`` lacks the frame coder_framing.py rebuilds
 
 
 @dataclasses.dataclass
@@ -150,19 +159,21 @@ class Chunk:
 
 
 def pack(chunk: Chunk) -> bytes:
-    """The chunk as format v10 (``docs/format.md``): each field only where a decoder needs it."""
+    """The chunk as format v11 (``docs/format.md``): each field only where a decoder needs it.
+    ``target_mae`` is kept only beside network planes (SZ3 / SPERR records met it when written,
+    and the store's codec config records it)."""
     projection = _projection_byte(chunk.projection_method, chunk.projection_iterations)
     network = any(p.kind == KIND_NEURAL for p in chunk.planes)
     single = _single_precision(chunk.projection_precision, chunk.projection_method)
-    flags = (FLAG_NETWORK if network else 0) | (FLAG_TARGET if chunk.target_mae else 0) | (
-        FLAG_SINGLE if network and single else 0)
+    target = chunk.target_mae if network else 0.0
+    flags = (FLAG_NETWORK if network else 0) | (FLAG_TARGET if target else 0) | (FLAG_SINGLE if network and single else 0)
     parts = [_HEAD8.pack(MAGIC, VERSION, flags, DTYPE_CODES[np.dtype(chunk.dtype).newbyteorder("<")], len(chunk.shape)),
              _varints(*chunk.shape)]
     if network:
         parts.append(_NETWORK8.pack(chunk.weights_sha256[:SHA_PREFIX], chunk.variable_kind, projection,
                                     chunk.nside, chunk.lat_first, chunk.lon_first, chunk.level))
-    if chunk.target_mae:
-        parts.append(_TARGET.pack(chunk.target_mae))
+    if target:
+        parts.append(_TARGET.pack(target))
     for p in chunk.planes:
         parts += [bytes([p.kind]), _record8(p)]
     for p in chunk.planes:
@@ -172,7 +183,7 @@ def pack(chunk: Chunk) -> bytes:
 
 
 def _record8(p: PlaneRecord) -> bytes:
-    """A v8 plane record after its kind byte: only the fields that kind uses (the rest must be empty)."""
+    """A v8 (v11) plane record after its kind byte: only the fields that kind uses (the rest must be empty)."""
     unused = {KIND_NEURAL: (), KIND_CONSTANT: ("words", "escapes", "correction"), KIND_ALL_NAN: (
         "mask", "words", "escapes", "correction"), KIND_LOSSLESS: ("mask", "escapes", "correction"),
         KIND_CONVENTIONAL: ("escapes", "correction")}[p.kind]
@@ -186,7 +197,7 @@ def _record8(p: PlaneRecord) -> bytes:
     if p.kind == KIND_LOSSLESS:
         return _varints(len(p.words))
     if p.kind == KIND_CONVENTIONAL:
-        return _CONVENTIONAL8.pack(p.coder, p.correction_step) + _varints(len(p.mask), len(p.words))
+        return bytes([p.coder | (SHORT_FRAME if p.short_frame else 0)]) + _varints(len(p.mask), len(p.words))
     return b""
 
 
@@ -378,11 +389,11 @@ def _records_v7(buf, offset: int, n_planes: int) -> tuple[list, int]:
             lengths.append(value)
         mask_len, words_len, n_esc, correction_len = lengths
         records.append((kind, mean, std, mask_len, words_len, n_esc * 4, correction_len, step, quality, exponent,
-                        coder))
+                        coder, False))
     return records, offset
 
 
-def _records_v8(buf, offset: int, n_planes: int, network: bool) -> tuple[list, int]:
+def _records_v8(buf, offset: int, n_planes: int, network: bool, version: int) -> tuple[list, int]:
     end = len(buf) - _CRC.size
     if offset + n_planes > end:
         _fail(f"{n_planes} plane records do not fit in {len(buf)} bytes")
@@ -411,6 +422,7 @@ def _records_v8(buf, offset: int, n_planes: int, network: bool) -> tuple[list, i
         offset += 1
         mean = std = step = quality = 0.0
         exponent = coder = mask_len = words_len = n_esc = correction_len = 0
+        short = False
         if kind == KIND_NEURAL:
             if not network:
                 _fail("a network plane in a chunk without the network fields")
@@ -422,12 +434,16 @@ def _records_v8(buf, offset: int, n_planes: int, network: bool) -> tuple[list, i
         elif kind == KIND_LOSSLESS:
             (words_len,) = lengths(1)
         elif kind == KIND_CONVENTIONAL:
-            coder, step = fields(_CONVENTIONAL8)
+            if version >= 11:
+                (coder,) = fields(_BYTE)
+                short, coder = bool(coder & SHORT_FRAME), coder & ~SHORT_FRAME
+            else:
+                coder, step = fields(_CONVENTIONAL8)
             mask_len, words_len = lengths(2)
         elif kind != KIND_ALL_NAN:
             _fail(f"bad plane record (kind {kind})")
         records.append((kind, mean, std, mask_len, words_len, n_esc * 4, correction_len, step, quality, exponent,
-                        coder))
+                        coder, short))
     if network and not any(r[0] == KIND_NEURAL for r in records):
         _fail("network fields in a chunk without network planes")
     return records, offset
@@ -444,12 +460,13 @@ def _records_legacy(buf, offset: int, n_planes: int, version: int, header_qualit
         correction_len, step = extra[:2] if extra else (0, 0.0)
         quality = extra[2] if version >= 3 else float(header_quality)
         exponent = extra[3] if version >= 6 else 0
-        records.append((kind, mean, std, mask_len, words_len, n_esc * 4, correction_len, step, quality, exponent, 0))
+        records.append((kind, mean, std, mask_len, words_len, n_esc * 4, correction_len, step, quality, exponent, 0,
+                        False))
     return records, offset
 
 
 def _check_record(version: int, kind, mean, std, mask_len, words_len, esc_len, correction_len, step, quality,
-                  exponent, coder) -> None:
+                  exponent, coder, short) -> None:
     if not np.isfinite(quality):
         _fail(f"bad plane quality {quality}")
     if kind >= KINDS_OF_VERSION[version] or (words_len % 4 and kind not in (KIND_LOSSLESS, KIND_CONVENTIONAL)):
@@ -458,8 +475,9 @@ def _check_record(version: int, kind, mean, std, mask_len, words_len, esc_len, c
         _fail(f"bad plane exponent {exponent} (kind {kind})")
     if not (step == 0.0 or (np.isfinite(step) and step > 0)) or (correction_len and step == 0.0):
         _fail(f"bad correction step {step}")
-    if (kind == KIND_CONVENTIONAL) != (coder != 0) or (kind == KIND_CONVENTIONAL and (step == 0.0 or correction_len)) \
-            or coder > CODERS_OF_VERSION.get(version, 0):
+    bound_stored = version < 11   # v11 conventional records hold no bound
+    if (kind == KIND_CONVENTIONAL) != (coder != 0) or (kind == KIND_CONVENTIONAL and (
+            (step == 0.0) == bound_stored or correction_len)) or coder > CODERS_OF_VERSION.get(version, 0):
         _fail(f"bad conventional plane record (kind {kind}, coder {coder}, bound {step})")
 
 
@@ -507,7 +525,7 @@ def unpack(data, shape: tuple | None = None, max_bytes: int | None = None) -> Ch
         _fail(f"claimed shape {shape} is {n_bytes} bytes, more than out= holds ({max_bytes} bytes)")
     n_planes = math.prod(shape[:-2])
     if version >= 8:
-        records, offset = _records_v8(buf, head.offset, n_planes, head.network)
+        records, offset = _records_v8(buf, head.offset, n_planes, head.network, version)
     elif version == 7:
         records, offset = _records_v7(buf, head.offset, n_planes)
     else:
@@ -516,14 +534,15 @@ def unpack(data, shape: tuple | None = None, max_bytes: int | None = None) -> Ch
     end = len(buf) - _CRC.size
     for fields in records:
         _check_record(version, *fields)
-        kind, mean, std, mask_len, words_len, esc_len, correction_len, step, quality, exponent, coder = fields
+        kind, mean, std, mask_len, words_len, esc_len, correction_len, step, quality, exponent, coder, short = fields
         if offset + mask_len + words_len + esc_len + correction_len > end:
             _fail("section lengths run past the end of the chunk")
         mask = bytes(buf[offset:offset + mask_len]); offset += mask_len
         words = bytes(buf[offset:offset + words_len]); offset += words_len
         escapes = bytes(buf[offset:offset + esc_len]); offset += esc_len
         correction = bytes(buf[offset:offset + correction_len]); offset += correction_len
-        planes.append(PlaneRecord(kind, mean, std, mask, words, escapes, correction, step, quality, exponent, coder))
+        planes.append(PlaneRecord(kind, mean, std, mask, words, escapes, correction, step, quality, exponent, coder,
+                                  short))
     if offset != end:
         _fail(f"{end - offset} unexplained trailing bytes")
     return Chunk(head.sha, dtype, head.quality, head.nside, nlat, nlon, head.lat_first, head.lon_first, shape, planes,
