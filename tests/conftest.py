@@ -27,6 +27,7 @@ FILES = {
     "era5_1deg_t2m": ("global/G01_era5_sfc_1deg_t2m_u10_v10_msl_tp_2026-03-25_30.nc", "t2m", {"time": -1}),
     "era5_1deg_msl": ("global/G01_era5_sfc_1deg_t2m_u10_v10_msl_tp_2026-03-25_30.nc", "msl", {"time": -1}),
     "era5_1deg_u10": ("global/G01_era5_sfc_1deg_t2m_u10_v10_msl_tp_2026-03-25_30.nc", "u10", {"time": -1}),
+    "era5_1deg_tp": ("global/G01_era5_sfc_1deg_t2m_u10_v10_msl_tp_2026-03-25_30.nc", "tp", {"time": -1}),
     "gfs_2.5deg_t500": ("global/G08_gfs_pl_sfc_2.5deg_init2011-01-10T12_valid2011-01-15T12_f120.nc", "t", {"level": 12}),
     "era5_3deg_z500": ("global/G03_era5_ensemble10_z_t_500_850_3deg_2017-01-01.nc", "z", {"number": 9, "time": 0, "level": 1}),
 }

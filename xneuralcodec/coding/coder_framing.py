@@ -5,8 +5,10 @@ the array's shape, the codec's format version string and the payload's length. S
 then repeats the plane's dimensions, and the payload's length once more when the plane is one
 SPERR chunk. The chunk header already holds the dtype and the shape, and the record holds the
 length, so a v11 conventional record may keep only the rest (the "short frame") and the
-decoder rebuilds the frame. That is 11-13 bytes a plane for SZ3 and EBCC and 27-31 for
-SPERR: on a 2.5 degree plane at the paper's targets (400-2,500 bytes of SPERR) 1-7% of it.
+decoder rebuilds the frame. EBCC's own header likewise repeats the dimensions (twice, as its
+one chunk's too), the element count and the payload's length. That is 10-12 bytes a plane
+for SZ3, 27-31 for SPERR and ~100 for EBCC: on a 2.5 degree plane at the paper's targets
+(400-2,500 bytes of SPERR) 1-7% of it.
 
 The frames below are those of numcodecs-wasm-sz3 0.8 and numcodecs-wasm-sperr 0.2 (format
 version "0.2.0") and numcodecs-wasm-ebcc ("0.1.1"). The encoder keeps a short frame only
@@ -33,6 +35,8 @@ _FRAMES = {
 _SPERR_HEAD = 2                 # SPERR's version byte and flag byte, kept in the short frame
 _SPERR_MULTI_CHUNK = 0x10       # flag bit: the plane was cut into SPERR chunks (their lengths follow)
 _U32 = struct.Struct("<I")
+_U64 = struct.Struct("<Q")
+_EBCC_MAGIC = b"EBCK" + _U32.pack(1)   # EBCC's container, version 1
 
 
 def _leb128(value: int) -> bytes:
@@ -61,6 +65,14 @@ def _sperr_dims(shape: tuple) -> bytes:
     return _U32.pack(nlon) + _U32.pack(nlat) + _U32.pack(1)
 
 
+def _ebcc_head(shape: tuple, rest_len: int) -> bytes:
+    """EBCC's container head for one chunk spanning the (1, nlat, nlon) array: magic and version,
+    the array's dims, the chunk's dims, the chunk count, its element count, its byte length."""
+    dims = (1, *shape)
+    return (_EBCC_MAGIC + _U64.pack(len(dims)) + b"".join(_U64.pack(n) for n in dims * 2) + _U64.pack(1)
+            + _U64.pack(shape[0] * shape[1]) + _U64.pack(rest_len))
+
+
 def rebuild(coder: int, short: bytes, shape: tuple, dtype) -> bytes:
     """The coder's whole stream from its short frame; a short frame that cannot be one raises
     ValueError (the wasm decoder then never sees it)."""
@@ -72,6 +84,8 @@ def rebuild(coder: int, short: bytes, shape: tuple, dtype) -> bytes:
         head, body = short[:_SPERR_HEAD], short[_SPERR_HEAD:]
         single = not head[1] & _SPERR_MULTI_CHUNK
         payload = head + _sperr_dims(shape) + (_U32.pack(len(body)) if single else b"") + body
+    elif coder == EBCC:
+        payload = _ebcc_head(shape, len(short)) + short
     else:
         payload = short
     wrapper = _wrapper(coder, shape, dtype, len(payload))
@@ -98,6 +112,12 @@ def shorten(coder: int, blob: bytes, shape: tuple, dtype) -> bytes | None:
         single = not short[1] & _SPERR_MULTI_CHUNK
         skip = _SPERR_HEAD + 12 + (_U32.size if single else 0)
         short = short[:_SPERR_HEAD] + short[skip:]
+    elif coder == EBCC:
+        head = _ebcc_head(shape, 0)
+        head = _ebcc_head(shape, len(short) - len(head))
+        if not short.startswith(head):
+            return None
+        short = short[len(head):]
     try:
         return short if rebuild(coder, short, shape, dtype) == blob else None
     except ValueError:

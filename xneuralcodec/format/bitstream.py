@@ -1,10 +1,12 @@
 """Bitstream format v11 (reads v1 to v10 too): one self-describing, checksummed record per Zarr chunk.
 
 Little-endian throughout; the full layout is in docs/format.md. v11 (written since 0.14.0) is
-v10 with smaller conventional planes: their record is ``coder u8 | varints mask_len, words_len``
-(no bound: the coders' decoders never read it), bit 7 of the coder byte marks a short frame
-(the coder's stream without what ``coding/coder_framing.py`` rebuilds from the dtype and
-shape), and ``target_mae`` is written only beside network planes. v10 (0.13.0) is
+v10 with smaller conventional planes: their record is ``coder u8 | (bit 6:) min, max in the
+chunk dtype | varints mask_len, words_len`` (no bound: the coders' decoders never read it); bit 7
+of the coder byte marks a short frame (the coder's stream without what
+``coding/coder_framing.py`` rebuilds from the dtype and shape), bit 6 a clip of the decoded
+values to the plane's range (``conventional.clip_range``); ``target_mae`` is written only beside
+network planes. v10 (0.13.0) is
 v9 with one more header flag, FLAG_SINGLE (4): the Jacobi back projection of the network planes
 runs in single precision (written for chunks without ``max_abs_error``). v9 (0.11.0, 0.12.0) has
 v8's layout; its back projection byte says more (bit 7: 0 LSMR, 1 Jacobi; bits 0-6: the
@@ -115,6 +117,7 @@ _NEURAL8 = struct.Struct("<hfffd")           # exponent, mean, std, quality, cor
 _CONSTANT8 = struct.Struct("<hf")            # exponent, value
 _CONVENTIONAL8 = struct.Struct("<Bd")        # coder, bound
 SHORT_FRAME = 0x80   # v11: bit 7 of a conventional record's coder byte (the bound is gone from the record)
+CLIPPED = 0x40       # v11: bit 6: the plane's (min, max) follow in the chunk dtype; decoded values are clipped to them
 
 
 @dataclasses.dataclass
@@ -131,6 +134,7 @@ class PlaneRecord:
     exponent: int = 0      # v6: decoded values are (x * std + mean) * 2**exponent (planes.py)
     coder: int = 0         # v7, conventional planes: which coder (coding/conventional.py); 0 otherwise
     short_frame: bool = False  # v11, conventional planes: ``words`` lacks the frame coder_framing.py rebuilds
+    clip: tuple | None = None  # v11, conventional planes: (min, max) the decoded values are clipped to
 
 
 @dataclasses.dataclass
@@ -175,14 +179,14 @@ def pack(chunk: Chunk) -> bytes:
     if target:
         parts.append(_TARGET.pack(target))
     for p in chunk.planes:
-        parts += [bytes([p.kind]), _record8(p)]
+        parts += [bytes([p.kind]), _record8(p, np.dtype(chunk.dtype).newbyteorder("<"))]
     for p in chunk.planes:
         parts += [p.mask, p.words, p.escapes, p.correction]
     body = b"".join(parts)
     return body + _CRC.pack(zlib.crc32(body))
 
 
-def _record8(p: PlaneRecord) -> bytes:
+def _record8(p: PlaneRecord, dtype: np.dtype) -> bytes:
     """A v8 (v11) plane record after its kind byte: only the fields that kind uses (the rest must be empty)."""
     unused = {KIND_NEURAL: (), KIND_CONSTANT: ("words", "escapes", "correction"), KIND_ALL_NAN: (
         "mask", "words", "escapes", "correction"), KIND_LOSSLESS: ("mask", "escapes", "correction"),
@@ -197,7 +201,10 @@ def _record8(p: PlaneRecord) -> bytes:
     if p.kind == KIND_LOSSLESS:
         return _varints(len(p.words))
     if p.kind == KIND_CONVENTIONAL:
-        return bytes([p.coder | (SHORT_FRAME if p.short_frame else 0)]) + _varints(len(p.mask), len(p.words))
+        head = bytes([p.coder | (SHORT_FRAME if p.short_frame else 0) | (CLIPPED if p.clip else 0)])
+        if p.clip:
+            head += np.asarray(p.clip, dtype).tobytes()
+        return head + _varints(len(p.mask), len(p.words))
     return b""
 
 
@@ -389,11 +396,11 @@ def _records_v7(buf, offset: int, n_planes: int) -> tuple[list, int]:
             lengths.append(value)
         mask_len, words_len, n_esc, correction_len = lengths
         records.append((kind, mean, std, mask_len, words_len, n_esc * 4, correction_len, step, quality, exponent,
-                        coder, False))
+                        coder, False, None))
     return records, offset
 
 
-def _records_v8(buf, offset: int, n_planes: int, network: bool, version: int) -> tuple[list, int]:
+def _records_v8(buf, offset: int, n_planes: int, network: bool, version: int, dtype) -> tuple[list, int]:
     end = len(buf) - _CRC.size
     if offset + n_planes > end:
         _fail(f"{n_planes} plane records do not fit in {len(buf)} bytes")
@@ -422,7 +429,7 @@ def _records_v8(buf, offset: int, n_planes: int, network: bool, version: int) ->
         offset += 1
         mean = std = step = quality = 0.0
         exponent = coder = mask_len = words_len = n_esc = correction_len = 0
-        short = False
+        short, clip = False, None
         if kind == KIND_NEURAL:
             if not network:
                 _fail("a network plane in a chunk without the network fields")
@@ -436,14 +443,21 @@ def _records_v8(buf, offset: int, n_planes: int, network: bool, version: int) ->
         elif kind == KIND_CONVENTIONAL:
             if version >= 11:
                 (coder,) = fields(_BYTE)
-                short, coder = bool(coder & SHORT_FRAME), coder & ~SHORT_FRAME
+                short, clipped, coder = bool(coder & SHORT_FRAME), bool(coder & CLIPPED), coder & ~(SHORT_FRAME | CLIPPED)
+                if clipped:
+                    if dtype is None:
+                        _fail("unknown dtype")
+                    if offset + 2 * dtype.itemsize > end:
+                        _fail("plane record cut short")
+                    clip = tuple(float(v) for v in np.frombuffer(buf, dtype, 2, offset))
+                    offset += 2 * dtype.itemsize
             else:
                 coder, step = fields(_CONVENTIONAL8)
             mask_len, words_len = lengths(2)
         elif kind != KIND_ALL_NAN:
             _fail(f"bad plane record (kind {kind})")
         records.append((kind, mean, std, mask_len, words_len, n_esc * 4, correction_len, step, quality, exponent,
-                        coder, short))
+                        coder, short, clip))
     if network and not any(r[0] == KIND_NEURAL for r in records):
         _fail("network fields in a chunk without network planes")
     return records, offset
@@ -461,12 +475,12 @@ def _records_legacy(buf, offset: int, n_planes: int, version: int, header_qualit
         quality = extra[2] if version >= 3 else float(header_quality)
         exponent = extra[3] if version >= 6 else 0
         records.append((kind, mean, std, mask_len, words_len, n_esc * 4, correction_len, step, quality, exponent, 0,
-                        False))
+                        False, None))
     return records, offset
 
 
 def _check_record(version: int, kind, mean, std, mask_len, words_len, esc_len, correction_len, step, quality,
-                  exponent, coder, short) -> None:
+                  exponent, coder, short, clip) -> None:
     if not np.isfinite(quality):
         _fail(f"bad plane quality {quality}")
     if kind >= KINDS_OF_VERSION[version] or (words_len % 4 and kind not in (KIND_LOSSLESS, KIND_CONVENTIONAL)):
@@ -479,6 +493,8 @@ def _check_record(version: int, kind, mean, std, mask_len, words_len, esc_len, c
     if (kind == KIND_CONVENTIONAL) != (coder != 0) or (kind == KIND_CONVENTIONAL and (
             (step == 0.0) == bound_stored or correction_len)) or coder > CODERS_OF_VERSION.get(version, 0):
         _fail(f"bad conventional plane record (kind {kind}, coder {coder}, bound {step})")
+    if clip is not None and not (np.isfinite(clip).all() and clip[0] <= clip[1]):
+        _fail(f"bad conventional plane record (clip range {clip})")
 
 
 def unpack(data, shape: tuple | None = None, max_bytes: int | None = None) -> Chunk:
@@ -525,7 +541,7 @@ def unpack(data, shape: tuple | None = None, max_bytes: int | None = None) -> Ch
         _fail(f"claimed shape {shape} is {n_bytes} bytes, more than out= holds ({max_bytes} bytes)")
     n_planes = math.prod(shape[:-2])
     if version >= 8:
-        records, offset = _records_v8(buf, head.offset, n_planes, head.network, version)
+        records, offset = _records_v8(buf, head.offset, n_planes, head.network, version, DTYPES.get(head.dtype_code))
     elif version == 7:
         records, offset = _records_v7(buf, head.offset, n_planes)
     else:
@@ -534,7 +550,7 @@ def unpack(data, shape: tuple | None = None, max_bytes: int | None = None) -> Ch
     end = len(buf) - _CRC.size
     for fields in records:
         _check_record(version, *fields)
-        kind, mean, std, mask_len, words_len, esc_len, correction_len, step, quality, exponent, coder, short = fields
+        kind, mean, std, mask_len, words_len, esc_len, correction_len, step, quality, exponent, coder, short, clip = fields
         if offset + mask_len + words_len + esc_len + correction_len > end:
             _fail("section lengths run past the end of the chunk")
         mask = bytes(buf[offset:offset + mask_len]); offset += mask_len
@@ -542,7 +558,7 @@ def unpack(data, shape: tuple | None = None, max_bytes: int | None = None) -> Ch
         escapes = bytes(buf[offset:offset + esc_len]); offset += esc_len
         correction = bytes(buf[offset:offset + correction_len]); offset += correction_len
         planes.append(PlaneRecord(kind, mean, std, mask, words, escapes, correction, step, quality, exponent, coder,
-                                  short))
+                                  short, clip))
     if offset != end:
         _fail(f"{end - offset} unexplained trailing bytes")
     return Chunk(head.sha, dtype, head.quality, head.nside, nlat, nlon, head.lat_first, head.lon_first, shape, planes,

@@ -1,0 +1,80 @@
+"""Format v11 range clip: a conventional plane written for a ``target_mae`` may have its decoded
+values clipped to the plane's own (min, max), which moves no value away from the original; the
+record stores the range only where the target holds only with it."""
+
+import struct
+import zlib
+
+import numpy as np
+import pytest
+
+from xneuralcodec import NeuralCodec
+from xneuralcodec.coding import conventional
+from xneuralcodec.coding.rate_control import PlaneMAE
+from xneuralcodec.evaluation.metrics import area_weights
+from xneuralcodec.format import bitstream
+
+from .conftest import load_plane
+
+
+def test_precipitation_decodes_without_negative_values_in_fewer_bytes():
+    """ERA5 1 degree tp at the paper's target (7.28e-6 m): the coder's ringing around dry areas
+    goes below zero; clipped, the target holds at a coarser bound, so the record is smaller than
+    the same search without the clip, and no decoded value leaves the original's range."""
+    plane, grid = load_plane("era5_1deg_tp")
+    target = 7.28e-6
+    codec = NeuralCodec(grid=grid.to_config(), target_mae=target, variable="tp")
+    data = codec.encode(plane)
+    record = bitstream.unpack(data).planes[0]
+    assert record.kind == bitstream.KIND_CONVENTIONAL and record.clip == (float(plane.min()), float(plane.max()))
+    back = codec.decode(data)
+    assert back.min() >= plane.min() and back.max() <= plane.max()
+    mae = PlaneMAE(plane, area_weights(grid))
+    assert mae(back) <= target
+    finite = np.isfinite(plane)
+    unclipped = conventional.best_candidate(plane, finite, mae, None, target, conventional.coders_for("default"),
+                                            clip_to_range=False)
+    assert unclipped.clip is None
+    assert len(record.words) < 0.95 * len(unclipped.blob)
+
+
+def test_smooth_fields_store_no_range():
+    """Where the target holds without the clip (ERA5 1 degree t2m), the record carries no range."""
+    plane, grid = load_plane("era5_1deg_t2m")
+    data = NeuralCodec(grid=grid.to_config(), target_mae=0.2).encode(plane)
+    record = bitstream.unpack(data).planes[0]
+    assert record.kind == bitstream.KIND_CONVENTIONAL and record.clip is None
+
+
+def test_no_clip_with_a_bound_only():
+    plane, grid = load_plane("era5_1deg_tp")
+    data = NeuralCodec(grid=grid.to_config(), max_abs_error=1.5e-5).encode(plane)
+    assert all(p.clip is None for p in bitstream.unpack(data).planes)
+
+
+@pytest.mark.parametrize("low, high", [(1.0, 0.0), (np.nan, 1.0), (0.0, np.inf)])
+def test_forged_ranges_are_value_errors(low, high):
+    plane, grid = load_plane("era5_1deg_tp")
+    codec = NeuralCodec(grid=grid.to_config(), target_mae=7.28e-6)
+    data = codec.encode(plane)
+    chunk = bitstream.unpack(data)
+    assert chunk.planes[0].clip is not None
+    good = chunk.planes[0].clip
+    at = data.index(np.asarray(good, np.float32).tobytes())
+    body = bytearray(data[:-4])
+    body[at:at + 8] = np.asarray([low, high], np.float32).tobytes()
+    with pytest.raises(ValueError, match="clip range"):
+        codec.decode(bytes(body) + struct.pack("<I", zlib.crc32(bytes(body))))
+
+
+def test_a_range_cut_short_is_a_value_error():
+    plane, grid = load_plane("era5_1deg_tp")
+    codec = NeuralCodec(grid=grid.to_config(), target_mae=7.28e-6)
+    data = codec.encode(plane)
+    chunk = bitstream.unpack(data)
+    body = bytearray(data[:-4])
+    # drop the two range values (and the chunk's bytes after the record no longer line up)
+    at = data.index(np.asarray(chunk.planes[0].clip, np.float32).tobytes())
+    del body[at:at + 8]
+    with pytest.raises(ValueError, match="not a valid xneuralcodec chunk"):
+        codec.decode(bytes(body) + struct.pack("<I", zlib.crc32(bytes(body))))
