@@ -173,3 +173,27 @@ def test_sperr_takes_its_step_mode_for_an_mae_target_and_its_bounded_mode_for_a_
     struct.pack_into("<H", data, 4, 8)
     with pytest.raises(ValueError, match="conventional plane record"):
         bitstream.unpack(bytes(data) + struct.pack("<I", zlib.crc32(bytes(data))))
+
+
+@pytest.mark.parametrize("coder", [conventional.SZ3, conventional.SPERR, conventional.EBCC],
+                         ids=lambda c: conventional.NAMES[c])
+def test_a_damaged_stream_does_not_break_later_decodes(coder):
+    """A WebAssembly trap on damaged bytes (SZ3 aborts inside its decoder) left the shared
+    instance unusable: in 0.13.0, after one damaged SZ3 stream most valid ones failed until the
+    process restarted. Each failure now discards the instances, so the valid stream after every
+    damaged one decodes."""
+    plane, _ = load_plane("gfs_2.5deg_t500")
+    good = conventional.encode(coder, plane, 0.3)
+    expected = conventional.decode(coder, good, plane.shape, plane.dtype)
+    rng = np.random.default_rng(1)
+    failures = 0
+    for _ in range(60):
+        bad = bytearray(good)
+        for _ in range(3):
+            bad[int(rng.integers(len(bad)))] = int(rng.integers(256))
+        try:
+            conventional.decode(coder, bytes(bad), plane.shape, plane.dtype)
+        except ValueError:
+            failures += 1
+        assert np.array_equal(conventional.decode(coder, good, plane.shape, plane.dtype), expected)
+    assert failures > 0    # the damage did reach the decoder

@@ -6,9 +6,16 @@ then repeats the plane's dimensions, and the payload's length once more when the
 SPERR chunk. The chunk header already holds the dtype and the shape, and the record holds the
 length, so a v11 conventional record may keep only the rest (the "short frame") and the
 decoder rebuilds the frame. EBCC's own header likewise repeats the dimensions (twice, as its
-one chunk's too), the element count and the payload's length. That is 10-12 bytes a plane
-for SZ3, 27-31 for SPERR and ~100 for EBCC: on a 2.5 degree plane at the paper's targets
-(400-2,500 bytes of SPERR) 1-7% of it.
+one chunk's too), the element count and the payload's length, and its JPEG 2000 codestream
+opens with a main header that depends on nothing but the plane's shape. That is 10-12 bytes
+a plane for SZ3, 27-31 for SPERR and ~240 for EBCC: on a 2.5 degree plane at the paper's
+targets (400-2,500 bytes of SPERR) 1-7% of it.
+
+For EBCC the rebuilt header is also a guard (``check_ebcc``): a forged JPEG 2000 size or
+coding marker made its WebAssembly decoder allocate up to its 4 GB limit and run for seconds
+(``benchmarks.fuzz``, 0.14.0). Rebuilt from the chunk's checked shape, those fields cannot be
+forged, and a whole EBCC stream (format v8 to v10) is decoded only if its header is exactly
+the one rebuilt.
 
 The frames below are those of numcodecs-wasm-sz3 0.8 and numcodecs-wasm-sperr 0.2 (format
 version "0.2.0") and numcodecs-wasm-ebcc ("0.1.1"). The encoder keeps a short frame only
@@ -73,6 +80,29 @@ def _ebcc_head(shape: tuple, rest_len: int) -> bytes:
             + _U64.pack(shape[0] * shape[1]) + _U64.pack(rest_len))
 
 
+_EBCC_CHUNK_HEAD = 48   # EBCC's own chunk fields before the JPEG 2000 codestream (kept in the short frame)
+# The JPEG 2000 main header after SIZ, as EBCC 0.1 (OpenJPEG 2.5.3) writes it for every plane:
+# COD (one layer, 5 decomposition levels, 64 x 64 code blocks, 9/7 wavelet), QCD, and a comment
+_J2K_AFTER_SIZ = bytes.fromhex(
+    "ff52000c00000001000504040000"
+    "ff5c002342b720b6f0b6f0b6c0af00af00aee0a750a750a76890059005904797d397d39762"
+    "ff640025000143726561746564206279204f70656e4a5045472076657273696f6e20322e352e33")
+
+
+def _j2k_main_header(shape: tuple) -> bytes:
+    """SOC, then SIZ for one 16-bit component of nlon x nlat in one tile, then the rest."""
+    nlat, nlon = shape
+    siz = struct.pack(">HHHIIIIIIIIHBBB", 0xFF51, 41, 0, nlon, nlat, 0, 0, nlon, nlat, 0, 0, 1, 0x0F, 1, 1)
+    return b"\xff\x4f" + siz + _J2K_AFTER_SIZ
+
+
+def check_ebcc(blob: bytes, shape: tuple, dtype) -> None:
+    """Refuse an EBCC stream whose headers are not exactly those of a ``shape`` plane (see above)."""
+    if shorten(EBCC, blob, shape, dtype) is None:
+        raise ValueError(f"not a valid xneuralcodec chunk: the EBCC stream's header does not describe a "
+                         f"{shape[0]} x {shape[1]} {np.dtype(dtype)} plane")
+
+
 def rebuild(coder: int, short: bytes, shape: tuple, dtype) -> bytes:
     """The coder's whole stream from its short frame; a short frame that cannot be one raises
     ValueError (the wasm decoder then never sees it)."""
@@ -85,7 +115,11 @@ def rebuild(coder: int, short: bytes, shape: tuple, dtype) -> bytes:
         single = not head[1] & _SPERR_MULTI_CHUNK
         payload = head + _sperr_dims(shape) + (_U32.pack(len(body)) if single else b"") + body
     elif coder == EBCC:
-        payload = _ebcc_head(shape, len(short)) + short
+        if len(short) < _EBCC_CHUNK_HEAD:
+            raise ValueError("not a valid xneuralcodec chunk: EBCC short frame cut short")
+        main = _j2k_main_header(shape)
+        payload = (_ebcc_head(shape, len(short) + len(main)) + short[:_EBCC_CHUNK_HEAD] + main
+                   + short[_EBCC_CHUNK_HEAD:])
     else:
         payload = short
     wrapper = _wrapper(coder, shape, dtype, len(payload))
@@ -115,9 +149,10 @@ def shorten(coder: int, blob: bytes, shape: tuple, dtype) -> bytes | None:
     elif coder == EBCC:
         head = _ebcc_head(shape, 0)
         head = _ebcc_head(shape, len(short) - len(head))
-        if not short.startswith(head):
+        main = _j2k_main_header(shape)
+        if not (short.startswith(head) and short[len(head) + _EBCC_CHUNK_HEAD:].startswith(main)):
             return None
-        short = short[len(head):]
+        short = short[len(head):len(head) + _EBCC_CHUNK_HEAD] + short[len(head) + _EBCC_CHUNK_HEAD + len(main):]
     try:
         return short if rebuild(coder, short, shape, dtype) == blob else None
     except ValueError:

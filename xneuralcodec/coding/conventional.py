@@ -61,6 +61,8 @@ def coders_for(effort: str, max_abs_error: float | None = None) -> tuple[int, ..
 
 @functools.lru_cache(maxsize=64)
 def _codec(coder: int, bound: float):
+    """One shared instance per coder and bound (building one costs ~1 ms; Zarr calls per chunk).
+    ``_discard`` drops it after any failure."""
     if coder == SZ3:
         import numcodecs_wasm_sz3
 
@@ -80,19 +82,33 @@ def _codec(coder: int, bound: float):
     raise ValueError(f"not a valid xneuralcodec chunk: unknown conventional coder {coder}")
 
 
+def _discard() -> None:
+    """Forget every cached instance. Why: a WebAssembly trap (an abort inside SZ3 on damaged
+    bytes, say) can leave its instance unusable, and every later chunk of that coder in the
+    process then failed to decode (measured in 0.13.0: after one damaged SZ3 stream, 268 of 300
+    valid ones). Fresh instances decode normally."""
+    _codec.cache_clear()
+
+
 def encode(coder: int, plane: np.ndarray, bound: float) -> bytes:
     """A finite (nlat, nlon) plane in its own dtype -> the coder's bytes at ``bound``."""
     values = np.ascontiguousarray(plane[None] if coder == EBCC else plane)   # EBCC codes (depth, h, w)
-    return bytes(np.asarray(_codec(coder, float(bound)).encode(values)).view(np.uint8))
+    try:
+        return bytes(np.asarray(_codec(coder, float(bound)).encode(values)).view(np.uint8))
+    except Exception:
+        _discard()
+        raise
 
 
 def decode(coder: int, blob: bytes, shape: tuple, dtype, short_frame: bool = False) -> np.ndarray:
     """The coder's bytes (``short_frame``: without the frame ``coder_framing`` rebuilds) ->
     float64 plane of ``shape``; damaged bytes raise ValueError."""
-    if short_frame:
-        from . import coder_framing   # (it imports the coder ids from here)
+    from . import coder_framing   # (it imports the coder ids from here)
 
+    if short_frame:
         blob = coder_framing.rebuild(coder, blob, shape, dtype)
+    elif coder == EBCC:
+        coder_framing.check_ebcc(blob, shape, dtype)   # a forged JPEG 2000 header never reaches the decoder
     return _decode_values(coder, blob, shape, dtype).astype(np.float64)
 
 
@@ -108,6 +124,7 @@ def _decode_values(coder: int, blob: bytes, shape: tuple, dtype) -> np.ndarray:
     try:
         values = np.asarray(_codec(coder, DECODER_BOUND).decode(np.frombuffer(blob, np.uint8)))
     except Exception as exc:  # the wasm codecs report damage in their own types
+        _discard()
         raise ValueError(f"not a valid xneuralcodec chunk: {NAMES[coder]} plane does not decode ({exc})") from exc
     if values.size != int(np.prod(shape)) or values.dtype != dtype:
         raise ValueError(f"not a valid xneuralcodec chunk: {NAMES[coder]} plane decodes to {values.dtype} "
@@ -206,6 +223,8 @@ def best_candidate(plane: np.ndarray, finite: np.ndarray, mae: Callable[[np.ndar
         if not np.isfinite(measured):   # NaN where the original is finite
             return None
         short = coder_framing.shorten(coder, blob, plane.shape, plane.dtype)
+        if short is None and coder == EBCC:
+            return None    # the decoder takes EBCC only with the header it rebuilds (coder_framing.check_ebcc)
         return Candidate(coder, bound, blob if short is None else short, short is not None, clip), measured
 
     if min(plane.shape) < EBCC_MIN_SIDE:
