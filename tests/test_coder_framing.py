@@ -109,3 +109,22 @@ def test_v10_and_v11_conventional_records_are_not_interchangeable():
         struct.pack_into("<H", body, 4, version)
         with pytest.raises(ValueError, match="not a valid xneuralcodec chunk"):
             bitstream.unpack(bytes(body) + struct.pack("<I", zlib.crc32(bytes(body))))
+
+
+def test_ebcc_short_frame_with_a_section_before_its_codestream():
+    """On the whole ERA5 0.25 degree t2m plane EBCC writes a section between its own fields and
+    the JPEG 2000 codestream (1,841 bytes at this bound; none on the smaller planes above): the
+    short frame finds the codestream after it, and the plane decodes the same (one EBCC encode
+    of this plane takes ~10 s)."""
+    import struct as st
+
+    plane, _ = load_plane("era5_0.25deg")
+    blob = conventional.encode(conventional.EBCC, plane, 0.5)
+    at = blob.index(b"EBCC")
+    assert st.unpack_from("<Q", blob, at + 32)[0] > 0
+    short = coder_framing.shorten(conventional.EBCC, blob, plane.shape, plane.dtype)
+    assert short is not None and len(blob) - len(short) >= 236
+    assert coder_framing.rebuild(conventional.EBCC, short, plane.shape, plane.dtype) == blob
+    coder_framing.check_ebcc(blob, plane.shape, plane.dtype)
+    with pytest.raises(ValueError, match="EBCC stream's header"):
+        coder_framing.check_ebcc(blob, (plane.shape[0] - 1, plane.shape[1]), plane.dtype)

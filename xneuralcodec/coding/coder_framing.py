@@ -80,7 +80,8 @@ def _ebcc_head(shape: tuple, rest_len: int) -> bytes:
             + _U64.pack(shape[0] * shape[1]) + _U64.pack(rest_len))
 
 
-_EBCC_CHUNK_HEAD = 48   # EBCC's own chunk fields before the JPEG 2000 codestream (kept in the short frame)
+_EBCC_CHUNK_HEAD = 48   # EBCC's own chunk fields (kept in the short frame); the u64 at 32 is the length of
+_EBCC_TABLE_LEN = 32    # a section between them and the JPEG 2000 codestream (0 on 1 degree planes)
 # The JPEG 2000 main header after SIZ, as EBCC 0.1 (OpenJPEG 2.5.3) writes it for every plane:
 # COD (one layer, 5 decomposition levels, 64 x 64 code blocks, 9/7 wavelet), QCD, and a comment
 _J2K_AFTER_SIZ = bytes.fromhex(
@@ -94,6 +95,16 @@ def _j2k_main_header(shape: tuple) -> bytes:
     nlat, nlon = shape
     siz = struct.pack(">HHHIIIIIIIIHBBB", 0xFF51, 41, 0, nlon, nlat, 0, 0, nlon, nlat, 0, 0, 1, 0x0F, 1, 1)
     return b"\xff\x4f" + siz + _J2K_AFTER_SIZ
+
+
+def _ebcc_codestream_at(chunk: bytes) -> int | None:
+    """Where EBCC's JPEG 2000 codestream starts in its chunk (after its fields and the section
+    whose length they give), or None if the chunk is too short for that."""
+    if len(chunk) < _EBCC_CHUNK_HEAD:
+        return None
+    (table,) = _U64.unpack_from(chunk, _EBCC_TABLE_LEN)
+    at = _EBCC_CHUNK_HEAD + table
+    return at if at <= len(chunk) else None
 
 
 def check_ebcc(blob: bytes, shape: tuple, dtype) -> None:
@@ -115,11 +126,11 @@ def rebuild(coder: int, short: bytes, shape: tuple, dtype) -> bytes:
         single = not head[1] & _SPERR_MULTI_CHUNK
         payload = head + _sperr_dims(shape) + (_U32.pack(len(body)) if single else b"") + body
     elif coder == EBCC:
-        if len(short) < _EBCC_CHUNK_HEAD:
+        at = _ebcc_codestream_at(short)
+        if at is None:
             raise ValueError("not a valid xneuralcodec chunk: EBCC short frame cut short")
         main = _j2k_main_header(shape)
-        payload = (_ebcc_head(shape, len(short) + len(main)) + short[:_EBCC_CHUNK_HEAD] + main
-                   + short[_EBCC_CHUNK_HEAD:])
+        payload = _ebcc_head(shape, len(short) + len(main)) + short[:at] + main + short[at:]
     else:
         payload = short
     wrapper = _wrapper(coder, shape, dtype, len(payload))
@@ -150,9 +161,10 @@ def shorten(coder: int, blob: bytes, shape: tuple, dtype) -> bytes | None:
         head = _ebcc_head(shape, 0)
         head = _ebcc_head(shape, len(short) - len(head))
         main = _j2k_main_header(shape)
-        if not (short.startswith(head) and short[len(head) + _EBCC_CHUNK_HEAD:].startswith(main)):
+        at = _ebcc_codestream_at(short[len(head):])
+        if not (short.startswith(head) and at is not None and short[len(head) + at:].startswith(main)):
             return None
-        short = short[len(head):len(head) + _EBCC_CHUNK_HEAD] + short[len(head) + _EBCC_CHUNK_HEAD + len(main):]
+        short = short[len(head):len(head) + at] + short[len(head) + at + len(main):]
     try:
         return short if rebuild(coder, short, shape, dtype) == blob else None
     except ValueError:
