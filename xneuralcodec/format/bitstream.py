@@ -1,12 +1,12 @@
 """Bitstream format v11 (reads v1 to v10 too): one self-describing, checksummed record per Zarr chunk.
 
 Little-endian throughout; the full layout is in docs/format.md. v11 (written since 0.14.0) is
-v10 with smaller conventional planes: their record is ``coder u8 (id in bits 0-4) | (bit 6:)
-min, max in the chunk dtype | varints mask_len, words_len`` (no bound: the coders' decoders never read it); bit 7
+v10 with smaller conventional planes: their record is ``coder u8 | (bit 6:) min, max in the
+chunk dtype | varints mask_len, words_len`` (no bound: the coders' decoders never read it); bit 7
 of the coder byte marks a short frame (the coder's stream without what
 ``coding/coder_framing.py`` rebuilds from the dtype and shape), bit 6 a clip of the decoded
-values to the plane's range (``conventional.clip_range``), bit 5 a coder that holds the plane's
-2/3 power (``conventional.to_power``); ``target_mae`` is written only beside network planes. v10 (0.13.0) is
+values to the plane's range (``conventional.clip_range``); ``target_mae`` is written only beside
+network planes. v10 (0.13.0) is
 v9 with one more header flag, FLAG_SINGLE (4): the Jacobi back projection of the network planes
 runs in single precision (written for chunks without ``max_abs_error``). v9 (0.11.0, 0.12.0) has
 v8's layout; its back projection byte says more (bit 7: 0 LSMR, 1 Jacobi; bits 0-6: the
@@ -118,8 +118,6 @@ _CONSTANT8 = struct.Struct("<hf")            # exponent, value
 _CONVENTIONAL8 = struct.Struct("<Bd")        # coder, bound
 SHORT_FRAME = 0x80   # v11: bit 7 of a conventional record's coder byte (the bound is gone from the record)
 CLIPPED = 0x40       # v11: bit 6: the plane's (min, max) follow in the chunk dtype; decoded values are clipped to them
-POWERED = 0x20       # v11: bit 5: the coder holds the plane's 2/3 power; decoded values y become y sqrt(y)
-CODER_BITS = 0x1F    # v11: the coder id in bits 0-4
 
 
 @dataclasses.dataclass
@@ -137,7 +135,6 @@ class PlaneRecord:
     coder: int = 0         # v7, conventional planes: which coder (coding/conventional.py); 0 otherwise
     short_frame: bool = False  # v11, conventional planes: ``words`` lacks the frame coder_framing.py rebuilds
     clip: tuple | None = None  # v11, conventional planes: (min, max) the decoded values are clipped to
-    power: bool = False        # v11, conventional planes: the coder holds x^(2/3) (conventional.to_power)
 
 
 @dataclasses.dataclass
@@ -204,8 +201,7 @@ def _record8(p: PlaneRecord, dtype: np.dtype) -> bytes:
     if p.kind == KIND_LOSSLESS:
         return _varints(len(p.words))
     if p.kind == KIND_CONVENTIONAL:
-        head = bytes([p.coder | (SHORT_FRAME if p.short_frame else 0) | (CLIPPED if p.clip else 0)
-                      | (POWERED if p.power else 0)])
+        head = bytes([p.coder | (SHORT_FRAME if p.short_frame else 0) | (CLIPPED if p.clip else 0)])
         if p.clip:
             head += np.asarray(p.clip, dtype).tobytes()
         return head + _varints(len(p.mask), len(p.words))
@@ -400,7 +396,7 @@ def _records_v7(buf, offset: int, n_planes: int) -> tuple[list, int]:
             lengths.append(value)
         mask_len, words_len, n_esc, correction_len = lengths
         records.append((kind, mean, std, mask_len, words_len, n_esc * 4, correction_len, step, quality, exponent,
-                        coder, False, None, False))
+                        coder, False, None))
     return records, offset
 
 
@@ -433,7 +429,7 @@ def _records_v8(buf, offset: int, n_planes: int, network: bool, version: int, dt
         offset += 1
         mean = std = step = quality = 0.0
         exponent = coder = mask_len = words_len = n_esc = correction_len = 0
-        short, clip, power = False, None, False
+        short, clip = False, None
         if kind == KIND_NEURAL:
             if not network:
                 _fail("a network plane in a chunk without the network fields")
@@ -447,8 +443,7 @@ def _records_v8(buf, offset: int, n_planes: int, network: bool, version: int, dt
         elif kind == KIND_CONVENTIONAL:
             if version >= 11:
                 (coder,) = fields(_BYTE)
-                short, clipped, power, coder = (bool(coder & SHORT_FRAME), bool(coder & CLIPPED), bool(coder & POWERED),
-                                                coder & CODER_BITS)
+                short, clipped, coder = bool(coder & SHORT_FRAME), bool(coder & CLIPPED), coder & ~(SHORT_FRAME | CLIPPED)
                 if clipped:
                     if dtype is None:
                         _fail("unknown dtype")
@@ -462,7 +457,7 @@ def _records_v8(buf, offset: int, n_planes: int, network: bool, version: int, dt
         elif kind != KIND_ALL_NAN:
             _fail(f"bad plane record (kind {kind})")
         records.append((kind, mean, std, mask_len, words_len, n_esc * 4, correction_len, step, quality, exponent,
-                        coder, short, clip, power))
+                        coder, short, clip))
     if network and not any(r[0] == KIND_NEURAL for r in records):
         _fail("network fields in a chunk without network planes")
     return records, offset
@@ -480,12 +475,12 @@ def _records_legacy(buf, offset: int, n_planes: int, version: int, header_qualit
         quality = extra[2] if version >= 3 else float(header_quality)
         exponent = extra[3] if version >= 6 else 0
         records.append((kind, mean, std, mask_len, words_len, n_esc * 4, correction_len, step, quality, exponent, 0,
-                        False, None, False))
+                        False, None))
     return records, offset
 
 
 def _check_record(version: int, kind, mean, std, mask_len, words_len, esc_len, correction_len, step, quality,
-                  exponent, coder, short, clip, power) -> None:
+                  exponent, coder, short, clip) -> None:
     if not np.isfinite(quality):
         _fail(f"bad plane quality {quality}")
     if kind >= KINDS_OF_VERSION[version] or (words_len % 4 and kind not in (KIND_LOSSLESS, KIND_CONVENTIONAL)):
@@ -555,8 +550,7 @@ def unpack(data, shape: tuple | None = None, max_bytes: int | None = None) -> Ch
     end = len(buf) - _CRC.size
     for fields in records:
         _check_record(version, *fields)
-        (kind, mean, std, mask_len, words_len, esc_len, correction_len, step, quality, exponent, coder, short, clip,
-         power) = fields
+        kind, mean, std, mask_len, words_len, esc_len, correction_len, step, quality, exponent, coder, short, clip = fields
         if offset + mask_len + words_len + esc_len + correction_len > end:
             _fail("section lengths run past the end of the chunk")
         mask = bytes(buf[offset:offset + mask_len]); offset += mask_len
@@ -564,7 +558,7 @@ def unpack(data, shape: tuple | None = None, max_bytes: int | None = None) -> Ch
         escapes = bytes(buf[offset:offset + esc_len]); offset += esc_len
         correction = bytes(buf[offset:offset + correction_len]); offset += correction_len
         planes.append(PlaneRecord(kind, mean, std, mask, words, escapes, correction, step, quality, exponent, coder,
-                                  short, clip, power))
+                                  short, clip))
     if offset != end:
         _fail(f"{end - offset} unexplained trailing bytes")
     return Chunk(head.sha, dtype, head.quality, head.nside, nlat, nlon, head.lat_first, head.lon_first, shape, planes,
