@@ -2,7 +2,6 @@
 the numcodecs-wasm frame that the chunk header already holds, and the decoder rebuilds them."""
 
 import struct
-import zlib
 
 import numpy as np
 import pytest
@@ -12,6 +11,7 @@ from xneuralcodec.coding import coder_framing, conventional
 from xneuralcodec.format import bitstream
 
 from .conftest import load_plane
+from .test_hostile_chunks import with_crc
 
 CODERS = (conventional.SZ3, conventional.SPERR, conventional.SPERR_Q, conventional.EBCC)
 
@@ -70,7 +70,7 @@ def test_v11_chunk_overhead_is_smaller_than_the_frame_it_drops():
 def _forge(data: bytes, at: int, value: int) -> bytes:
     body = bytearray(data[:-4])
     body[at] = value
-    return bytes(body) + struct.pack("<I", zlib.crc32(bytes(body)))
+    return with_crc(bytes(body))
 
 
 def test_forged_short_frames_are_value_errors():
@@ -108,7 +108,7 @@ def test_v10_and_v11_conventional_records_are_not_interchangeable():
         body = bytearray(data[:-4])
         struct.pack_into("<H", body, 4, version)
         with pytest.raises(ValueError, match="not a valid xneuralcodec chunk"):
-            bitstream.unpack(bytes(body) + struct.pack("<I", zlib.crc32(bytes(body))))
+            bitstream.unpack(with_crc(bytes(body)))
 
 
 def test_ebcc_short_frame_with_a_section_before_its_codestream():
@@ -116,12 +116,10 @@ def test_ebcc_short_frame_with_a_section_before_its_codestream():
     the JPEG 2000 codestream (1,841 bytes at this bound; none on the smaller planes above): the
     short frame finds the codestream after it, and the plane decodes the same (one EBCC encode
     of this plane takes ~10 s)."""
-    import struct as st
-
     plane, _ = load_plane("era5_0.25deg")
     blob = conventional.encode(conventional.EBCC, plane, 0.5)
     at = blob.index(b"EBCC")
-    assert st.unpack_from("<Q", blob, at + 32)[0] > 0
+    assert struct.unpack_from("<Q", blob, at + 32)[0] > 0
     short = coder_framing.shorten(conventional.EBCC, blob, plane.shape, plane.dtype)
     assert short is not None and len(blob) - len(short) >= 236
     assert coder_framing.rebuild(conventional.EBCC, short, plane.shape, plane.dtype) == blob

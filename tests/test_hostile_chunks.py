@@ -216,7 +216,7 @@ def test_fuzz_decoder_on_mutated_real_chunks(seeds, data, monkeypatch):
 def test_v8_records_that_run_out_are_refused():
     """Two planes claimed, the first record (a constant) uses every byte left: the reader stops
     at the end of the records instead of reading the checksum as the next plane's kind."""
-    body = (bitstream._HEAD8.pack(bitstream.MAGIC, 8, 0, 1, 3) + bitstream._varints(2, 4, 4)
-            + bytes([bitstream.KIND_CONSTANT]) + bitstream._CONSTANT8.pack(0, 1.5) + bitstream._varints(0))
+    body = (bitstream._HEAD8.pack(bitstream.MAGIC, 8, 0, 1, 3) + bitstream.varints(2, 4, 4)
+            + bytes([bitstream.KIND_CONSTANT]) + bitstream._CONSTANT8.pack(0, 1.5) + bitstream.varints(0))
     with pytest.raises(ValueError, match="plane records cut short"):
         bitstream.unpack(with_crc(body))

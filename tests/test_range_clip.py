@@ -2,9 +2,6 @@
 values clipped to the plane's own (min, max), which moves no value away from the original; the
 record stores the range only where the target holds only with it."""
 
-import struct
-import zlib
-
 import numpy as np
 import pytest
 
@@ -15,6 +12,7 @@ from xneuralcodec.evaluation.metrics import area_weights
 from xneuralcodec.format import bitstream
 
 from .conftest import load_plane
+from .test_hostile_chunks import with_crc
 
 
 def test_precipitation_decodes_without_negative_values_in_fewer_bytes():
@@ -64,7 +62,7 @@ def test_forged_ranges_are_value_errors(low, high):
     body = bytearray(data[:-4])
     body[at:at + 8] = np.asarray([low, high], np.float32).tobytes()
     with pytest.raises(ValueError, match="clip range"):
-        codec.decode(bytes(body) + struct.pack("<I", zlib.crc32(bytes(body))))
+        codec.decode(with_crc(bytes(body)))
 
 
 def test_a_range_cut_short_is_a_value_error():
@@ -77,4 +75,4 @@ def test_a_range_cut_short_is_a_value_error():
     at = data.index(np.asarray(chunk.planes[0].clip, np.float32).tobytes())
     del body[at:at + 8]
     with pytest.raises(ValueError, match="not a valid xneuralcodec chunk"):
-        codec.decode(bytes(body) + struct.pack("<I", zlib.crc32(bytes(body))))
+        codec.decode(with_crc(bytes(body)))

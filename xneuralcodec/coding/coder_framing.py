@@ -29,6 +29,7 @@ import struct
 
 import numpy as np
 
+from ..format.bitstream import varints
 from .conventional import EBCC, SPERR, SPERR_Q, SZ3
 
 # coder -> (numcodecs-wasm dtype code by numpy dtype, format version string, leading unit dims,
@@ -46,15 +47,6 @@ _U64 = struct.Struct("<Q")
 _EBCC_MAGIC = b"EBCK" + _U32.pack(1)   # EBCC's container, version 1
 
 
-def _leb128(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, value = value & 0x7F, value >> 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
 def _wrapper(coder: int, shape: tuple, dtype, payload_len: int) -> bytes | None:
     """numcodecs-wasm's frame head for a payload of ``payload_len`` bytes, or None where this
     coder has no known frame for ``dtype``."""
@@ -63,8 +55,8 @@ def _wrapper(coder: int, shape: tuple, dtype, payload_len: int) -> bytes | None:
     if code is None:
         return None
     dims = (1,) * unit_dims + tuple(shape)
-    return (bytes([code, len(dims)]) + b"".join(_leb128(n) for n in dims) + _leb128(len(version)) + version
-            + (_leb128(payload_len) if with_length else b""))
+    return (bytes([code, len(dims)]) + varints(*dims, len(version)) + version
+            + (varints(payload_len) if with_length else b""))
 
 
 def _sperr_dims(shape: tuple) -> bytes:
@@ -145,10 +137,18 @@ def shorten(coder: int, blob: bytes, shape: tuple, dtype) -> bytes | None:
     if coder not in _FRAMES:
         return None
     blob = bytes(blob)
+    with_length = _FRAMES[coder][3]
+    fixed = _wrapper(coder, shape, dtype, 0)
+    if fixed is None:
+        return None
+    base = len(fixed) - (1 if with_length else 0)   # the head without the payload length's varint
     short = None
-    for payload_len in (len(blob) - n for n in range(1, 40)):   # the frame head is under 40 bytes
-        head = _wrapper(coder, shape, dtype, payload_len) if payload_len >= 0 else None
-        if head is not None and len(head) + payload_len == len(blob) and blob.startswith(head):
+    for n in range(1, 6) if with_length else (0,):   # that varint's bytes
+        payload_len = len(blob) - base - n
+        if payload_len < 0:
+            break
+        head = _wrapper(coder, shape, dtype, payload_len)
+        if len(head) == base + n and blob.startswith(head):
             short = blob[len(head):]
             break
     if short is None:

@@ -212,14 +212,13 @@ def best_candidate(plane: np.ndarray, finite: np.ndarray, mae: Callable[[np.ndar
             decoded = to_dtype(_decode_values(coder, blob, plane.shape, plane.dtype), plane.dtype)
         except Exception:  # e.g. SPERR refuses values near float32's limits: not a candidate then
             return None
-        clip = None
-        if low_high is not None:   # the clip costs the record 2 values: kept where the target needs it
+        clip, measured = None, mae(decoded)
+        if low_high is not None and measured > target_mae:   # the clip costs the record 2 values: only if needed
             clipped = np.clip(decoded, *low_high)
-            if not np.array_equal(clipped[finite], decoded[finite], equal_nan=True) and mae(decoded) > target_mae:
-                decoded, clip = clipped, low_high
+            if not np.array_equal(clipped[finite], decoded[finite], equal_nan=True):
+                decoded, clip, measured = clipped, low_high, mae(clipped)
         if max_abs_error is not None and not (np.abs(decoded - original)[finite] <= max_abs_error).all():
             return None    # (a NaN error fails the comparison too)
-        measured = mae(decoded)
         if not np.isfinite(measured):   # NaN where the original is finite
             return None
         short = coder_framing.shorten(coder, blob, plane.shape, plane.dtype)

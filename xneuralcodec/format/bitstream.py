@@ -172,7 +172,7 @@ def pack(chunk: Chunk) -> bytes:
     target = chunk.target_mae if network else 0.0
     flags = (FLAG_NETWORK if network else 0) | (FLAG_TARGET if target else 0) | (FLAG_SINGLE if network and single else 0)
     parts = [_HEAD8.pack(MAGIC, VERSION, flags, DTYPE_CODES[np.dtype(chunk.dtype).newbyteorder("<")], len(chunk.shape)),
-             _varints(*chunk.shape)]
+             varints(*chunk.shape)]
     if network:
         parts.append(_NETWORK8.pack(chunk.weights_sha256[:SHA_PREFIX], chunk.variable_kind, projection,
                                     chunk.nside, chunk.lat_first, chunk.lon_first, chunk.level))
@@ -194,22 +194,23 @@ def _record8(p: PlaneRecord, dtype: np.dtype) -> bytes:
     if any(getattr(p, name) for name in unused):
         raise ValueError(f"a kind-{p.kind} plane record carries sections it cannot store ({unused})")
     if p.kind == KIND_NEURAL:
-        return _NEURAL8.pack(p.exponent, p.mean, p.std, p.quality, p.correction_step) + _varints(
+        return _NEURAL8.pack(p.exponent, p.mean, p.std, p.quality, p.correction_step) + varints(
             len(p.mask), len(p.words), len(p.escapes) // 4, len(p.correction))
     if p.kind == KIND_CONSTANT:
-        return _CONSTANT8.pack(p.exponent, p.mean) + _varints(len(p.mask))
+        return _CONSTANT8.pack(p.exponent, p.mean) + varints(len(p.mask))
     if p.kind == KIND_LOSSLESS:
-        return _varints(len(p.words))
+        return varints(len(p.words))
     if p.kind == KIND_CONVENTIONAL:
         head = bytes([p.coder | (SHORT_FRAME if p.short_frame else 0) | (CLIPPED if p.clip else 0)])
         if p.clip:
             head += np.asarray(p.clip, dtype).tobytes()
-        return head + _varints(len(p.mask), len(p.words))
+        return head + varints(len(p.mask), len(p.words))
     return b""
 
 
-def _varints(*values: int) -> bytes:
-    """Unsigned LEB128: 7 bits a byte, low first; lengths below 128 take one byte."""
+def varints(*values: int) -> bytes:
+    """Unsigned LEB128: 7 bits a byte, low first; lengths below 128 take one byte. (Also the
+    numcodecs-wasm frames' integers, rebuilt by coding/coder_framing.py.)"""
     out = bytearray()
     for v in values:
         while True:
