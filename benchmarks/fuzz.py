@@ -5,7 +5,8 @@ without ``max_abs_error``, scaled and lossless planes, and format v7 conventiona
 planes; v9: SPERR step-mode planes and a Jacobi back projection; 0.12.0: a hyperprior-v5.2 chunk (0.13.0:
 a hyperprior-v5.3 one, whose context convolution skips zero taps, and a v10 one with a single-precision
 back projection; 0.14.0: v11 chunks, whose conventional records keep only a short frame of their
-coder's stream, with SZ3, SPERR, EBCC, float32 and float64 planes), and
+coder's stream, with SZ3, SPERR, EBCC, float32 and float64 planes; 0.15.0: a v12 precipitation
+plane under the 16/17 power), and
 ``model="auto"`` codecs, which look the weights up by the chunk's sha256 prefix) are mutated in five ways: random bit flips, truncation, random
 bytes, and header or payload mutations whose CRC is recomputed so that they get past the
 checksum into the parser, the range decoder and the network. Each case must either raise
@@ -47,6 +48,7 @@ def seed_chunks(data_dir: Path) -> list[tuple[NeuralCodec, bytes]]:
     mixed = np.stack([t[0], np.full_like(t[0], np.nan), np.full_like(t[0], 250.0), t[2]])
     msl = era5["msl"].isel(time=-1).values.astype(np.float32)           # 181 x 360
     u10 = era5["u10"].isel(time=-1).values.astype(np.float32)
+    tp = era5["tp"].isel(time=-1).values.astype(np.float32)
     grid25 = {"nlat": 73, "nlon": 144, "lat_first": 90.0, "lon_first": 0.0}
     out = []
     for codec, arr in [
@@ -64,6 +66,7 @@ def seed_chunks(data_dir: Path) -> list[tuple[NeuralCodec, bytes]]:
         (NeuralCodec(model="hyperprior-v5.3", quality=4, nside=128), msl),               # v10: single-precision projection
         (NeuralCodec(target_mae=20.0, effort="max"), msl),                                # v11: EBCC short frame
         (NeuralCodec(max_abs_error=1.0), u10),                                            # v11: SZ3 short frame
+        (NeuralCodec(target_mae=3.64e-6), tp),                                           # v12: 16/17 power
         (NeuralCodec(grid=grid25, target_mae=0.05), t.astype(np.float64)),                # v11: float64 SPERR short frames
     ]:
         out.append((codec, codec.encode(arr)))

@@ -1,12 +1,13 @@
-"""Bitstream format v11 (reads v1 to v10 too): one self-describing, checksummed record per Zarr chunk.
+"""Bitstream format v12 (reads v1 to v11 too): one self-describing, checksummed record per Zarr chunk.
 
-Little-endian throughout; the full layout is in docs/format.md. v11 (written since 0.14.0) is
-v10 with smaller conventional planes: their record is ``coder u8 | (bit 6:) min, max in the
-chunk dtype | varints mask_len, words_len`` (no bound: the coders' decoders never read it); bit 7
+Little-endian throughout; the full layout is in docs/format.md. v12 (written since 0.15.0) is
+v11 with one more bit in a conventional record's coder byte: bit 5, the coder holds the plane's
+16/17 power (``conventional.to_power``; decoded values y become y * y^(1/16)). v11 (0.14.0) is
+v10 with smaller conventional planes: their record is ``coder u8 (id in bits 0-5; 0-4 in v12) | (bit 6:)
+min, max in the chunk dtype | varints mask_len, words_len`` (no bound: the coders' decoders never read it); bit 7
 of the coder byte marks a short frame (the coder's stream without what
 ``coding/coder_framing.py`` rebuilds from the dtype and shape), bit 6 a clip of the decoded
-values to the plane's range (``conventional.clip_range``); ``target_mae`` is written only beside
-network planes. v10 (0.13.0) is
+values to the plane's range (``conventional.clip_range``); ``target_mae`` is written only beside network planes. v10 (0.13.0) is
 v9 with one more header flag, FLAG_SINGLE (4): the Jacobi back projection of the network planes
 runs in single precision (written for chunks without ``max_abs_error``). v9 (0.11.0, 0.12.0) has
 v8's layout; its back projection byte says more (bit 7: 0 LSMR, 1 Jacobi; bits 0-6: the
@@ -67,7 +68,7 @@ from ..variables import KINDS
 from .limits import MAX_CHUNK_BYTES_ENV, max_chunk_bytes
 
 MAGIC = b"XNCB"
-VERSION = 11
+VERSION = 12
 # v1: release 0.1.0, no correction; v2: 0.2.0, one quality per chunk; v3: 0.3.0, corrections
 # without a predictor; v4: 0.4.0, differs from v3 only inside the correction section;
 # v5 (0.5.0) adds the condition (variable kind, level) to the header; v6 adds a per-plane
@@ -79,7 +80,7 @@ VERSION = 11
 # with one more header flag, a single-precision back projection (FLAG_SINGLE); v11 (0.14.0): conventional
 # records without the bound (their decoders never read it) and with the coder's short frame
 # (coding/coder_framing.py), and target_mae only in chunks with network planes
-SUPPORTED_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11)
+SUPPORTED_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12)
 LEGACY_PROJECTION_ITERATIONS = 30   # the back projection's LSMR iterations before v7
 MAX_PROJECTION_ITERATIONS = 100
 MAX_JACOBI_STEPS = 8   # v9: bit 7 of the projection byte set = "jacobi" (sphere/projection.py), else "lsmr"
@@ -87,8 +88,8 @@ _JACOBI_BIT = 0x80
 
 KIND_NEURAL, KIND_CONSTANT, KIND_ALL_NAN, KIND_LOSSLESS = 0, 1, 2, 3  # KIND_LOSSLESS since v6
 KIND_CONVENTIONAL = 4  # since v7
-KINDS_OF_VERSION = {1: 3, 2: 3, 3: 3, 4: 3, 5: 3, 6: 4, 7: 5, 8: 5, 9: 5, 10: 5, 11: 5}   # how many record kinds each version knows
-CODERS_OF_VERSION = {7: 2, 8: 3, 9: 4, 10: 4, 11: 4}     # the highest conventional coder id each version knows (3 = EBCC, v8; 4 = SPERR q, v9)
+KINDS_OF_VERSION = {1: 3, 2: 3, 3: 3, 4: 3, 5: 3, 6: 4, 7: 5, 8: 5, 9: 5, 10: 5, 11: 5, 12: 5}   # how many record kinds each version knows
+CODERS_OF_VERSION = {7: 2, 8: 3, 9: 4, 10: 4, 11: 4, 12: 4}     # the highest conventional coder id each version knows (3 = EBCC, v8; 4 = SPERR q, v9)
 MAX_EXPONENT = 1100  # |exponent| of a v6 plane; float64 spans 2^-1074 .. 2^1024
 DTYPES = {1: np.dtype("<f4"), 2: np.dtype("<f8")}
 DTYPE_CODES = {v: k for k, v in DTYPES.items()}
@@ -118,6 +119,8 @@ _CONSTANT8 = struct.Struct("<hf")            # exponent, value
 _CONVENTIONAL8 = struct.Struct("<Bd")        # coder, bound
 SHORT_FRAME = 0x80   # v11: bit 7 of a conventional record's coder byte (the bound is gone from the record)
 CLIPPED = 0x40       # v11: bit 6: the plane's (min, max) follow in the chunk dtype; decoded values are clipped to them
+POWERED = 0x20       # v12: bit 5: the coder holds the plane's 16/17 power (conventional.to_power)
+CODER_BITS = {11: 0x3F, 12: 0x1F}   # the coder id's bits (v11: 0-5, so a bit 5 there names no coder)
 
 
 @dataclasses.dataclass
@@ -135,6 +138,7 @@ class PlaneRecord:
     coder: int = 0         # v7, conventional planes: which coder (coding/conventional.py); 0 otherwise
     short_frame: bool = False  # v11, conventional planes: ``words`` lacks the frame coder_framing.py rebuilds
     clip: tuple | None = None  # v11, conventional planes: (min, max) the decoded values are clipped to
+    power: bool = False        # v12, conventional planes: the coder holds x^(16/17) (conventional.to_power)
 
 
 @dataclasses.dataclass
@@ -163,7 +167,7 @@ class Chunk:
 
 
 def pack(chunk: Chunk) -> bytes:
-    """The chunk as format v11 (``docs/format.md``): each field only where a decoder needs it.
+    """The chunk as format v12 (``docs/format.md``): each field only where a decoder needs it.
     ``target_mae`` is kept only beside network planes (SZ3 / SPERR records met it when written,
     and the store's codec config records it)."""
     projection = _projection_byte(chunk.projection_method, chunk.projection_iterations)
@@ -201,7 +205,8 @@ def _record8(p: PlaneRecord, dtype: np.dtype) -> bytes:
     if p.kind == KIND_LOSSLESS:
         return varints(len(p.words))
     if p.kind == KIND_CONVENTIONAL:
-        head = bytes([p.coder | (SHORT_FRAME if p.short_frame else 0) | (CLIPPED if p.clip else 0)])
+        head = bytes([p.coder | (SHORT_FRAME if p.short_frame else 0) | (CLIPPED if p.clip else 0)
+                      | (POWERED if p.power else 0)])
         if p.clip:
             head += np.asarray(p.clip, dtype).tobytes()
         return head + varints(len(p.mask), len(p.words))
@@ -397,7 +402,7 @@ def _records_v7(buf, offset: int, n_planes: int) -> tuple[list, int]:
             lengths.append(value)
         mask_len, words_len, n_esc, correction_len = lengths
         records.append((kind, mean, std, mask_len, words_len, n_esc * 4, correction_len, step, quality, exponent,
-                        coder, False, None))
+                        coder, False, None, False))
     return records, offset
 
 
@@ -430,7 +435,7 @@ def _records_v8(buf, offset: int, n_planes: int, network: bool, version: int, dt
         offset += 1
         mean = std = step = quality = 0.0
         exponent = coder = mask_len = words_len = n_esc = correction_len = 0
-        short, clip = False, None
+        short, clip, power = False, None, False
         if kind == KIND_NEURAL:
             if not network:
                 _fail("a network plane in a chunk without the network fields")
@@ -444,7 +449,8 @@ def _records_v8(buf, offset: int, n_planes: int, network: bool, version: int, dt
         elif kind == KIND_CONVENTIONAL:
             if version >= 11:
                 (coder,) = fields(_BYTE)
-                short, clipped, coder = bool(coder & SHORT_FRAME), bool(coder & CLIPPED), coder & ~(SHORT_FRAME | CLIPPED)
+                power = version >= 12 and bool(coder & POWERED)
+                short, clipped, coder = bool(coder & SHORT_FRAME), bool(coder & CLIPPED), coder & CODER_BITS[min(version, 12)]
                 if clipped:
                     if dtype is None:
                         _fail("unknown dtype")
@@ -458,7 +464,7 @@ def _records_v8(buf, offset: int, n_planes: int, network: bool, version: int, dt
         elif kind != KIND_ALL_NAN:
             _fail(f"bad plane record (kind {kind})")
         records.append((kind, mean, std, mask_len, words_len, n_esc * 4, correction_len, step, quality, exponent,
-                        coder, short, clip))
+                        coder, short, clip, power))
     if network and not any(r[0] == KIND_NEURAL for r in records):
         _fail("network fields in a chunk without network planes")
     return records, offset
@@ -476,12 +482,12 @@ def _records_legacy(buf, offset: int, n_planes: int, version: int, header_qualit
         quality = extra[2] if version >= 3 else float(header_quality)
         exponent = extra[3] if version >= 6 else 0
         records.append((kind, mean, std, mask_len, words_len, n_esc * 4, correction_len, step, quality, exponent, 0,
-                        False, None))
+                        False, None, False))
     return records, offset
 
 
 def _check_record(version: int, kind, mean, std, mask_len, words_len, esc_len, correction_len, step, quality,
-                  exponent, coder, short, clip) -> None:
+                  exponent, coder, short, clip, power) -> None:
     if not np.isfinite(quality):
         _fail(f"bad plane quality {quality}")
     if kind >= KINDS_OF_VERSION[version] or (words_len % 4 and kind not in (KIND_LOSSLESS, KIND_CONVENTIONAL)):
@@ -551,7 +557,8 @@ def unpack(data, shape: tuple | None = None, max_bytes: int | None = None) -> Ch
     end = len(buf) - _CRC.size
     for fields in records:
         _check_record(version, *fields)
-        kind, mean, std, mask_len, words_len, esc_len, correction_len, step, quality, exponent, coder, short, clip = fields
+        (kind, mean, std, mask_len, words_len, esc_len, correction_len, step, quality, exponent, coder, short, clip,
+         power) = fields
         if offset + mask_len + words_len + esc_len + correction_len > end:
             _fail("section lengths run past the end of the chunk")
         mask = bytes(buf[offset:offset + mask_len]); offset += mask_len
@@ -559,7 +566,7 @@ def unpack(data, shape: tuple | None = None, max_bytes: int | None = None) -> Ch
         escapes = bytes(buf[offset:offset + esc_len]); offset += esc_len
         correction = bytes(buf[offset:offset + correction_len]); offset += correction_len
         planes.append(PlaneRecord(kind, mean, std, mask, words, escapes, correction, step, quality, exponent, coder,
-                                  short, clip))
+                                  short, clip, power))
     if offset != end:
         _fail(f"{end - offset} unexplained trailing bytes")
     return Chunk(head.sha, dtype, head.quality, head.nside, nlat, nlon, head.lat_first, head.lon_first, shape, planes,
