@@ -6,7 +6,8 @@ planes; v9: SPERR step-mode planes and a Jacobi back projection; 0.12.0: a hyper
 a hyperprior-v5.3 one, whose context convolution skips zero taps, and a v10 one with a single-precision
 back projection; 0.14.0: v11 chunks, whose conventional records keep only a short frame of their
 coder's stream, with SZ3, SPERR, EBCC, float32 and float64 planes; 0.15.0: a v12 precipitation
-plane under the 16/17 power), and
+plane under the 16/17 power and an interpolation-coder plane; the SZ3 seed is 0.14.0's golden
+chunk), and
 ``model="auto"`` codecs, which look the weights up by the chunk's sha256 prefix) are mutated in five ways: random bit flips, truncation, random
 bytes, and header or payload mutations whose CRC is recomputed so that they get past the
 checksum into the parser, the range decoder and the network. Each case must either raise
@@ -65,11 +66,16 @@ def seed_chunks(data_dir: Path) -> list[tuple[NeuralCodec, bytes]]:
         (NeuralCodec(model="hyperprior-v5.3", quality=4), msl),                          # 0.13: v5.3's lighter entropy model
         (NeuralCodec(model="hyperprior-v5.3", quality=4, nside=128), msl),               # v10: single-precision projection
         (NeuralCodec(target_mae=20.0, effort="max"), msl),                                # v11: EBCC short frame
-        (NeuralCodec(max_abs_error=1.0), u10),                                            # v11: SZ3 short frame
+        (NeuralCodec(max_abs_error=1.0), u10),                                            # v12: interpolation coder
         (NeuralCodec(target_mae=3.64e-6), tp),                                           # v12: 16/17 power
         (NeuralCodec(grid=grid25, target_mae=0.05), t.astype(np.float64)),                # v11: float64 SPERR short frames
     ]:
         out.append((codec, codec.encode(arr)))
+    # v11: an SZ3 short frame (since 0.15.0 the interpolation coder takes SZ3's place when writing)
+    golden = Path(__file__).resolve().parents[1] / "tests" / "golden" / "v0.14.0"
+    name = "2.5deg_lossless_max_abs_error"
+    out.append((NeuralCodec.from_config(json.loads((golden / f"{name}.json").read_text())),
+                (golden / f"{name}.bin").read_bytes()))
     return out
 
 

@@ -153,11 +153,13 @@ def test_shared_coders_are_safe_across_threads():
     assert max(err for _, err in together) <= 0.3
 
 
-def test_sperr_takes_its_step_mode_for_an_mae_target_and_its_bounded_mode_for_a_bound():
+def test_sperr_takes_its_step_mode_for_an_mae_target_and_its_bounded_mode_for_a_bound(monkeypatch):
     """Format v9: without max_abs_error SPERR runs in its quantisation-step mode (coder 4,
     1-4% smaller at equal MAE), which bounds no single value; with a bound it keeps the
     point-wise error mode. Both decode with SPERR's one decoder; a v8 chunk naming coder 4
-    is refused (the id came with v9)."""
+    is refused (the id came with v9). (SPERR alone here: with the bound the interpolation
+    coder's record is smaller still, test_interpolation_coder.py.)"""
+    monkeypatch.setattr(conventional, "DEFAULT_CODERS", (conventional.SPERR,))
     plane, grid = load_plane("gfs_2.5deg_t500")
     mae_only = NeuralCodec(grid=grid.to_config(), target_mae=0.1).encode(plane)
     bounded = NeuralCodec(grid=grid.to_config(), target_mae=0.1, max_abs_error=0.4).encode(plane)

@@ -120,6 +120,10 @@ def cases():
         # the same field at its floor over 60% of the globe: from 0.15.0 coded under the power (its
         # tails stay within conventional.TAIL_SHARE); 0.14.0 clipped it (2.5deg_v11_range_clip)
         yield "2.5deg_v12_power", NeuralCodec(grid=grid, target_mae=5e-5), rain
+        # the interpolation coder (coder 5) for a hard bound, with NaN holes
+        holes = synthetic_plane(73, 144, 37).astype(np.float32)
+        holes[10:14, 30:90] = np.nan
+        yield "2.5deg_v12_interp_max_abs_error_holes", NeuralCodec(grid=grid, max_abs_error=0.2), holes
 
 
 def same_content(old: bytes, new: bytes) -> bool:

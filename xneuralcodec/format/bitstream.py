@@ -89,7 +89,7 @@ _JACOBI_BIT = 0x80
 KIND_NEURAL, KIND_CONSTANT, KIND_ALL_NAN, KIND_LOSSLESS = 0, 1, 2, 3  # KIND_LOSSLESS since v6
 KIND_CONVENTIONAL = 4  # since v7
 KINDS_OF_VERSION = {1: 3, 2: 3, 3: 3, 4: 3, 5: 3, 6: 4, 7: 5, 8: 5, 9: 5, 10: 5, 11: 5, 12: 5}   # how many record kinds each version knows
-CODERS_OF_VERSION = {7: 2, 8: 3, 9: 4, 10: 4, 11: 4, 12: 4}     # the highest conventional coder id each version knows (3 = EBCC, v8; 4 = SPERR q, v9)
+CODERS_OF_VERSION = {7: 2, 8: 3, 9: 4, 10: 4, 11: 4, 12: 5}     # the highest conventional coder id each version knows (3 = EBCC, v8; 4 = SPERR q, v9; 5 = interp, v12)
 MAX_EXPONENT = 1100  # |exponent| of a v6 plane; float64 spans 2^-1074 .. 2^1024
 DTYPES = {1: np.dtype("<f4"), 2: np.dtype("<f8")}
 DTYPE_CODES = {v: k for k, v in DTYPES.items()}
