@@ -30,7 +30,8 @@ SZ3, SPERR, EBCC, SPERR_Q, INTERP = 1, 2, 3, 4, 5   # coder ids in plane records
 #                                                   SPERR_Q v9, INTERP v12)
 NAMES = {SZ3: "sz3", SPERR: "sperr", EBCC: "ebcc", SPERR_Q: "sperr-q", INTERP: "interp"}
 # The interpolation coder (format v12) joins them: on all 15 held-out planes at 2x the paper's
-# targets it wrote 2-92% fewer bytes than native SZ3 3.4 (/work/exp/interp_real2.py, 0.15.0).
+# targets it wrote 2-48% fewer bytes than native SZ3 3.4 (ratio 1.02-1.92x native SZ3's;
+# /work/exp/interp_real2.py, 0.15.0).
 # SZ3 stays: near lossless (bound 1e-12 on a float64 plane) its codes need 30+ bits, which the
 # interpolation coder stores as plain varints, and SZ3's stream was 10% smaller than even the
 # lossless record there.

@@ -3,15 +3,15 @@ and the codes range-coded by constriction under adaptive context counts.
 
 Why: at a hard bound (``max_abs_error``) native SZ3 3.4 (pysz) was the best peer on most 1 and
 2.5 degree planes, and the WebAssembly SZ3 3.3 the codec could decode writes 1.5-22% more
-(`docs/tight-bounds.md`). Two things beat it here (ERA5 1 degree t2m, u10, msl, tp, GFS
-2.5 degree u, w, r, ERA5 3 degree t at 2x the paper's targets: 2-18% fewer bytes than native
-SZ3, `/work/exp/interp_order.py`):
+(`docs/tight-bounds.md`). This coder writes 2-48% fewer bytes than native SZ3 on all 15
+held-out planes of the benchmarks at 2x the paper's targets (ERA5 0.25 and 1 degree, GFS 2.5
+degree, ERA5 3 degree, NCEP z500; `/work/exp/interp_real2.py`). Two things make the difference:
 - the order of the passes. Each level first fills the rows between known rows along the
   meridian, then every row along the parallel: the last pass holds half the points, and along
   a parallel the grid points are closest (1 degree of longitude is 111 km at the equator and
-  less towards the poles). The other order cost 8-20%.
-- the coding. Huffman cannot spend under a bit on a code, and at these bounds 40-95% of the
-  codes are 0; adaptive probabilities in 12 contexts can.
+  less towards the poles). The other order cost 3-21% more bytes on 8 of those planes.
+- the coding. Huffman cannot spend under a bit on a code, and at these bounds many codes
+  are 0 (12-94% on 8 of the planes); adaptive probabilities in 12 contexts cost less.
 The decoder is numpy and constriction only: no native or WebAssembly decoder sees chunk bytes.
 
 Prediction (both sides, float64, the same operations in the same order): the plane's first
@@ -46,14 +46,23 @@ _UP_CLASSES = 3                   # |code above in the pass|: 0, 1, 2+
 _SPREAD_EDGES = (0.5, 2.0, 8.0)   # the stencil's spread, in quantisation steps
 _CONTEXTS = _UP_CLASSES * (len(_SPREAD_EDGES) + 1)
 _LEVEL_CLASSES = 2                # the finest level's passes count apart from all coarser ones
-_INCREMENT = 24.0                 # a seen symbol's count step (the prior gives each symbol 1-17)
+_INCREMENT = 24                   # a seen symbol's count step (the prior gives each symbol 1-17)
 
 
 def _prior() -> np.ndarray:
-    """Starting counts: small codes likelier, so the first rows of a pass cost little."""
-    prior = 1.0 + 16.0 * np.exp(-np.abs(np.arange(ALPHABET) - (RADIUS + 1.0)))
-    prior[0] = 1.0
+    """Starting counts, ~1 + 16 exp(-|q|): small codes likelier, so the first rows of a pass cost
+    little. Integers, as every count: their sums are exact, so the probabilities handed to
+    constriction (count / row sum, one correctly rounded division) are the same on every
+    machine, which the range decoder needs bit for bit."""
+    prior = np.ones(ALPHABET, np.int64)
+    for magnitude, extra in enumerate((16, 6, 2, 1)):
+        prior[[RADIUS + 1 - magnitude, RADIUS + 1 + magnitude]] += extra
     return prior
+
+
+def _probabilities(table: np.ndarray, ctx: np.ndarray) -> np.ndarray:
+    counts = table[ctx]
+    return counts / counts.sum(axis=1, keepdims=True)
 
 
 def _passes(shape: tuple[int, int]):
@@ -143,8 +152,7 @@ def encode(plane: np.ndarray, bound: float) -> bytes:
         up = np.zeros(len(cols), np.int64)
         for r in range(len(rows)):
             ctx = _contexts(up, spread[r], step)
-            probs = table[ctx]
-            encoder.encode(symbols[r].astype(np.int32), family, probs / probs.sum(axis=1, keepdims=True))
+            encoder.encode(symbols[r].astype(np.int32), family, _probabilities(table, ctx))
             np.add.at(table, (ctx, symbols[r]), _INCREMENT)
             for j in np.flatnonzero(symbols[r] == 0):
                 if exact[r, j]:
@@ -215,9 +223,8 @@ def decode(blob: bytes, shape: tuple[int, int], dtype) -> np.ndarray:
         up = np.zeros(len(cols), np.int64)
         for r in range(len(rows)):
             ctx = _contexts(up, spread[r], step)
-            probs = table[ctx]
             try:
-                symbols = np.asarray(decoder.decode(family, probs / probs.sum(axis=1, keepdims=True)), np.int64)
+                symbols = np.asarray(decoder.decode(family, _probabilities(table, ctx)), np.int64)
             except Exception as exc:   # constriction reports damage in its own types
                 _fail(f"codes do not decode ({exc})")
             np.add.at(table, (ctx, symbols), _INCREMENT)
