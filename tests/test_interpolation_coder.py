@@ -124,3 +124,22 @@ def test_a_v11_chunk_cannot_name_it():
     data[4] = 11
     with pytest.raises(ValueError):
         bitstream.unpack(with_crc(bytes(data[:-4])))
+
+
+def test_the_search_measures_the_encoders_values_and_checks_the_winner_once(monkeypatch):
+    """The bound search takes the interpolation coder's values from its encoder (no decode per
+    probe) and decodes only the record it keeps; should that decode ever differ, the record is
+    not used and another coder keeps the promise."""
+    plane, grid = load_plane("era5_1deg_u10")
+    finite = np.isfinite(plane)
+    mae = lambda decoded: float(np.abs(decoded - plane).mean())   # noqa: E731 (any MAE will do here)
+    decodes = []
+    real_decode = coder.decode
+    monkeypatch.setattr(coder, "decode", lambda *a: decodes.append(1) or real_decode(*a))
+    found = conventional.best_candidate(plane, finite, mae, 1.0, None, conventional.coders_for("default", 1.0))
+    assert found.coder == conventional.INTERP and len(decodes) == 1
+    monkeypatch.setattr(coder, "decode", lambda *a: real_decode(*a) + np.float32(1e-3))
+    fallback = conventional.best_candidate(plane, finite, mae, 1.0, None, conventional.coders_for("default", 1.0))
+    assert fallback.coder != conventional.INTERP
+    values = conventional.decode(fallback.coder, fallback.blob, plane.shape, plane.dtype, fallback.short_frame)
+    assert _max_error(values, plane) <= 1.0

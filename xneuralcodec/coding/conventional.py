@@ -233,6 +233,8 @@ class Candidate:
     short_frame: bool = False  # format v11: the numcodecs-wasm frame is left to the decoder (coder_framing.py)
     clip: tuple[float, float] | None = None   # format v11: decoded values are clipped to the plane's (min, max)
     power: bool = False       # format v12: the coder holds x^(16/17) of the plane (``to_power``)
+    # the interpolation coder's values as its encoder reconstructed them (not stored)
+    encoder_values: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)
 
 
 def best_candidate(plane: np.ndarray, finite: np.ndarray, mae: Callable[[np.ndarray], float],
@@ -260,9 +262,13 @@ def best_candidate(plane: np.ndarray, finite: np.ndarray, mae: Callable[[np.ndar
 
     def check(coder, bound, source, power) -> tuple[Candidate, float] | None:
         try:
-            blob = encode(coder, source, bound)
+            if coder == INTERP:   # its encoder knows the decoded values (checked once more below)
+                blob, values = interpolation_coder.encode_with_values(source, bound)
+                values = values.astype(plane.dtype)
+            else:
+                blob = encode(coder, source, bound)
+                values = _decode_values(coder, blob, plane.shape, plane.dtype)
             # as the decoder stores it: to_dtype of the float64 values, done in the coder's dtype (the same values)
-            values = _decode_values(coder, blob, plane.shape, plane.dtype)
             decoded = to_dtype(from_power(values.astype(np.float64)) if power else values, plane.dtype)
         except Exception:  # e.g. SPERR refuses values near float32's limits: not a candidate then
             return None
@@ -281,7 +287,8 @@ def best_candidate(plane: np.ndarray, finite: np.ndarray, mae: Callable[[np.ndar
         short = coder_framing.shorten(coder, blob, plane.shape, plane.dtype)
         if short is None and coder == EBCC:
             return None    # the decoder takes EBCC only with the header it rebuilds (coder_framing.check_ebcc)
-        return Candidate(coder, bound, blob if short is None else short, short is not None, clip, power), measured
+        return Candidate(coder, bound, blob if short is None else short, short is not None, clip, power,
+                         values if coder == INTERP else None), measured
 
     if min(plane.shape) < EBCC_MIN_SIDE:
         coders = tuple(c for c in coders if c != EBCC)
@@ -314,4 +321,9 @@ def best_candidate(plane: np.ndarray, finite: np.ndarray, mae: Callable[[np.ndar
                 bound = _bracketed(min(ceiling, _next_bound(tried, target_mae)), tried, target_mae)
         if found is not None and (best is None or len(found.blob) < len(best.blob)):
             best = found
+    if best is not None and best.coder == INTERP and not np.array_equal(
+            interpolation_coder.decode(best.blob, plane.shape, plane.dtype), best.encoder_values):
+        # never seen; if the decoder ever disagreed with the encoder, the other coders still keep the promise
+        return best_candidate(plane, finite, mae, max_abs_error, target_mae,
+                              tuple(c for c in coders if c != INTERP), clip_to_range, try_power)
     return best

@@ -61,8 +61,9 @@ def _prior() -> np.ndarray:
 
 
 def _probabilities(table: np.ndarray, ctx: np.ndarray) -> np.ndarray:
-    counts = table[ctx]
-    return counts / counts.sum(axis=1, keepdims=True)
+    """Each code's probabilities: its context's counts over their sum (the table is normalised
+    once per row, then gathered: the same divisions, 12 rows instead of one per code)."""
+    return (table / table.sum(axis=1, keepdims=True))[ctx]
 
 
 def _passes(shape: tuple[int, int]):
@@ -118,6 +119,12 @@ def _up_class(q: np.ndarray, exact: np.ndarray) -> np.ndarray:
 
 def encode(plane: np.ndarray, bound: float) -> bytes:
     """A finite 2-D float32/float64 plane -> bytes whose every decoded value is within ``bound``."""
+    return encode_with_values(plane, bound)[0]
+
+
+def encode_with_values(plane: np.ndarray, bound: float) -> tuple[bytes, np.ndarray]:
+    """``encode``, and the values ``decode`` will give (float64): the encoder reconstructs them
+    as it goes, so a bound search need not decode every probe."""
     plane = np.asarray(plane)
     if plane.ndim != 2 or plane.dtype not in (np.float32, np.float64):
         raise TypeError(f"expected a 2-D float32 or float64 plane, got {plane.dtype} {plane.shape} instead")
@@ -164,7 +171,8 @@ def encode(plane: np.ndarray, bound: float) -> bytes:
     words = encoder.get_compressed().astype("<u4").tobytes()
     big_bytes = varints(*[(v << 1) ^ (v >> 63) for v in big])   # zigzag: small either way, one byte
     raw_bytes = np.asarray(raw, plane.dtype.newbyteorder("<")).tobytes()
-    return struct.pack("<d", bound) + varints(len(words), len(big_bytes), len(raw)) + words + big_bytes + raw_bytes
+    blob = struct.pack("<d", bound) + varints(len(words), len(big_bytes), len(raw)) + words + big_bytes + raw_bytes
+    return blob, rec
 
 
 def _fail(why: str):

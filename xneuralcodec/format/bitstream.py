@@ -1,8 +1,9 @@
 """Bitstream format v12 (reads v1 to v11 too): one self-describing, checksummed record per Zarr chunk.
 
 Little-endian throughout; the full layout is in docs/format.md. v12 (written since 0.15.0) is
-v11 with one more bit in a conventional record's coder byte: bit 5, the coder holds the plane's
-16/17 power (``conventional.to_power``; decoded values y become y * y^(1/16)). v11 (0.14.0) is
+v11 with one more conventional coder, 5 (``coding/interpolation_coder.py``), and one more bit in
+a conventional record's coder byte: bit 5, the coder holds the plane's 16/17 power
+(``conventional.to_power``; decoded values y become y * y^(1/16)). v11 (0.14.0) is
 v10 with smaller conventional planes: their record is ``coder u8 (id in bits 0-5; 0-4 in v12) | (bit 6:)
 min, max in the chunk dtype | varints mask_len, words_len`` (no bound: the coders' decoders never read it); bit 7
 of the coder byte marks a short frame (the coder's stream without what
@@ -79,7 +80,8 @@ VERSION = 12
 # and conventional planes may be SPERR in its quantisation-step mode (coder 4); v10 (0.13.0): v9
 # with one more header flag, a single-precision back projection (FLAG_SINGLE); v11 (0.14.0): conventional
 # records without the bound (their decoders never read it) and with the coder's short frame
-# (coding/coder_framing.py), and target_mae only in chunks with network planes
+# (coding/coder_framing.py), and target_mae only in chunks with network planes; v12 (0.15.0):
+# conventional coder 5 (the interpolation coder) and bit 5 of the coder byte (the 16/17 power)
 SUPPORTED_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12)
 LEGACY_PROJECTION_ITERATIONS = 30   # the back projection's LSMR iterations before v7
 MAX_PROJECTION_ITERATIONS = 100
