@@ -24,11 +24,15 @@ keeps its exact value.
 Codes: per pass, row by row, each code in one of 12 contexts (the code above it in the pass:
 0, 1 or 2+; the spread of the four values it is predicted from, in 4 bands of the step), from
 counts that encoder and decoder update after every row (no table is stored). Codes beyond
-+-RADIUS are an escape symbol, followed by the code in the big-code section (zigzag LEB128),
-or by 0 there and the exact value in the raw section.
++-RADIUS are an escape symbol; after its row's codes, each escape's class (an exact value, or
+how many bits its code has) is range-coded under one more adaptive table, and the code's sign
+and lower bits go to the bits section (on GFS 2.5 degree w at a quarter of the paper's target,
+where 28% of the points escape, 30% fewer bytes for them than one varint each). An exact
+value goes to the raw section.
 
-Stream: ``f64 bound``, varints ``words_len, big_len, raw_count``, then the range coder's words
-(u32), the big codes and the raw values (the plane's dtype; the first is the plane's first value).
+Stream: ``f64 bound``, varints ``words_len, bits_len, raw_count``, then the range coder's words
+(u32), the escapes' bits (most significant first, zero-padded to a byte) and the raw values
+(the plane's dtype; the first is the plane's first value).
 """
 
 from __future__ import annotations
@@ -47,6 +51,9 @@ _SPREAD_EDGES = (0.5, 2.0, 8.0)   # the stencil's spread, in quantisation steps
 _CONTEXTS = _UP_CLASSES * (len(_SPREAD_EDGES) + 1)
 _LEVEL_CLASSES = 2                # the finest level's passes count apart from all coarser ones
 _INCREMENT = 24                   # a seen symbol's count step (the prior gives each symbol 1-17)
+# An escape's class: 0 = an exact value (raw section); c >= 1 = a code with c + 5 significant
+# bits (|q| in [2^(c+4), 2^(c+5)): |q| > RADIUS has 6 or more, and codes stay below 2^52)
+_ESCAPE_CLASSES = 48
 
 
 def _prior() -> np.ndarray:
@@ -137,8 +144,9 @@ def encode_with_values(plane: np.ndarray, bound: float) -> tuple[bytes, np.ndarr
     step = 2.0 * bound
     rec = np.full(x.shape, np.nan)
     rec[0, 0] = x[0, 0]
-    raw, big = [x[0, 0]], []
+    raw, payloads, widths = [x[0, 0]], [], []
     counts = np.tile(_prior(), (_LEVEL_CLASSES, _CONTEXTS, 1))
+    escape_counts = np.ones((1, _ESCAPE_CLASSES), np.int64)
     encoder = constriction.stream.queue.RangeEncoder()
     family = constriction.stream.model.Categorical(perfect=False)
     for level_class, axis, rows, cols, half in _passes(x.shape):
@@ -161,18 +169,39 @@ def encode_with_values(plane: np.ndarray, bound: float) -> tuple[bytes, np.ndarr
             ctx = _contexts(up, spread[r], step)
             encoder.encode(symbols[r].astype(np.int32), family, _probabilities(table, ctx))
             np.add.at(table, (ctx, symbols[r]), _INCREMENT)
-            for j in np.flatnonzero(symbols[r] == 0):
-                if exact[r, j]:
-                    big.append(0)
-                    raw.append(target[r, j])
-                else:
-                    big.append(int(q[r, j]))
+            escapes = np.flatnonzero(symbols[r] == 0)
+            if escapes.size:   # their classes, under one adaptive table, then their bits
+                magnitude = np.abs(q[r, escapes])
+                bits = np.where(exact[r, escapes], 0, _bit_length(magnitude))
+                classes = np.where(exact[r, escapes], 0, bits - 5)
+                encoder.encode(classes.astype(np.int32), family, _probabilities(escape_counts, np.zeros_like(classes)))
+                np.add.at(escape_counts, (0, classes), _INCREMENT)
+                for j, n_bits in zip(escapes, bits):
+                    if exact[r, j]:
+                        raw.append(target[r, j])
+                    else:   # the sign, then the bits below the leading one
+                        payloads.append((int(q[r, j] < 0) << (int(n_bits) - 1)) | (abs(int(q[r, j])) - (1 << (int(n_bits) - 1))))
+                        widths.append(int(n_bits))
             up = _up_class(q[r], exact[r])
     words = encoder.get_compressed().astype("<u4").tobytes()
-    big_bytes = varints(*[(v << 1) ^ (v >> 63) for v in big])   # zigzag: small either way, one byte
+    bit_bytes = _pack_bits(np.asarray(payloads, np.uint64), np.asarray(widths, np.int64))
     raw_bytes = np.asarray(raw, plane.dtype.newbyteorder("<")).tobytes()
-    blob = struct.pack("<d", bound) + varints(len(words), len(big_bytes), len(raw)) + words + big_bytes + raw_bytes
+    blob = struct.pack("<d", bound) + varints(len(words), len(bit_bytes), len(raw)) + words + bit_bytes + raw_bytes
     return blob, rec
+
+
+def _bit_length(values: np.ndarray) -> np.ndarray:
+    """Significant bits of positive integers below 2^52 (exact: frexp of an exactly held value)."""
+    return np.frexp(values.astype(np.float64))[1].astype(np.int64)
+
+
+def _pack_bits(values: np.ndarray, widths: np.ndarray) -> bytes:
+    """Each value's lowest ``width`` bits, most significant first, one after another; zero-padded
+    to whole bytes."""
+    if not values.size:
+        return b""
+    bits = np.unpackbits(values.astype(">u8").view(np.uint8).reshape(-1, 8), axis=1)
+    return np.packbits(bits[np.arange(64)[None, :] >= 64 - widths[:, None]]).tobytes()
 
 
 def _fail(why: str):
@@ -207,21 +236,22 @@ def decode(blob: bytes, shape: tuple[int, int], dtype) -> np.ndarray:
     if not (np.isfinite(bound) and bound > 0):
         _fail(f"has bound {bound}")
     words_len, pos = _varint(blob, 8)
-    big_len, pos = _varint(blob, pos)
+    bits_len, pos = _varint(blob, pos)
     raw_count, pos = _varint(blob, pos)
     if words_len % 4 or not 1 <= raw_count <= n_lat * n_lon \
-            or pos + words_len + big_len + raw_count * dtype.itemsize != len(blob):
+            or pos + words_len + bits_len + raw_count * dtype.itemsize != len(blob):
         _fail("has sections that do not add up to its length")
     words = np.frombuffer(blob, "<u4", words_len // 4, pos).astype(np.uint32)
-    big_blob = blob[pos + words_len:pos + words_len + big_len]
-    raw = np.frombuffer(blob, dtype.newbyteorder("<"), raw_count, pos + words_len + big_len).astype(np.float64)
+    escape_bits = np.unpackbits(np.frombuffer(blob, np.uint8, bits_len, pos + words_len)).astype(np.uint64)
+    raw = np.frombuffer(blob, dtype.newbyteorder("<"), raw_count, pos + words_len + bits_len).astype(np.float64)
     if not np.all(np.isfinite(raw)):
         _fail("holds a value that is not finite")
     step = 2.0 * bound
     rec = np.full((n_lat, n_lon), np.nan)
     rec[0, 0] = raw[0]
-    big_pos, raw_pos = 0, 1
+    bit_pos, raw_pos = 0, 1
     counts = np.tile(_prior(), (_LEVEL_CLASSES, _CONTEXTS, 1))
+    escape_counts = np.ones((1, _ESCAPE_CLASSES), np.int64)
     decoder = constriction.stream.queue.RangeDecoder(words)
     family = constriction.stream.model.Categorical(perfect=False)
     for level_class, axis, rows, cols, half in _passes((n_lat, n_lon)):
@@ -239,17 +269,30 @@ def decode(blob: bytes, shape: tuple[int, int], dtype) -> np.ndarray:
             q = symbols - (RADIUS + 1)
             exact = np.zeros(len(cols), bool)
             values = np.empty(len(cols))
-            for j in np.flatnonzero(symbols == 0):
-                code, big_pos = _varint(big_blob, big_pos)
-                code = (code >> 1) ^ -(code & 1)
-                if code:
-                    q[j] = code
-                    continue
-                if raw_pos >= raw_count:
-                    _fail("lacks an exact value")
-                exact[j], q[j] = True, 0
-                values[j] = raw[raw_pos]
-                raw_pos += 1
+            escapes = np.flatnonzero(symbols == 0)
+            if escapes.size:
+                try:
+                    classes = np.asarray(decoder.decode(family, _probabilities(escape_counts, np.zeros_like(escapes))),
+                                         np.int64)
+                except Exception as exc:
+                    _fail(f"escapes do not decode ({exc})")
+                np.add.at(escape_counts, (0, classes), _INCREMENT)
+                for j, cls in zip(escapes, classes):
+                    if cls == 0:
+                        if raw_pos >= raw_count:
+                            _fail("lacks an exact value")
+                        exact[j], q[j] = True, 0
+                        values[j] = raw[raw_pos]
+                        raw_pos += 1
+                        continue
+                    n_bits = int(cls) + 5
+                    if bit_pos + n_bits > escape_bits.size:
+                        _fail("lacks the bits of an escaped code")
+                    field = int(escape_bits[bit_pos:bit_pos + n_bits] @ (np.uint64(1) << np.arange(n_bits - 1, -1, -1,
+                                                                                                  dtype=np.uint64)))
+                    bit_pos += n_bits
+                    magnitude = (1 << (n_bits - 1)) | (field & ((1 << (n_bits - 1)) - 1))
+                    q[j] = -magnitude if field >> (n_bits - 1) else magnitude
             with np.errstate(invalid="ignore", over="ignore"):
                 coded = (pred[r] + step * q.astype(np.float64)).astype(dtype).astype(np.float64)
             values[~exact] = coded[~exact]
@@ -258,6 +301,6 @@ def decode(blob: bytes, shape: tuple[int, int], dtype) -> np.ndarray:
         if not np.all(np.isfinite(back)):
             _fail("decodes to values that are not finite")
         rec[np.ix_(rows, cols)] = back
-    if big_pos != len(big_blob) or raw_pos != raw_count:
+    if escape_bits.size - bit_pos >= 8 or escape_bits[bit_pos:].any() or raw_pos != raw_count:
         _fail("has bytes left over")
     return rec.astype(dtype)
