@@ -30,11 +30,10 @@ SZ3, SPERR, EBCC, SPERR_Q, INTERP = 1, 2, 3, 4, 5   # coder ids in plane records
 #                                                   SPERR_Q v9, INTERP v12)
 NAMES = {SZ3: "sz3", SPERR: "sperr", EBCC: "ebcc", SPERR_Q: "sperr-q", INTERP: "interp"}
 # The interpolation coder (format v12) joins them: on all 15 held-out planes at 2x the paper's
-# targets it wrote 2-48% fewer bytes than native SZ3 3.4 (ratio 1.02-1.92x native SZ3's;
+# targets it wrote 4-48% fewer bytes than native SZ3 3.4 (ratio 1.04-1.92x native SZ3's;
 # /work/exp/interp_real2.py, 0.15.0).
-# SZ3 stays: near lossless (bound 1e-12 on a float64 plane) its codes need 30+ bits, which the
-# interpolation coder stores as plain varints, and SZ3's stream was 10% smaller than even the
-# lossless record there.
+# SZ3 stays: near lossless (bound 1e-12 on a float64 plane) every code needs ~30 bits, and SZ3's
+# stream was 39% smaller than the interpolation coder's there (and smaller than the lossless record).
 DEFAULT_CODERS = (SPERR, INTERP, SZ3)
 # effort="max" adds EBCC (JPEG 2000 base + bounded residual): up to ~20% smaller than SPERR at
 # tight targets on 1 and 0.25 degree grids, but ~8 s per encode of a 0.25 degree plane
