@@ -176,12 +176,13 @@ def encode_with_values(plane: np.ndarray, bound: float) -> tuple[bytes, np.ndarr
                 classes = np.where(exact[r, escapes], 0, bits - 5)
                 encoder.encode(classes.astype(np.int32), family, _probabilities(escape_counts, np.zeros_like(classes)))
                 np.add.at(escape_counts, (0, classes), _INCREMENT)
-                for j, n_bits in zip(escapes, bits):
+                for j, n_bits in zip(escapes, bits.tolist()):
                     if exact[r, j]:
                         raw.append(target[r, j])
-                    else:   # the sign, then the bits below the leading one
-                        payloads.append((int(q[r, j] < 0) << (int(n_bits) - 1)) | (abs(int(q[r, j])) - (1 << (int(n_bits) - 1))))
-                        widths.append(int(n_bits))
+                        continue
+                    code, lower = int(q[r, j]), n_bits - 1   # the sign, then the bits below the leading one
+                    payloads.append((int(code < 0) << lower) | (abs(code) - (1 << lower)))
+                    widths.append(n_bits)
             up = _up_class(q[r], exact[r])
     words = encoder.get_compressed().astype("<u4").tobytes()
     bit_bytes = _pack_bits(np.asarray(payloads, np.uint64), np.asarray(widths, np.int64))
@@ -193,6 +194,12 @@ def encode_with_values(plane: np.ndarray, bound: float) -> tuple[bytes, np.ndarr
 def _bit_length(values: np.ndarray) -> np.ndarray:
     """Significant bits of positive integers below 2^52 (exact: frexp of an exactly held value)."""
     return np.frexp(values.astype(np.float64))[1].astype(np.int64)
+
+
+def _read_bits(data: bytes, pos: int, n_bits: int) -> int:
+    """The ``n_bits`` bits of ``data`` from bit ``pos`` on (most significant first), as an int."""
+    first, end = pos >> 3, (pos + n_bits + 7) >> 3
+    return (int.from_bytes(data[first:end], "big") >> (8 * end - pos - n_bits)) & ((1 << n_bits) - 1)
 
 
 def _pack_bits(values: np.ndarray, widths: np.ndarray) -> bytes:
@@ -242,7 +249,7 @@ def decode(blob: bytes, shape: tuple[int, int], dtype) -> np.ndarray:
             or pos + words_len + bits_len + raw_count * dtype.itemsize != len(blob):
         _fail("has sections that do not add up to its length")
     words = np.frombuffer(blob, "<u4", words_len // 4, pos).astype(np.uint32)
-    escape_bits = np.unpackbits(np.frombuffer(blob, np.uint8, bits_len, pos + words_len)).astype(np.uint64)
+    escape_bits = blob[pos + words_len:pos + words_len + bits_len]   # read a field at a time: no copy per bit
     raw = np.frombuffer(blob, dtype.newbyteorder("<"), raw_count, pos + words_len + bits_len).astype(np.float64)
     if not np.all(np.isfinite(raw)):
         _fail("holds a value that is not finite")
@@ -286,10 +293,9 @@ def decode(blob: bytes, shape: tuple[int, int], dtype) -> np.ndarray:
                         raw_pos += 1
                         continue
                     n_bits = int(cls) + 5
-                    if bit_pos + n_bits > escape_bits.size:
+                    if bit_pos + n_bits > 8 * len(escape_bits):
                         _fail("lacks the bits of an escaped code")
-                    field = int(escape_bits[bit_pos:bit_pos + n_bits] @ (np.uint64(1) << np.arange(n_bits - 1, -1, -1,
-                                                                                                  dtype=np.uint64)))
+                    field = _read_bits(escape_bits, bit_pos, n_bits)
                     bit_pos += n_bits
                     magnitude = (1 << (n_bits - 1)) | (field & ((1 << (n_bits - 1)) - 1))
                     q[j] = -magnitude if field >> (n_bits - 1) else magnitude
@@ -301,6 +307,7 @@ def decode(blob: bytes, shape: tuple[int, int], dtype) -> np.ndarray:
         if not np.all(np.isfinite(back)):
             _fail("decodes to values that are not finite")
         rec[np.ix_(rows, cols)] = back
-    if escape_bits.size - bit_pos >= 8 or escape_bits[bit_pos:].any() or raw_pos != raw_count:
+    padding = 8 * len(escape_bits) - bit_pos
+    if padding >= 8 or (padding and _read_bits(escape_bits, bit_pos, padding)) or raw_pos != raw_count:
         _fail("has bytes left over")
     return rec.astype(dtype)
