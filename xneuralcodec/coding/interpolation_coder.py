@@ -42,7 +42,7 @@ import struct
 import constriction
 import numpy as np
 
-from ..format.bitstream import varints
+from ..format.bitstream import read_varint, varints
 
 RADIUS = 31                       # codes -31..31 are symbols 1..63; symbol 0 is the escape
 ALPHABET = 2 * RADIUS + 2
@@ -215,19 +215,6 @@ def _fail(why: str):
     raise ValueError(f"not a valid xneuralcodec chunk: interpolation plane {why}")
 
 
-def _varint(blob: bytes, pos: int) -> tuple[int, int]:
-    value = 0
-    for shift in range(0, 70, 7):
-        if pos >= len(blob):
-            _fail("is cut short")
-        byte = blob[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, pos
-    _fail("has an overlong varint")
-
-
 def decode(blob: bytes, shape: tuple[int, int], dtype) -> np.ndarray:
     """Bytes from ``encode`` -> the plane in ``dtype``; damaged bytes raise ValueError."""
     dtype = np.dtype(dtype)
@@ -242,9 +229,9 @@ def decode(blob: bytes, shape: tuple[int, int], dtype) -> np.ndarray:
     (bound,) = struct.unpack_from("<d", blob, 0)
     if not (np.isfinite(bound) and bound > 0):
         _fail(f"has bound {bound}")
-    words_len, pos = _varint(blob, 8)
-    bits_len, pos = _varint(blob, pos)
-    raw_count, pos = _varint(blob, pos)
+    words_len, pos = read_varint(blob, 8, len(blob), "interpolation plane")
+    bits_len, pos = read_varint(blob, pos, len(blob), "interpolation plane")
+    raw_count, pos = read_varint(blob, pos, len(blob), "interpolation plane")
     if words_len % 4 or not 1 <= raw_count <= n_lat * n_lon \
             or pos + words_len + bits_len + raw_count * dtype.itemsize != len(blob):
         _fail("has sections that do not add up to its length")

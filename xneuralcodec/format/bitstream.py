@@ -228,18 +228,21 @@ def varints(*values: int) -> bytes:
     return bytes(out)
 
 
-def _read_varint(buf, offset: int, end: int) -> tuple[int, int]:
+def read_varint(buf, offset: int, end: int, what: str = "plane record") -> tuple[int, int]:
+    """One unsigned LEB128 (``varints``' format) from ``buf[offset:end]`` and the offset after
+    it; a cut or overlong one raises ValueError naming ``what`` it was part of. (Also the
+    interpolation coder's section lengths, coding/interpolation_coder.py.)"""
     value = shift = 0
     for _ in range(MAX_VARINT_BYTES):
         if offset >= end:
-            _fail("plane record cut short")
+            _fail(f"{what} cut short")
         byte = buf[offset]
         offset += 1
         value |= (byte & 0x7F) << shift
         if not byte & 0x80:
             return value, offset
         shift += 7
-    _fail("plane record length too long")
+    _fail(f"{what} length too long")
 
 
 def _fail(why: str):
@@ -331,7 +334,7 @@ def _header_v8(buf, version: int) -> _Header:
         _fail(f"ndim {ndim}")
     offset, shape = _HEAD8.size, []
     for _ in range(ndim):
-        value, offset = _read_varint(buf, offset, len(buf) - _CRC.size)
+        value, offset = read_varint(buf, offset, len(buf) - _CRC.size)
         if value >= 2 ** 32:
             _fail(f"dimension {value} too large")
         shape.append(value)
@@ -400,7 +403,7 @@ def _records_v7(buf, offset: int, n_planes: int) -> tuple[list, int]:
         offset += _PLANE7.size
         lengths = []
         for _ in range(4):
-            value, offset = _read_varint(buf, offset, end)
+            value, offset = read_varint(buf, offset, end)
             lengths.append(value)
         mask_len, words_len, n_esc, correction_len = lengths
         records.append((kind, mean, std, mask_len, words_len, n_esc * 4, correction_len, step, quality, exponent,
@@ -425,7 +428,7 @@ def _records_v8(buf, offset: int, n_planes: int, network: bool, version: int, dt
         nonlocal offset
         out = []
         for _ in range(n):
-            value, offset = _read_varint(buf, offset, end)
+            value, offset = read_varint(buf, offset, end)
             out.append(value)
         return out
 
