@@ -7,7 +7,7 @@ a hyperprior-v5.3 one, whose context convolution skips zero taps, and a v10 one 
 back projection; 0.14.0: v11 chunks, whose conventional records keep only a short frame of their
 coder's stream, with SZ3, SPERR, EBCC, float32 and float64 planes; 0.15.0: a v12 precipitation
 plane under the 16/17 power and an interpolation-coder plane; the SZ3 seed is 0.14.0's golden
-chunk), and
+chunk; 0.16.0: v13 latitude-weighted planes, float32 and float64), and
 ``model="auto"`` codecs, which look the weights up by the chunk's sha256 prefix) are mutated in five ways: random bit flips, truncation, random
 bytes, and header or payload mutations whose CRC is recomputed so that they get past the
 checksum into the parser, the range decoder and the network. Each case must either raise
@@ -50,6 +50,7 @@ def seed_chunks(data_dir: Path) -> list[tuple[NeuralCodec, bytes]]:
     msl = era5["msl"].isel(time=-1).values.astype(np.float32)           # 181 x 360
     u10 = era5["u10"].isel(time=-1).values.astype(np.float32)
     tp = era5["tp"].isel(time=-1).values.astype(np.float32)
+    t2m = era5["t2m"].isel(time=-1).values.astype(np.float32)
     grid25 = {"nlat": 73, "nlon": 144, "lat_first": 90.0, "lon_first": 0.0}
     out = []
     for codec, arr in [
@@ -68,6 +69,7 @@ def seed_chunks(data_dir: Path) -> list[tuple[NeuralCodec, bytes]]:
         (NeuralCodec(target_mae=20.0, effort="max"), msl),                                # v11: EBCC short frame
         (NeuralCodec(max_abs_error=1.0), u10),                                            # v12: interpolation coder
         (NeuralCodec(target_mae=3.64e-6), tp),                                           # v12: 16/17 power
+        (NeuralCodec(target_mae=0.4, variable="t2m"), t2m),                              # v13: latitude weighting
         (NeuralCodec(grid=grid25, target_mae=0.05), t.astype(np.float64)),                # v11: float64 SPERR short frames
     ]:
         out.append((codec, codec.encode(arr)))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from xneuralcodec import NeuralCodec
-from xneuralcodec.coding import coder_framing, conventional
+from xneuralcodec.coding import coder_framing, conventional, latitude_weighting
 from xneuralcodec.format import bitstream
 
 from .conftest import load_plane
@@ -53,8 +53,8 @@ def test_a_stream_framed_otherwise_is_kept_whole():
 
 def test_v11_chunk_overhead_is_smaller_than_the_frame_it_drops():
     """GFS 2.5 degree t500 at 0.1 K (a SPERR plane): the v11 chunk carries 21 bytes besides its
-    record's words (37 in v10; 8 more with a clip range), while the words are 27 or more bytes
-    shorter than SPERR's own stream."""
+    record's words (37 in v10; 8 more with a clip range, 20 more with a v13 latitude weighting),
+    while the words are 27 or more bytes shorter than SPERR's own stream."""
     plane, grid = load_plane("gfs_2.5deg_t500")
     codec = NeuralCodec(grid=grid.to_config(), target_mae=0.1)
     data = codec.encode(plane)
@@ -62,7 +62,8 @@ def test_v11_chunk_overhead_is_smaller_than_the_frame_it_drops():
     record = chunk.planes[0]
     assert chunk.version >= 11 and record.kind == bitstream.KIND_CONVENTIONAL and record.short_frame
     assert chunk.target_mae == 0.0      # kept only beside network planes (the config holds it)
-    assert len(data) - len(record.words) == 21 + (8 if record.clip else 0)
+    assert len(data) - len(record.words) == 21 + (8 if record.clip else 0) + (
+        latitude_weighting.SIZE if record.latitude else 0)
     alone = coder_framing.rebuild(record.coder, record.words, plane.shape, plane.dtype)
     assert len(alone) - len(record.words) >= 27
 

@@ -124,6 +124,12 @@ def cases():
         holes = synthetic_plane(73, 144, 37).astype(np.float32)
         holes[10:14, 30:90] = np.nan
         yield "2.5deg_v12_interp_max_abs_error_holes", NeuralCodec(grid=grid, max_abs_error=0.2), holes
+    if tuple(int(p) for p in __version__.split(".")[:2]) >= (0, 16):  # format v13: latitude weighting
+        # a target_mae plane coded latitude-weighted (bit 4 of the coder byte, parameters after the
+        # clip range), beside one with NaN holes
+        weighted = np.stack([synthetic_plane(73, 144, 38, lmax=60), synthetic_plane(73, 144, 39, lmax=60)])
+        weighted[1, 30:36, 50:80] = np.nan
+        yield "2.5deg_v13_latitude_weighted", NeuralCodec(grid=grid, target_mae=0.1), weighted
 
 
 def same_content(old: bytes, new: bytes) -> bool:

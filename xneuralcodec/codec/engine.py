@@ -134,7 +134,7 @@ class Engine:
             if target_mae is not None:
                 for k, (i, _) in enumerate(batch):
                     rival = rivals.get(i)
-                    limit = None if rival is None else len(rival.blob) * (REFINE_HEADROOM if refine else 1)
+                    limit = None if rival is None else rival.stored_bytes(arr.dtype) * (REFINE_HEADROOM if refine else 1)
                     searches[k] = self._rate_search(analysed[k], planes[i], records[i], projector, grid, arr.dtype,
                                                     options, limit, estimates[k])
                     try:
@@ -162,7 +162,7 @@ class Engine:
             records[i] = plane_records.lossless(planes[i])
         for i, rival in rivals.items():
             rec = records[i]
-            if i in losing or len(rival.blob) < len(rec.words) + len(rec.escapes) + len(rec.correction):
+            if i in losing or rival.stored_bytes(arr.dtype) < len(rec.words) + len(rec.escapes) + len(rec.correction):
                 records[i] = plane_records.conventional(rival, planes[i])
         chunk = Chunk(bytes.fromhex(self.model.sha256), arr.dtype, 0, nside, grid.nlat, grid.nlon,
                       grid.lat_first, grid.lon_first, tuple(arr.shape), records, target_mae or 0.0,
@@ -185,7 +185,7 @@ class Engine:
                 continue
             filled = np.where(finite, plane, plane[finite].mean(dtype=np.float64)).astype(plane.dtype)
             candidate = conventional.best_candidate(
-                filled, finite, PlaneMAE(plane, weights), max_abs_error, target_mae, coders)
+                filled, finite, PlaneMAE(plane, weights), max_abs_error, target_mae, coders, grid=grid)
             if candidate is not None:
                 found[i] = candidate
         return found

@@ -115,7 +115,8 @@ def conventional(candidate, plane: np.ndarray) -> PlaneRecord:
     nan = np.isnan(plane)
     return PlaneRecord(KIND_CONVENTIONAL, 0.0, 0.0, bitstream.pack_mask(nan) if nan.any() else b"",
                        words=candidate.blob, correction_step=candidate.bound, coder=candidate.coder,
-                       short_frame=candidate.short_frame, clip=candidate.clip, power=candidate.power)
+                       short_frame=candidate.short_frame, clip=candidate.clip, power=candidate.power,
+                       latitude=candidate.latitude)
 
 
 def constant(plane: np.ndarray, finite: np.ndarray, value: float, exponent: int, mask: bytes,
@@ -189,7 +190,7 @@ def start_planes(chunk) -> tuple[np.ndarray, list[int]]:
             out[i] = bitstream.unpack_values(rec.words, chunk.dtype, (chunk.nlat, chunk.nlon))
         elif rec.kind == KIND_CONVENTIONAL:
             out[i] = conventional_coders.decode(rec.coder, rec.words, (chunk.nlat, chunk.nlon), chunk.dtype,
-                                                rec.short_frame, rec.power)
+                                                rec.short_frame, rec.power, rec.latitude)
             if rec.clip:
                 np.clip(out[i], *rec.clip, out=out[i])
         else:

@@ -23,7 +23,8 @@ from typing import Callable
 
 import numpy as np
 
-from . import interpolation_coder
+from . import interpolation_coder, latitude_weighting
+from .latitude_weighting import LatitudeWeighting
 from .output import to_dtype
 
 SZ3, SPERR, EBCC, SPERR_Q, INTERP = 1, 2, 3, 4, 5   # coder ids in plane records: append only (EBCC since v8,
@@ -110,9 +111,11 @@ def encode(coder: int, plane: np.ndarray, bound: float) -> bytes:
         raise
 
 
-def decode(coder: int, blob: bytes, shape: tuple, dtype, short_frame: bool = False, power: bool = False) -> np.ndarray:
+def decode(coder: int, blob: bytes, shape: tuple, dtype, short_frame: bool = False, power: bool = False,
+           latitude: LatitudeWeighting | None = None) -> np.ndarray:
     """The coder's bytes (``short_frame``: without the frame ``coder_framing`` rebuilds; ``power``:
-    of the plane's 16/17 power) -> float64 plane of ``shape``; damaged bytes raise ValueError."""
+    of the plane's 16/17 power; ``latitude``: of the latitude-weighted plane) -> float64 plane of
+    ``shape``; damaged bytes raise ValueError."""
     from . import coder_framing   # (it imports the coder ids from here)
 
     if short_frame:
@@ -120,6 +123,8 @@ def decode(coder: int, blob: bytes, shape: tuple, dtype, short_frame: bool = Fal
     elif coder == EBCC:
         coder_framing.check_ebcc(blob, shape, dtype)   # a forged JPEG 2000 header never reaches the decoder
     values = _decode_values(coder, blob, shape, dtype).astype(np.float64)
+    if latitude is not None:
+        values = latitude_weighting.inverse(values, latitude)
     return from_power(values) if power else values
 
 
@@ -232,13 +237,28 @@ class Candidate:
     short_frame: bool = False  # format v11: the numcodecs-wasm frame is left to the decoder (coder_framing.py)
     clip: tuple[float, float] | None = None   # format v11: decoded values are clipped to the plane's (min, max)
     power: bool = False       # format v12: the coder holds x^(16/17) of the plane (``to_power``)
+    latitude: LatitudeWeighting | None = None   # format v13: the coder holds the latitude-weighted plane
     # the interpolation coder's values as its encoder reconstructed them (not stored)
     encoder_values: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)
+    tails: float = dataclasses.field(default=0.0, compare=False)   # share of points off by > TAIL_FACTOR x the target
+
+    def stored_bytes(self, dtype) -> int:
+        """What the record adds to the chunk beyond the coder's bytes counts too."""
+        return (len(self.blob) + (2 * np.dtype(dtype).itemsize if self.clip else 0)
+                + (latitude_weighting.SIZE if self.latitude else 0))
+
+
+@dataclasses.dataclass
+class _Source:
+    values: np.ndarray        # what the coder is given
+    power: bool = False
+    latitude: LatitudeWeighting | None = None
+    bound_scale: float = 1.0  # first bound guess relative to the plain plane's
 
 
 def best_candidate(plane: np.ndarray, finite: np.ndarray, mae: Callable[[np.ndarray], float],
                    max_abs_error: float | None, target_mae: float | None, coders=DEFAULT_CODERS,
-                   clip_to_range: bool = True, try_power: bool = True) -> Candidate | None:
+                   clip_to_range: bool = True, try_power: bool = True, grid=None) -> Candidate | None:
     """The smallest conventional record that keeps the promise, or None.
 
     ``plane``: the values with NaN filled (finite everywhere), in the chunk dtype; ``finite``:
@@ -248,10 +268,13 @@ def best_candidate(plane: np.ndarray, finite: np.ndarray, mae: Callable[[np.ndar
 
     With a ``target_mae`` (and ``clip_to_range``) the decoded values may be clipped to the plane's own
     range (``clip_range``), which moves no value away from the original: the record keeps that
-    range where the target holds only with it. With a ``target_mae``, no ``max_abs_error`` (and
-    ``try_power``), planes with a floor at zero (``power_applies``) are also searched under the
-    16/17 power (``to_power``), and the smaller record wins; a powered candidate counts as
-    meeting the target only while its error tails stay within TAIL_SHARE.
+    range where the target holds only with it. With a ``target_mae`` and no ``max_abs_error``:
+    planes with a floor at zero (``power_applies``, and ``try_power``) are also searched under the
+    16/17 power (``to_power``); planes of a global ``grid`` (a ``LatLonGrid``) are also searched
+    latitude-weighted (``latitude_weighting``), starting from the plain search's bound, but only
+    where the plain record's tails are within TAIL_SHARE: weighting moves error to the poles,
+    where a lat/lon grid has most of its points. A transformed candidate counts as meeting the
+    target only while its error tails stay within TAIL_SHARE; the smallest record wins.
     """
     from . import coder_framing   # (it imports the coder ids from here)
 
@@ -259,16 +282,20 @@ def best_candidate(plane: np.ndarray, finite: np.ndarray, mae: Callable[[np.ndar
     original = plane.astype(np.float64)
     low_high = clip_range(plane, finite) if clip_to_range and target_mae is not None else None
 
-    def check(coder, bound, source, power) -> tuple[Candidate, float] | None:
+    def check(coder, bound, source: _Source) -> tuple[Candidate, float] | None:
         try:
             if coder == INTERP:   # its encoder knows the decoded values (checked once more below)
-                blob, values = interpolation_coder.encode_with_values(source, bound)
+                blob, values = interpolation_coder.encode_with_values(source.values, bound)
                 values = values.astype(plane.dtype)
             else:
-                blob = encode(coder, source, bound)
+                blob = encode(coder, source.values, bound)
                 values = _decode_values(coder, blob, plane.shape, plane.dtype)
-            # as the decoder stores it: to_dtype of the float64 values, done in the coder's dtype (the same values)
-            decoded = to_dtype(from_power(values.astype(np.float64)) if power else values, plane.dtype)
+            # as the decoder stores it: to_dtype of the float64 values the coder's values give
+            # (for the interpolation coder, of its values in the plane's dtype: the same values)
+            unweighted = values.astype(np.float64)
+            if source.latitude is not None:
+                unweighted = latitude_weighting.inverse(unweighted, source.latitude)
+            decoded = to_dtype(from_power(unweighted) if source.power else unweighted, plane.dtype)
         except Exception:  # e.g. SPERR refuses values near float32's limits: not a candidate then
             return None
         clip, measured = None, mae(decoded)
@@ -276,53 +303,75 @@ def best_candidate(plane: np.ndarray, finite: np.ndarray, mae: Callable[[np.ndar
             clipped = np.clip(decoded, *low_high)
             if not np.array_equal(clipped[finite], decoded[finite], equal_nan=True):
                 decoded, clip, measured = clipped, low_high, mae(clipped)
-        if max_abs_error is not None and not (np.abs(decoded - original)[finite] <= max_abs_error).all():
+        error = np.abs(decoded - original)[finite]
+        if max_abs_error is not None and not (error <= max_abs_error).all():
             return None    # (a NaN error fails the comparison too)
         if not np.isfinite(measured):   # NaN where the original is finite
             return None
-        if power:   # the tails count as the MAE does: over TAIL_SHARE reads as over the target
-            tails = float(np.mean(np.abs(decoded - original)[finite] > TAIL_FACTOR * target_mae))
+        tails = float(np.mean(error > TAIL_FACTOR * target_mae)) if target_mae is not None else 0.0
+        if source.power:   # the tails count as the MAE does: over TAIL_SHARE reads as over the target
             measured = max(measured, target_mae * tails / TAIL_SHARE)
         short = coder_framing.shorten(coder, blob, plane.shape, plane.dtype)
         if short is None and coder == EBCC:
             return None    # the decoder takes EBCC only with the header it rebuilds (coder_framing.check_ebcc)
-        return Candidate(coder, bound, blob if short is None else short, short is not None, clip, power,
-                         values if coder == INTERP else None), measured
+        return Candidate(coder, bound, blob if short is None else short, short is not None, clip, source.power,
+                         source.latitude, values if coder == INTERP else None, tails), measured
+
+    def search(coder, source: _Source, start: float | None) -> Candidate | None:
+        found = None
+        if target_mae is None:
+            result = check(coder, max_abs_error, source)
+            return result[0] if result else None
+        ceiling = np.inf if max_abs_error is None else max_abs_error
+        bound = min(ceiling, BOUND_PER_MAE[coder] * target_mae * source.bound_scale if start is None else start)
+        tried = []
+        for _ in range(SEARCH_STEPS_OF.get(coder, SEARCH_STEPS)):
+            result = check(coder, bound, source)
+            if (result is not None and best is not None
+                    and result[0].stored_bytes(plane.dtype) > HOPELESS * best.stored_bytes(plane.dtype)
+                    and result[1] >= NEAR_TARGET * target_mae):
+                break   # near the target sizes fall only slowly with the bound: this coder will not win
+            measured = 2 * target_mae if result is None else result[1]   # a broken bound: step down
+            if result is not None and measured <= target_mae and (source.latitude is None or result[0].tails <= TAIL_SHARE):
+                if found is None or len(result[0].blob) < len(found.blob):   # SZ3's size is not monotone
+                    found = result[0]
+                if measured >= CLOSE_ENOUGH * target_mae or bound >= ceiling:
+                    break
+            tried.append((bound, measured))
+            bound = _bracketed(min(ceiling, _next_bound(tried, target_mae)), tried, target_mae)
+        return found
 
     if min(plane.shape) < EBCC_MIN_SIDE:
         coders = tuple(c for c in coders if c != EBCC)
-    sources = [(plane, False, 1.0)]
+    sources = [_Source(plane)]
     if try_power and target_mae is not None and max_abs_error is None and power_applies(plane, finite):
-        powered = to_power(plane)
         positive = original[finite & (original > 0)]
         # first guess of the bound under the power: the mean derivative of x^(16/17) over the wet points
-        sources.append((powered, True, float(np.mean(POWER * np.power(positive, POWER - 1.0)))))
-    for coder, (source, power, scale) in ((c, s) for c in coders for s in sources):
-        found = None
-        if target_mae is None:
-            result = check(coder, max_abs_error, source, power)
-            found = result[0] if result else None
-        else:
-            ceiling = np.inf if max_abs_error is None else max_abs_error
-            bound, tried = min(ceiling, BOUND_PER_MAE[coder] * target_mae * scale), []
-            for _ in range(SEARCH_STEPS_OF.get(coder, SEARCH_STEPS)):
-                result = check(coder, bound, source, power)
-                if (result is not None and best is not None and len(result[0].blob) > HOPELESS * len(best.blob)
-                        and result[1] >= NEAR_TARGET * target_mae):
-                    break   # near the target sizes fall only slowly with the bound: this coder will not win
-                measured = 2 * target_mae if result is None else result[1]   # a broken bound: step down
-                if result is not None and measured <= target_mae:
-                    if found is None or len(result[0].blob) < len(found.blob):   # SZ3's size is not monotone
-                        found = result[0]
-                    if measured >= CLOSE_ENOUGH * target_mae or bound >= ceiling:
-                        break
-                tried.append((bound, measured))
-                bound = _bracketed(min(ceiling, _next_bound(tried, target_mae)), tried, target_mae)
-        if found is not None and (best is None or len(found.blob) < len(best.blob)):
-            best = found
+        sources.append(_Source(to_power(plane), power=True,
+                               bound_scale=float(np.mean(POWER * np.power(positive, POWER - 1.0)))))
+    weigh = grid is not None and target_mae is not None and max_abs_error is None
+    weighted_source = None   # fitted once, at the first plain record with light tails
+    for coder in coders:
+        for source in sources:
+            found = search(coder, source, None)
+            if found is not None and (best is None or found.stored_bytes(plane.dtype) < best.stored_bytes(plane.dtype)):
+                best = found
+            if not weigh or source.power or found is None or found.tails > TAIL_SHARE:
+                continue
+            if weighted_source is None:
+                weighting = latitude_weighting.fit(plane, grid)
+                if weighting is None:
+                    weigh = False
+                    continue
+                weighted_source = _Source(latitude_weighting.forward(plane, weighting), latitude=weighting,
+                                          bound_scale=1.0 / latitude_weighting.error_gain(weighting, plane.shape[0]))
+            # the first guess: the plain record's bound, less the error the weighting adds
+            weighted = search(coder, weighted_source, found.bound * weighted_source.bound_scale)
+            if weighted is not None and weighted.stored_bytes(plane.dtype) < best.stored_bytes(plane.dtype):
+                best = weighted
     if best is not None and best.coder == INTERP and not np.array_equal(
             interpolation_coder.decode(best.blob, plane.shape, plane.dtype), best.encoder_values):
         # never seen; if the decoder ever disagreed with the encoder, the other coders still keep the promise
         return best_candidate(plane, finite, mae, max_abs_error, target_mae,
-                              tuple(c for c in coders if c != INTERP), clip_to_range, try_power)
+                              tuple(c for c in coders if c != INTERP), clip_to_range, try_power, grid)
     return best

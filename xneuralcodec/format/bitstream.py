@@ -1,6 +1,9 @@
-"""Bitstream format v12 (reads v1 to v11 too): one self-describing, checksummed record per Zarr chunk.
+"""Bitstream format v13 (reads v1 to v12 too): one self-describing, checksummed record per Zarr chunk.
 
-Little-endian throughout; the full layout is in docs/format.md. v12 (written since 0.15.0) is
+Little-endian throughout; the full layout is in docs/format.md. v13 (written since 0.16.0) is
+v12 with one more bit in a conventional record's coder byte: bit 4, the coder holds the plane
+latitude-weighted (``coding/latitude_weighting.py``), whose parameters (first latitude f64,
+profile f32 x 3) follow the clip range; coder ids keep bits 0-3. v12 (0.15.0) is
 v11 with one more conventional coder, 5 (``coding/interpolation_coder.py``), and one more bit in
 a conventional record's coder byte: bit 5, the coder holds the plane's 16/17 power
 (``conventional.to_power``; decoded values y become y * y^(1/16)). v11 (0.14.0) is
@@ -65,11 +68,13 @@ import zlib
 
 import numpy as np
 
+from ..coding.latitude_weighting import SIZE as LATITUDE_SIZE, LatitudeWeighting
+from ..sphere.grid import LatLonGrid
 from ..variables import KINDS
 from .limits import MAX_CHUNK_BYTES_ENV, max_chunk_bytes
 
 MAGIC = b"XNCB"
-VERSION = 12
+VERSION = 13
 # v1: release 0.1.0, no correction; v2: 0.2.0, one quality per chunk; v3: 0.3.0, corrections
 # without a predictor; v4: 0.4.0, differs from v3 only inside the correction section;
 # v5 (0.5.0) adds the condition (variable kind, level) to the header; v6 adds a per-plane
@@ -81,8 +86,9 @@ VERSION = 12
 # with one more header flag, a single-precision back projection (FLAG_SINGLE); v11 (0.14.0): conventional
 # records without the bound (their decoders never read it) and with the coder's short frame
 # (coding/coder_framing.py), and target_mae only in chunks with network planes; v12 (0.15.0):
-# conventional coder 5 (the interpolation coder) and bit 5 of the coder byte (the 16/17 power)
-SUPPORTED_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12)
+# conventional coder 5 (the interpolation coder) and bit 5 of the coder byte (the 16/17 power);
+# v13 (0.16.0): bit 4 of the coder byte (latitude weighting)
+SUPPORTED_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13)
 LEGACY_PROJECTION_ITERATIONS = 30   # the back projection's LSMR iterations before v7
 MAX_PROJECTION_ITERATIONS = 100
 MAX_JACOBI_STEPS = 8   # v9: bit 7 of the projection byte set = "jacobi" (sphere/projection.py), else "lsmr"
@@ -90,8 +96,8 @@ _JACOBI_BIT = 0x80
 
 KIND_NEURAL, KIND_CONSTANT, KIND_ALL_NAN, KIND_LOSSLESS = 0, 1, 2, 3  # KIND_LOSSLESS since v6
 KIND_CONVENTIONAL = 4  # since v7
-KINDS_OF_VERSION = {1: 3, 2: 3, 3: 3, 4: 3, 5: 3, 6: 4, 7: 5, 8: 5, 9: 5, 10: 5, 11: 5, 12: 5}   # how many record kinds each version knows
-CODERS_OF_VERSION = {7: 2, 8: 3, 9: 4, 10: 4, 11: 4, 12: 5}     # the highest conventional coder id each version knows (3 = EBCC, v8; 4 = SPERR q, v9; 5 = interp, v12)
+KINDS_OF_VERSION = {1: 3, 2: 3, 3: 3, 4: 3, 5: 3, 6: 4, 7: 5, 8: 5, 9: 5, 10: 5, 11: 5, 12: 5, 13: 5}   # how many record kinds each version knows
+CODERS_OF_VERSION = {7: 2, 8: 3, 9: 4, 10: 4, 11: 4, 12: 5, 13: 5}     # the highest conventional coder id each version knows (3 = EBCC, v8; 4 = SPERR q, v9; 5 = interp, v12)
 MAX_EXPONENT = 1100  # |exponent| of a v6 plane; float64 spans 2^-1074 .. 2^1024
 DTYPES = {1: np.dtype("<f4"), 2: np.dtype("<f8")}
 DTYPE_CODES = {v: k for k, v in DTYPES.items()}
@@ -122,7 +128,8 @@ _CONVENTIONAL8 = struct.Struct("<Bd")        # coder, bound
 SHORT_FRAME = 0x80   # v11: bit 7 of a conventional record's coder byte (the bound is gone from the record)
 CLIPPED = 0x40       # v11: bit 6: the plane's (min, max) follow in the chunk dtype; decoded values are clipped to them
 POWERED = 0x20       # v12: bit 5: the coder holds the plane's 16/17 power (conventional.to_power)
-CODER_BITS = {11: 0x3F, 12: 0x1F}   # the coder id's bits (v11: 0-5, so a bit 5 there names no coder)
+LATITUDE = 0x10      # v13: bit 4: latitude weighting parameters follow (after the clip range, if any)
+CODER_BITS = {11: 0x3F, 12: 0x1F, 13: 0x0F}   # the coder id's bits (v11: 0-5, so a bit 5 there names no coder)
 
 
 @dataclasses.dataclass
@@ -141,6 +148,7 @@ class PlaneRecord:
     short_frame: bool = False  # v11, conventional planes: ``words`` lacks the frame coder_framing.py rebuilds
     clip: tuple | None = None  # v11, conventional planes: (min, max) the decoded values are clipped to
     power: bool = False        # v12, conventional planes: the coder holds x^(16/17) (conventional.to_power)
+    latitude: LatitudeWeighting | None = None   # v13, conventional planes: the coder holds the weighted plane
 
 
 @dataclasses.dataclass
@@ -208,9 +216,11 @@ def _record8(p: PlaneRecord, dtype: np.dtype) -> bytes:
         return varints(len(p.words))
     if p.kind == KIND_CONVENTIONAL:
         head = bytes([p.coder | (SHORT_FRAME if p.short_frame else 0) | (CLIPPED if p.clip else 0)
-                      | (POWERED if p.power else 0)])
+                      | (POWERED if p.power else 0) | (LATITUDE if p.latitude else 0)])
         if p.clip:
             head += np.asarray(p.clip, dtype).tobytes()
+        if p.latitude:
+            head += p.latitude.pack()
         return head + varints(len(p.mask), len(p.words))
     return b""
 
@@ -407,7 +417,7 @@ def _records_v7(buf, offset: int, n_planes: int) -> tuple[list, int]:
             lengths.append(value)
         mask_len, words_len, n_esc, correction_len = lengths
         records.append((kind, mean, std, mask_len, words_len, n_esc * 4, correction_len, step, quality, exponent,
-                        coder, False, None, False))
+                        coder, False, None, False, None))
     return records, offset
 
 
@@ -440,7 +450,7 @@ def _records_v8(buf, offset: int, n_planes: int, network: bool, version: int, dt
         offset += 1
         mean = std = step = quality = 0.0
         exponent = coder = mask_len = words_len = n_esc = correction_len = 0
-        short, clip, power = False, None, False
+        short, clip, power, latitude = False, None, False, None
         if kind == KIND_NEURAL:
             if not network:
                 _fail("a network plane in a chunk without the network fields")
@@ -455,7 +465,8 @@ def _records_v8(buf, offset: int, n_planes: int, network: bool, version: int, dt
             if version >= 11:
                 (coder,) = fields(_BYTE)
                 power = version >= 12 and bool(coder & POWERED)
-                short, clipped, coder = bool(coder & SHORT_FRAME), bool(coder & CLIPPED), coder & CODER_BITS[min(version, 12)]
+                weighted = version >= 13 and bool(coder & LATITUDE)
+                short, clipped, coder = bool(coder & SHORT_FRAME), bool(coder & CLIPPED), coder & CODER_BITS[min(version, 13)]
                 if clipped:
                     if dtype is None:
                         _fail("unknown dtype")
@@ -463,13 +474,18 @@ def _records_v8(buf, offset: int, n_planes: int, network: bool, version: int, dt
                         _fail("plane record cut short")
                     clip = tuple(float(v) for v in np.frombuffer(buf, dtype, 2, offset))
                     offset += 2 * dtype.itemsize
+                if weighted:
+                    if offset + LATITUDE_SIZE > end:
+                        _fail("plane record cut short")
+                    latitude = LatitudeWeighting.unpack(buf, offset)
+                    offset += LATITUDE_SIZE
             else:
                 coder, step = fields(_CONVENTIONAL8)
             mask_len, words_len = lengths(2)
         elif kind != KIND_ALL_NAN:
             _fail(f"bad plane record (kind {kind})")
         records.append((kind, mean, std, mask_len, words_len, n_esc * 4, correction_len, step, quality, exponent,
-                        coder, short, clip, power))
+                        coder, short, clip, power, latitude))
     if network and not any(r[0] == KIND_NEURAL for r in records):
         _fail("network fields in a chunk without network planes")
     return records, offset
@@ -487,12 +503,12 @@ def _records_legacy(buf, offset: int, n_planes: int, version: int, header_qualit
         quality = extra[2] if version >= 3 else float(header_quality)
         exponent = extra[3] if version >= 6 else 0
         records.append((kind, mean, std, mask_len, words_len, n_esc * 4, correction_len, step, quality, exponent, 0,
-                        False, None, False))
+                        False, None, False, None))
     return records, offset
 
 
 def _check_record(version: int, kind, mean, std, mask_len, words_len, esc_len, correction_len, step, quality,
-                  exponent, coder, short, clip, power) -> None:
+                  exponent, coder, short, clip, power, latitude, nlat: int = 0, nlon: int = 0) -> None:
     if not np.isfinite(quality):
         _fail(f"bad plane quality {quality}")
     if kind >= KINDS_OF_VERSION[version] or (words_len % 4 and kind not in (KIND_LOSSLESS, KIND_CONVENTIONAL)):
@@ -507,6 +523,11 @@ def _check_record(version: int, kind, mean, std, mask_len, words_len, esc_len, c
         _fail(f"bad conventional plane record (kind {kind}, coder {coder}, bound {step})")
     if clip is not None and not (np.isfinite(clip).all() and clip[0] <= clip[1]):
         _fail(f"bad conventional plane record (clip range {clip})")
+    if latitude is not None:
+        try:
+            LatLonGrid(nlat, max(nlon, 4), latitude.lat_first, 0.0)
+        except ValueError as exc:
+            _fail(f"bad conventional plane record (latitude weighting for {nlat} rows: {exc})")
 
 
 def unpack(data, shape: tuple | None = None, max_bytes: int | None = None) -> Chunk:
@@ -561,9 +582,9 @@ def unpack(data, shape: tuple | None = None, max_bytes: int | None = None) -> Ch
     planes = []
     end = len(buf) - _CRC.size
     for fields in records:
-        _check_record(version, *fields)
+        _check_record(version, *fields, nlat=nlat, nlon=nlon)
         (kind, mean, std, mask_len, words_len, esc_len, correction_len, step, quality, exponent, coder, short, clip,
-         power) = fields
+         power, latitude) = fields
         if offset + mask_len + words_len + esc_len + correction_len > end:
             _fail("section lengths run past the end of the chunk")
         mask = bytes(buf[offset:offset + mask_len]); offset += mask_len
@@ -571,7 +592,7 @@ def unpack(data, shape: tuple | None = None, max_bytes: int | None = None) -> Ch
         escapes = bytes(buf[offset:offset + esc_len]); offset += esc_len
         correction = bytes(buf[offset:offset + correction_len]); offset += correction_len
         planes.append(PlaneRecord(kind, mean, std, mask, words, escapes, correction, step, quality, exponent, coder,
-                                  short, clip, power))
+                                  short, clip, power, latitude))
     if offset != end:
         _fail(f"{end - offset} unexplained trailing bytes")
     return Chunk(head.sha, dtype, head.quality, head.nside, nlat, nlon, head.lat_first, head.lon_first, shape, planes,
