@@ -37,7 +37,8 @@ from xneuralcodec.variables import units_of
 from .run import default_data, group_key, load_groups
 from .targets import mae_target
 
-REFERENCES = ("sz3", "sperr", "ebcc", "sperr_q")   # sperr_q: SPERR's quantisation-step mode, MAE rows only
+REFERENCES = ("sz3", "sperr", "ebcc", "sperr_q", "ebcc_j2k")   # sperr_q: SPERR's quantisation-step mode,
+#                                                              ebcc_j2k: EBCC's JPEG 2000 layer alone (MAE rows only)
 OURS = ("codec", "codec, effort max")
 
 
@@ -100,7 +101,7 @@ def measure_group(planes, grid, variable, references, base_qualities=()) -> dict
             mae_rows[name] = _point(ratio_at_mae(compressor, planes, grid, half), planes, half, None)
         except TargetNotReached as exc:
             mae_rows[name] = {"skipped": str(exc)}
-        if compressor.kind != "step":   # a step bounds no error: it has no place among the bounded rows
+        if compressor.kind not in ("step", "ratio"):   # these bound no error: no place among the bounded rows
             max_rows[name] = _point(evaluate_point(compressor, planes, grid, bound), planes, half, bound)
     return {"target": target, "target_source": source, "half_target": half, "bound": bound,
             "at_half_target": mae_rows, "at_bound": max_rows}

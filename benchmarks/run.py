@@ -158,6 +158,8 @@ def sweep_parameters(compressor: Compressor, target_mae: float, settings: Settin
     if compressor.kind == "precision":
         lo, hi = compressor.parameter_range
         return sorted({int(round(p)) for p in np.linspace(lo, hi, min(settings.precision_points, hi - lo + 1))})
+    if compressor.kind == "ratio":   # compression ratios from 4 to 4000
+        return [float(r) for r in np.geomspace(4.0, 4000.0, settings.bound_points)]
     return [float(target_mae * 2.0 ** e) for e in np.linspace(-3, 3, settings.bound_points)]
 
 

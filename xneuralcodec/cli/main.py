@@ -156,7 +156,8 @@ def add_codec_flags(group) -> None:
                                                                     if field.name == "target_mae" else ""))
         group.add_argument(f"--{field.name.replace('_', '-')}", type=option_flag(field), nargs="+" if per_variable else None,
                            metavar=f"[VAR=]{metavar}" if per_variable else metavar,
-                           help=f"{field.metadata['help']}{extra if per_variable else ''} (default {field.default!r})")
+                           help=f"{field.metadata['help']}{extra if per_variable else ''} (default {field.default!r})"
+                           .replace("%", "%%"))   # argparse formats help with %
 
 
 def neural_variables(ds, requested) -> list[str]:
