@@ -130,6 +130,11 @@ def cases():
         weighted = np.stack([synthetic_plane(73, 144, 38, lmax=60), synthetic_plane(73, 144, 39, lmax=60)])
         weighted[1, 30:36, 50:80] = np.nan
         yield "2.5deg_v13_latitude_weighted", NeuralCodec(grid=grid, target_mae=0.1), weighted
+        # EBCC's JPEG 2000 layer alone (a default coder for target_mae since 0.16.0; the record names
+        # EBCC), here latitude-weighted: a rough field (white noise on the smooth one)
+        rough = (synthetic_plane(73, 144, 40, lmax=60)
+                 + 0.5 * np.random.default_rng(41).standard_normal((73, 144))).astype(np.float32)
+        yield "2.5deg_v13_jpeg2000_layer_weighted", NeuralCodec(grid=grid, target_mae=0.3), rough
 
 
 def same_content(old: bytes, new: bytes) -> bool:
