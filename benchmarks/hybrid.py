@@ -2,7 +2,8 @@
 
 For one held-out plane per validation group, at half the group's MAE target and at a
 pointwise bound of twice it (``targets.py``), side by side in one run:
-- SZ3, SPERR and EBCC alone (bound bisected to the MAE; the bound itself for max error);
+- SZ3, SPERR and EBCC alone (bound bisected to the MAE; the bound itself for max error), SPERR's
+  step mode and EBCC's JPEG 2000 layer alone (step / ratio bisected; MAE rows only);
 - ``codec``: the codec as it ships (``target_mae`` / ``max_abs_error``), which keeps per
   plane the smallest of the network's record and SZ3's or SPERR's (format v7), and the
   record it picked; ``codec, effort max``: the same with ``effort="max"`` (EBCC tried too);

@@ -2,7 +2,7 @@
 MAE targets and at half of them, with error tails and spectra: ``python -m benchmarks.paper_targets``.
 
 For one held-out plane per validation group, side by side in one run, at equal latitude-
-weighted MAE (each peer's absolute bound bisected to the target, ``ratio_at_mae``):
+weighted MAE (each peer's knob, an absolute bound, a step or a ratio, bisected to the target, ``ratio_at_mae``):
 - ``codec``: ``NeuralCodec(target_mae=T)`` as it ships (``model="auto"``: v4 below 0.25 degree,
   hyperprior-v5.3 at 0.25 degree; network or SZ3 / SPERR record);
 - ``codec max``: the same with ``effort="max"`` (encode-time latent refinement, and EBCC among
@@ -180,7 +180,7 @@ def main(argv=None) -> int:
     plot(results, names, out / "paper-targets.png")
     (out / "paper-targets.md").write_text(
         f"# The codec and its networks against SZ3, SPERR and EBCC at the paper's targets\n\nCommand: `{command}`; "
-        f"{models}; one held-out plane per group, each peer's bound bisected to the same MAE. Cells: ratio (MAE, "
+        f"{models}; one held-out plane per group, each peer's knob (bound, step or ratio) bisected to the same MAE. Cells: ratio (MAE, "
         "max error, % of points off by more than 5x the target, power spectrum ratio over the top quarter of "
         "degrees).\n\n" + table)
     print(table)

@@ -10,9 +10,12 @@ the plane then costs at most what the conventional coder alone costs, plus the r
 
 The coders are the WebAssembly builds of numcodecs-wasm (declared dependencies, not vendored),
 and since format v12 the project's own interpolation coder (``interpolation_coder``: numpy and
-constriction): the same bytes decode to the same values on every machine. Each is used in absolute-bound
-mode, and every candidate is decoded here and checked against the bound and the MAE target
-before it is accepted, so a coder's own rounding can never break the promise.
+constriction): the same bytes decode to the same values on every machine. With a bound each is
+used in its absolute-bound mode; for an MAE target alone SPERR may use its quantisation step
+and EBCC its JPEG 2000 layer at a compression ratio (0.16.0), and a plane may be coded
+latitude-weighted (``latitude_weighting``, format v13). Every candidate is decoded here and
+checked against the bound and the MAE target before it is accepted, so a coder's own rounding
+can never break the promise.
 """
 
 from __future__ import annotations
