@@ -164,12 +164,24 @@ class Engine:
             rec = records[i]
             if i in losing or rival.stored_bytes(arr.dtype) < len(rec.words) + len(rec.escapes) + len(rec.correction):
                 records[i] = plane_records.conventional(rival, planes[i])
-        chunk = Chunk(bytes.fromhex(self.model.sha256), arr.dtype, 0, nside, grid.nlat, grid.nlon,
-                      grid.lat_first, grid.lon_first, tuple(arr.shape), records, target_mae or 0.0,
-                      variable_kind=condition.kind, level=condition.level,
-                      projection_iterations=projector.iterations, projection_method=projector.method,
-                      projection_precision=projector.precision)
-        return bitstream.pack(chunk)
+        def packed(plane_records_: list) -> bytes:
+            return bitstream.pack(Chunk(bytes.fromhex(self.model.sha256), arr.dtype, 0, nside, grid.nlat, grid.nlon,
+                                        grid.lat_first, grid.lon_first, tuple(arr.shape), plane_records_,
+                                        target_mae or 0.0, variable_kind=condition.kind, level=condition.level,
+                                        projection_iterations=projector.iterations,
+                                        projection_method=projector.method,
+                                        projection_precision=projector.precision))
+
+        data = packed(records)
+        kept = [i for i in rivals if records[i].kind == KIND_NEURAL]
+        if kept:   # a network plane also costs its record's fields and, alone, the chunk's network header
+            alternative = list(records)
+            for i in kept:
+                alternative[i] = plane_records.conventional(rivals[i], planes[i])
+            other = packed(alternative)
+            if len(other) < len(data):
+                data = other
+        return data
 
     @staticmethod
     def _conventional_candidates(planes, indices, grid, max_abs_error, target_mae, coders) -> dict:
