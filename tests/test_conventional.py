@@ -139,10 +139,11 @@ def test_each_effort_adds_coders_and_never_a_larger_record():
     assert NeuralCodec(effort="max").get_config()["effort"] == "max"
 
 
-def test_the_jpeg2000_layer_is_searched_only_without_a_bound():
+def test_the_jpeg2000_layer_is_searched_only_without_a_bound(monkeypatch):
     """EBCC's JPEG 2000 layer alone bounds no value: with a max_abs_error it is not among the
     coders, with a target_mae only it follows SPERR's step mode (whose record gives its first
-    ratio), and float64 or small planes leave it out (EBCC codes float32 of at least 32 x 32)."""
+    ratio), and float64 or small planes are not even probed with it (EBCC codes float32 of at
+    least 32 x 32)."""
     assert conventional.J2K not in conventional.coders_for("default", 1.0)
     assert conventional.J2K not in conventional.coders_for("fast")
     coders = conventional.coders_for("default")
@@ -150,6 +151,18 @@ def test_the_jpeg2000_layer_is_searched_only_without_a_bound():
     plane, grid = load_plane("era5_1deg_t2m")
     data = NeuralCodec(grid=grid.to_config(), target_mae=0.4).encode(plane.astype(np.float64))
     assert bitstream.unpack(data).planes[0].coder != conventional.EBCC
+    probed = []
+    real_encode = conventional.encode
+    monkeypatch.setattr(conventional, "encode", lambda coder, *a: probed.append(coder) or real_encode(coder, *a))
+    for values in (np.ascontiguousarray(plane[:31, :64]), plane[:64, :64].astype(np.float64)):   # small; float64
+        found = conventional.best_candidate(values, np.isfinite(values), lambda d: float(np.abs(d - values).mean()),
+                                            None, 0.4, conventional.coders_for("default"))
+        assert found is not None and found.coder != conventional.EBCC
+    assert conventional.SPERR_Q in probed and conventional.J2K not in probed
+    conventional.best_candidate(plane[:64, :64], np.isfinite(plane[:64, :64]),
+                                lambda d: float(np.abs(d - plane[:64, :64]).mean()), None, 0.4,
+                                conventional.coders_for("default"))
+    assert conventional.J2K in probed   # a float32 plane of 64 x 64 is
 
 
 def test_shared_coders_are_safe_across_threads():
