@@ -309,13 +309,14 @@ def best_candidate(plane: np.ndarray, finite: np.ndarray, mae: Callable[[np.ndar
     low_high = clip_range(plane, finite) if clip_to_range and target_mae is not None else None
 
     def check(coder, bound, source: _Source) -> tuple[Candidate, float] | None:
+        record_coder = RECORD_CODER.get(coder, coder)   # J2K's stream is EBCC's
         try:
             if coder == INTERP:   # its encoder knows the decoded values (checked once more below)
                 blob, values = interpolation_coder.encode_with_values(source.values, bound)
                 values = values.astype(plane.dtype)
             else:
                 blob = encode(coder, source.values, bound)
-                values = _decode_values(RECORD_CODER.get(coder, coder), blob, plane.shape, plane.dtype)
+                values = _decode_values(record_coder, blob, plane.shape, plane.dtype)
             # as the decoder stores it: to_dtype of the float64 values the coder's values give
             # (for the interpolation coder, of its values in the plane's dtype: the same values)
             unweighted = values.astype(np.float64)
@@ -337,11 +338,10 @@ def best_candidate(plane: np.ndarray, finite: np.ndarray, mae: Callable[[np.ndar
         tails = float(np.mean(error > TAIL_FACTOR * target_mae)) if target_mae is not None else 0.0
         if source.power:   # the tails count as the MAE does: over TAIL_SHARE reads as over the target
             measured = max(measured, target_mae * tails / TAIL_SHARE)
-        coder = RECORD_CODER.get(coder, coder)
-        short = coder_framing.shorten(coder, blob, plane.shape, plane.dtype)
-        if short is None and coder == EBCC:
+        short = coder_framing.shorten(record_coder, blob, plane.shape, plane.dtype)
+        if short is None and record_coder == EBCC:
             return None    # the decoder takes EBCC only with the header it rebuilds (coder_framing.check_ebcc)
-        return Candidate(coder, bound, blob if short is None else short, short is not None, clip, source.power,
+        return Candidate(record_coder, bound, blob if short is None else short, short is not None, clip, source.power,
                          source.latitude, values if coder == INTERP else None, tails), measured
 
     def search(coder, source: _Source, start: float | None) -> Candidate | None:

@@ -64,11 +64,15 @@ def _sin_cos(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return s * t, c
 
 
+def _row_sin_cos(lat_first: float, nlat: int) -> tuple[np.ndarray, np.ndarray]:
+    """sin and cos of every row's latitude of the global grid starting at ``lat_first``; a
+    latitude that fits no such grid of ``nlat`` rows raises ValueError (``LatLonGrid`` checks it)."""
+    return _sin_cos(LatLonGrid(nlat, 4, lat_first, 0.0).latitudes * (np.pi / 180.0))
+
+
 def rows(weighting: LatitudeWeighting, nlat: int) -> tuple[np.ndarray, np.ndarray]:
-    """(profile, scale) per row, float64, shape (nlat, 1). A latitude that fits no global grid of
-    ``nlat`` rows raises ValueError (``LatLonGrid`` checks it)."""
-    latitudes = LatLonGrid(nlat, 4, weighting.lat_first, 0.0).latitudes
-    sin, cos = _sin_cos(latitudes * (np.pi / 180.0))
+    """(profile, scale) per row, float64, shape (nlat, 1)."""
+    sin, cos = _row_sin_cos(weighting.lat_first, nlat)
     c0, c1, c2 = (np.float64(c) for c in weighting.profile)
     profile = c0 + sin * (c1 + sin * c2)
     return profile[:, None], (0.5 + 0.5 * cos)[:, None]
@@ -77,8 +81,7 @@ def rows(weighting: LatitudeWeighting, nlat: int) -> tuple[np.ndarray, np.ndarra
 def error_gain(weighting: LatitudeWeighting, nlat: int) -> float:
     """The area mean of 1 / scale: how much larger the area-weighted MAE gets at the same bound when
     the coder is given the weighted plane (the encoder's first guess of the bound divides by it)."""
-    latitudes = LatLonGrid(nlat, 4, weighting.lat_first, 0.0).latitudes
-    area = np.maximum(_sin_cos(latitudes * (np.pi / 180.0))[1], 0.0)
+    area = np.maximum(_row_sin_cos(weighting.lat_first, nlat)[1], 0.0)
     return float((area / rows(weighting, nlat)[1][:, 0]).sum() / area.sum())
 
 
@@ -86,8 +89,7 @@ def fit(plane: np.ndarray, grid: LatLonGrid) -> LatitudeWeighting | None:
     """The weighting for a finite (nlat, nlon) plane: its zonal means fitted by a quadratic in
     sin(latitude), area-weighted; None where the coefficients or the weighted plane would not be
     finite in float32 / the plane's dtype."""
-    latitudes = grid.latitudes
-    sin, cos = _sin_cos(latitudes * (np.pi / 180.0))
+    sin, cos = _row_sin_cos(grid.lat_first, grid.nlat)
     zonal = plane.astype(np.float64).mean(axis=1)
     coefficients = np.polynomial.polynomial.polyfit(sin, zonal, PROFILE_DEGREE, w=np.sqrt(np.maximum(cos, 0) + 1e-3))
     with np.errstate(over="ignore", invalid="ignore"):
