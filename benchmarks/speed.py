@@ -14,7 +14,11 @@ Issue 17's yardstick, measured in one run. The plane is the held-out ERA5 0.25 d
 - SPERR and SZ3 at the absolute bound whose MAE is 0.4 K, bisected once before timing.
 
 Every figure is the median of ``--repeats`` runs after one untimed warm-up (model loading
-and the per-shape caches are not throughput). Each thread count runs in its own process,
+and the per-shape caches are not throughput). The main table times each coder in its own
+stretch, so a ratio of two rows carries the machine's drift between stretches (20-30% on this
+shared machine, ``benchmarks.decode_ab``); issue 17's ratios are therefore also timed
+interleaved: every round runs the default decode, the target_mae decode and encodes
+(default effort and ``effort="fast"``) and SPERR's encode and decode once each, in turn. Each thread count runs in its own process,
 with torch (and so ducc0, which follows torch's thread count) set before any work; the
 wasm builds of SPERR and SZ3 are single-threaded. Results: ``<out>/speed.json`` and ``.md``.
 """
@@ -63,7 +67,21 @@ def timed(fn, repeats: int) -> tuple[float, object]:
     return statistics.median(times), result
 
 
-def measure(data: str, threads: int, repeats: int) -> list[dict]:
+def interleaved(jobs: dict, repeats: int) -> dict:
+    """Median seconds of each job, run in turn once per round (after one warm-up each), so
+    that all of them see the same minutes of the machine."""
+    for job in jobs.values():
+        job()
+    times = {name: [] for name in jobs}
+    for _ in range(repeats):
+        for name, job in jobs.items():
+            t0 = time.perf_counter()
+            job()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def measure(data: str, threads: int, repeats: int) -> dict:
     import torch
 
     torch.set_num_threads(threads)
@@ -75,7 +93,7 @@ def measure(data: str, threads: int, repeats: int) -> list[dict]:
 
     plane, grid = load_plane(data)
     megabytes = plane.nbytes / 1e6
-    rows = []
+    rows, codecs = [], {}
     cases = [("neural, default quality", {}), (f"neural, target_mae {TARGET_MAE}", {"target_mae": TARGET_MAE}),
              (f"network only, target_mae {TARGET_MAE}", {"target_mae": TARGET_MAE, "conventional": False})]
     cases += [(f"v4 {label}", {"model": V4, **options}) for label, options in cases]
@@ -86,32 +104,46 @@ def measure(data: str, threads: int, repeats: int) -> list[dict]:
         codec = NeuralCodec(grid=grid.to_config(), variable="t2m", **options)
         enc_s, blob = timed(lambda: codec.encode(plane), repeats)
         dec_s, back = timed(lambda: codec.decode(blob), repeats)
+        codecs[label] = codec, blob
         rows.append({"coder": f"{label} ({codec.options.model})", "model": codec.options.model,
                      "encode_MBps": megabytes / enc_s, "decode_MBps": megabytes / dec_s,
                      "ratio": plane.nbytes / len(blob), **weighted_errors(plane, back, grid),
                      "over_5x_target_pct": over_5x_target_pct(plane, back)})
     references, _ = reference_compressors(["sperr", "sz3_wasm"])
+    jobs = {}
     for name, compressor in references.items():
         bound = ratio_at_mae(compressor, [plane], grid, TARGET_MAE)["parameter"]
+        if name == "sperr":
+            sperr_blob = compressor.encode(plane, bound)
+            jobs["sperr encode"] = lambda c=compressor, b=bound: c.encode(plane, b)
+            jobs["sperr decode"] = lambda c=compressor, b=bound: c.decode(sperr_blob, plane.shape, b)
         enc_s, blob = timed(lambda: compressor.encode(plane, bound), repeats)
         dec_s, back = timed(lambda: compressor.decode(blob, plane.shape, bound), repeats)
         back = np.asarray(back, np.float32).reshape(plane.shape)
         rows.append({"coder": f"{name} (wasm), bound {bound:.3g}", "encode_MBps": megabytes / enc_s,
                      "decode_MBps": megabytes / dec_s, "ratio": plane.nbytes / memoryview(blob).nbytes,
                      **weighted_errors(plane, back, grid), "over_5x_target_pct": over_5x_target_pct(plane, back)})
-    return rows
+    (default, default_blob), (target, target_blob) = codecs[cases[0][0]], codecs[cases[1][0]]
+    fast = codecs[cases[-1][0]][0]
+    jobs.update({"default decode": lambda: default.decode(default_blob),
+                 "target_mae decode": lambda: target.decode(target_blob),
+                 "target_mae encode": lambda: target.encode(plane),
+                 "target_mae encode, effort fast": lambda: fast.encode(plane)})
+    return {"rows": rows, "interleaved_s": interleaved(jobs, repeats)}
 
 
 def markdown(runs: dict) -> str:
     lines = [f"| threads | coder | encode MB/s | decode MB/s | ratio | MAE | max err | % off by > {5 * TARGET_MAE:g} |",
              "|---|---|---|---|---|---|---|---|"]
-    for threads, rows in runs.items():
-        for r in rows:
+    for threads, run in runs.items():
+        for r in run["rows"]:
             lines.append(f"| {threads} | {r['coder']} | {r['encode_MBps']:.3g} | {r['decode_MBps']:.3g} | "
                          f"{r['ratio']:.4g} | {r['mae']:.3g} | {r['max_abs']:.3g} | {r['over_5x_target_pct']:.2f}% |")
-    lines += ["", "| threads | model | neural decode / SPERR decode (default, target_mae) | target_mae encode / SPERR encode "
+    lines += ["", "Issue 17's ratios from the rows above (each coder timed in its own stretch):", "",
+              "| threads | model | neural decode / SPERR decode (default, target_mae) | target_mae encode / SPERR encode "
               "(effort default; fast) |", "|---|---|---|---|"]
-    for threads, rows in runs.items():
+    for threads, run in runs.items():
+        rows = run["rows"]
         sperr = next((r for r in rows if r["coder"].startswith("sperr")), None)
         for first in (0, 3):   # measure(): the default model's rows, then v4's
             default, target = rows[first], rows[first + 1]
@@ -122,6 +154,14 @@ def markdown(runs: dict) -> str:
                              f"{target['decode_MBps'] / sperr['decode_MBps']:.3f} | "
                              f"{target['encode_MBps'] / sperr['encode_MBps']:.3f}"
                              + (f"; {fast['encode_MBps'] / sperr['encode_MBps']:.3f}" if fast else "") + " |")
+    lines += ["", "The same ratios timed interleaved (every round runs each job once, in turn; medians):", "",
+              "| threads | default decode / SPERR decode | target_mae decode / SPERR decode | target_mae encode / SPERR "
+              "encode (effort default; fast) |", "|---|---|---|---|"]
+    for threads, run in runs.items():
+        t = run["interleaved_s"]
+        lines.append(f"| {threads} | {t['sperr decode'] / t['default decode']:.3f} | "
+                     f"{t['sperr decode'] / t['target_mae decode']:.3f} | {t['sperr encode'] / t['target_mae encode']:.3f}; "
+                     f"{t['sperr encode'] / t['target_mae encode, effort fast']:.3f} |")
     return "\n".join(lines) + "\n"
 
 
