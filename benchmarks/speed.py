@@ -18,9 +18,9 @@ and the per-shape caches are not throughput). The main table times each coder in
 stretch, so a ratio of two rows carries the machine's drift between stretches (20-30% on this
 shared machine, ``benchmarks.decode_ab``); issue 17's ratios are therefore also timed
 interleaved: every round runs the default decode, the target_mae decode and encodes
-(default effort and ``effort="fast"``) and SPERR's encode and decode once each, in turn. Each thread count runs in its own process,
-with torch (and so ducc0, which follows torch's thread count) set before any work; the
-wasm builds of SPERR and SZ3 are single-threaded. Results: ``<out>/speed.json`` and ``.md``.
+(default effort and ``effort="fast"``) and SPERR's encode and decode once each, in turn.
+Each thread count runs in its own process, with torch (and so ducc0, which follows torch's
+thread count) set before any work; the wasm builds of SPERR and SZ3 are single-threaded. Results: ``<out>/speed.json`` and ``.md``.
 """
 
 from __future__ import annotations
