@@ -20,7 +20,8 @@ shared machine, ``benchmarks.decode_ab``); issue 17's ratios are therefore also 
 interleaved: every round runs the default decode, the target_mae decode and encodes
 (default effort and ``effort="fast"``) and SPERR's encode and decode once each, in turn.
 Each thread count runs in its own process, with torch (and so ducc0, which follows torch's
-thread count) set before any work; the wasm builds of SPERR and SZ3 are single-threaded. Results: ``<out>/speed.json`` and ``.md``.
+thread count) set before any work; the wasm builds of SPERR and SZ3 are single-threaded.
+Results: ``<out>/speed.json`` and ``.md``.
 """
 
 from __future__ import annotations
