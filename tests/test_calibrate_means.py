@@ -75,3 +75,15 @@ def test_symbol_cost_matches_the_range_coder(name):
     y_bytes = sum(cost(values - round_means(mu), index).sum() for mu, index, values in streams(model, y, z)) / 8
     coded = engine.latents.size(y.astype(np.float32), z)
     assert y_bytes < coded < y_bytes + 0.25 * coded
+
+
+def test_the_base_card_must_be_the_calibrated_files_own(tmp_path):
+    """OUT's card copies the base card's architecture and training, so another model's card
+    (here v5.2's for v5.3's file, whose entropy widths differ) is refused before any work."""
+    from xneuralcodec.training.calibrate_means import main
+
+    weights = weights_dir()
+    with pytest.raises(ValueError, match="expected --card to be the card of --weights"):
+        main(["--weights", str(weights / "hyperprior-v5.3.safetensors"), "--out", str(tmp_path / "x.safetensors"),
+              "--card", str(weights / "hyperprior-v5.2.card.json")])
+    assert not (tmp_path / "x.safetensors").exists()

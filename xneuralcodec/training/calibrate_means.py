@@ -144,8 +144,13 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True, help="the calibrated weights file to write")
     p.add_argument("--data", nargs="+", default=["../shared/data/global"])
     p.add_argument("--planes", type=int, default=200, help="training planes used, spread evenly over the list")
-    p.add_argument("--card", default=None, help="the base model's card JSON: write OUT's card beside OUT")
+    p.add_argument("--card", default=None, help="the card JSON of --weights (checked by sha256): OUT's card, built from it, is written beside OUT")
     args = p.parse_args(argv)
+    base_card = json.loads(Path(args.card).read_text()) if args.card else None
+    if base_card is not None and base_card.get("sha256") != sha256_of(Path(args.weights)):
+        # OUT's card copies the base card's architecture and training: another model's would be wrong
+        raise ValueError(f"expected --card to be the card of --weights {args.weights}, got the card of "
+                         f"{base_card.get('name')!r} (sha256 {str(base_card.get('sha256'))[:12]}) instead")
     model = load_weights_file(args.weights)
     planes, _ = load_training_planes(args.data)
     pick = [planes[i] for i in np.linspace(0, len(planes) - 1, min(args.planes, len(planes))).round().astype(int)]
@@ -155,9 +160,9 @@ def main(argv=None) -> int:
         metadata = dict(f.metadata() or {})
     metadata["mean_calibration"] = json.dumps({**summary, "offsets_fixed_point": offsets.tolist()})
     save_file(apply_offsets(tensors, offsets), str(Path(args.out)), metadata=metadata)
-    if args.card:
+    if base_card is not None:
         out = Path(args.out)
-        card = card_calibrated(json.loads(Path(args.card).read_text()), out.stem, sha256_of(out), summary)
+        card = card_calibrated(base_card, out.stem, sha256_of(out), summary)
         out.with_name(f"{out.stem}.card.json").write_text(json.dumps(card, indent=2) + "\n")
     print(json.dumps(summary))
     return 0
