@@ -144,7 +144,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True, help="the calibrated weights file to write")
     p.add_argument("--data", nargs="+", default=["../shared/data/global"])
     p.add_argument("--planes", type=int, default=200, help="training planes used, spread evenly over the list")
-    p.add_argument("--card", default=None, help="the card JSON of --weights (checked by sha256): OUT's card, built from it, is written beside OUT")
+    p.add_argument("--card", default=None,
+                   help="the card JSON of --weights (checked by sha256): OUT's card, built from it, is written beside OUT")
     args = p.parse_args(argv)
     base_card = json.loads(Path(args.card).read_text()) if args.card else None
     if base_card is not None and base_card.get("sha256") != sha256_of(Path(args.weights)):
