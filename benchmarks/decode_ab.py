@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from pathlib import Path
 
 from .output import command_line, write_results
-from .speed import TARGET_MAE, load_plane
+from .speed import TARGET_MAE, interleaved, load_plane
 
 STREAMS = (("hyperprior-v4", 3), ("hyperprior-v5.1", 5), ("hyperprior-v5.2", 5), ("hyperprior-v5.3", 5))
 
@@ -40,16 +39,8 @@ def measure(data: str, threads: int, repeats: int) -> dict:
     bound = ratio_at_mae(sperr, [plane], grid, TARGET_MAE)["parameter"]
     blob = sperr.encode(plane, bound)
     decoders["sperr"] = lambda: sperr.decode(blob, plane.shape, bound)
-    times = {name: [] for name in decoders}
-    for decode in decoders.values():
-        decode()   # warm-up: weights, per-shape caches
-    for _ in range(repeats):
-        for name, decode in decoders.items():
-            t0 = time.perf_counter()
-            decode()
-            times[name].append(time.perf_counter() - t0)
     return {name: {"median_ms": 1e3 * statistics.median(t), "min_ms": 1e3 * min(t), "max_ms": 1e3 * max(t)}
-            for name, t in times.items()}
+            for name, t in interleaved(decoders, repeats).items()}
 
 
 def markdown(result: dict, threads: int) -> str:

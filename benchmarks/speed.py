@@ -68,9 +68,9 @@ def timed(fn, repeats: int) -> tuple[float, object]:
     return statistics.median(times), result
 
 
-def interleaved(jobs: dict, repeats: int) -> dict:
-    """Median seconds of each job, run in turn once per round (after one warm-up each), so
-    that all of them see the same minutes of the machine."""
+def interleaved(jobs: dict, repeats: int) -> dict[str, list[float]]:
+    """Seconds of each job per round, the jobs run in turn once per round (after one warm-up
+    each: weights, per-shape caches), so that all of them see the same minutes of the machine."""
     for job in jobs.values():
         job()
     times = {name: [] for name in jobs}
@@ -79,7 +79,7 @@ def interleaved(jobs: dict, repeats: int) -> dict:
             t0 = time.perf_counter()
             job()
             times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(t) for name, t in times.items()}
+    return times
 
 
 def measure(data: str, threads: int, repeats: int) -> dict:
@@ -130,7 +130,7 @@ def measure(data: str, threads: int, repeats: int) -> dict:
                  "target_mae decode": lambda: target.decode(target_blob),
                  "target_mae encode": lambda: target.encode(plane),
                  "target_mae encode, effort fast": lambda: fast.encode(plane)})
-    return {"rows": rows, "interleaved_s": interleaved(jobs, repeats)}
+    return {"rows": rows, "interleaved_s": {name: statistics.median(t) for name, t in interleaved(jobs, repeats).items()}}
 
 
 def markdown(runs: dict) -> str:
