@@ -116,7 +116,7 @@ def conventional(candidate, plane: np.ndarray) -> PlaneRecord:
     return PlaneRecord(KIND_CONVENTIONAL, 0.0, 0.0, bitstream.pack_mask(nan) if nan.any() else b"",
                        words=candidate.blob, correction_step=candidate.bound, coder=candidate.coder,
                        short_frame=candidate.short_frame, clip=candidate.clip, power=candidate.power,
-                       latitude=candidate.latitude)
+                       latitude=candidate.latitude, orography=candidate.orography)
 
 
 def constant(plane: np.ndarray, finite: np.ndarray, value: float, exponent: int, mask: bytes,
@@ -190,7 +190,7 @@ def start_planes(chunk) -> tuple[np.ndarray, list[int]]:
             out[i] = bitstream.unpack_values(rec.words, chunk.dtype, (chunk.nlat, chunk.nlon))
         elif rec.kind == KIND_CONVENTIONAL:
             out[i] = conventional_coders.decode(rec.coder, rec.words, (chunk.nlat, chunk.nlon), chunk.dtype,
-                                                rec.short_frame, rec.power, rec.latitude)
+                                                rec.short_frame, rec.power, rec.latitude, rec.orography)
             if rec.clip:
                 np.clip(out[i], *rec.clip, out=out[i])
         else:

@@ -26,8 +26,9 @@ from typing import Callable
 
 import numpy as np
 
-from . import interpolation_coder, latitude_weighting
+from . import interpolation_coder, latitude_weighting, orographic_prediction
 from .latitude_weighting import LatitudeWeighting
+from .orographic_prediction import OrographicPrediction
 from .output import to_dtype
 
 SZ3, SPERR, EBCC, SPERR_Q, INTERP = 1, 2, 3, 4, 5   # coder ids in plane records: append only (EBCC since v8,
@@ -138,10 +139,10 @@ def encode(coder: int, plane: np.ndarray, bound: float) -> bytes:
 
 
 def decode(coder: int, blob: bytes, shape: tuple, dtype, short_frame: bool = False, power: bool = False,
-           latitude: LatitudeWeighting | None = None) -> np.ndarray:
+           latitude: LatitudeWeighting | None = None, orography: OrographicPrediction | None = None) -> np.ndarray:
     """The coder's bytes (``short_frame``: without the frame ``coder_framing`` rebuilds; ``power``:
-    of the plane's 16/17 power; ``latitude``: of the latitude-weighted plane) -> float64 plane of
-    ``shape``; damaged bytes raise ValueError."""
+    of the plane's 16/17 power; ``latitude``: of the latitude-weighted plane; ``orography``: of the
+    plane minus its orographic prediction) -> float64 plane of ``shape``; damaged bytes raise ValueError."""
     from . import coder_framing   # (it imports the coder ids from here)
 
     if short_frame:
@@ -149,9 +150,18 @@ def decode(coder: int, blob: bytes, shape: tuple, dtype, short_frame: bool = Fal
     elif coder == EBCC:
         coder_framing.check_ebcc(blob, shape, dtype)   # a forged JPEG 2000 header never reaches the decoder
     values = _decode_values(coder, blob, shape, dtype).astype(np.float64)
+    return from_power(_unweighted(values, latitude, orography)) if power else _unweighted(values, latitude, orography)
+
+
+def _unweighted(values: np.ndarray, latitude: LatitudeWeighting | None,
+                orography: OrographicPrediction | None) -> np.ndarray:
+    """The coder's float64 values back on the plane's scale: the latitude weighting undone, then the
+    orographic prediction added."""
     if latitude is not None:
         values = latitude_weighting.inverse(values, latitude)
-    return from_power(values) if power else values
+    if orography is not None:
+        values = orographic_prediction.inverse(values, orography)
+    return values
 
 
 # The decoders read every setting from the stream and ignore the instance's bound (checked for
@@ -202,6 +212,9 @@ POWER = 16 / 17   # the exponent of ``to_power``
 # A powered candidate is kept only if at most this share of the plane's points is off by more
 # than TAIL_FACTOR x the MAE target (issue 15's bar for error tails).
 TAIL_FACTOR, TAIL_SHARE = 5.0, 0.005
+# With a target_mae alone, on a global grid, the coders get the plane minus its orographic
+# prediction wherever the terrain explains enough of it (``orographic_prediction``, format v14).
+PREDICT_OROGRAPHY = True
 
 
 def to_power(plane: np.ndarray) -> np.ndarray:
@@ -264,6 +277,7 @@ class Candidate:
     clip: tuple[float, float] | None = None   # format v11: decoded values are clipped to the plane's (min, max)
     power: bool = False       # format v12: the coder holds x^(16/17) of the plane (``to_power``)
     latitude: LatitudeWeighting | None = None   # format v13: the coder holds the latitude-weighted plane
+    orography: OrographicPrediction | None = None   # format v14: the coder holds the plane minus its prediction
     # the interpolation coder's values as its encoder reconstructed them (not stored)
     encoder_values: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)
     tails: float = dataclasses.field(default=0.0, compare=False)   # share of points off by > TAIL_FACTOR x the target
@@ -271,7 +285,8 @@ class Candidate:
     def stored_bytes(self, dtype) -> int:
         """What the record adds to the chunk beyond the coder's bytes counts too."""
         return (len(self.blob) + (2 * np.dtype(dtype).itemsize if self.clip else 0)
-                + (latitude_weighting.SIZE if self.latitude else 0))
+                + (latitude_weighting.SIZE if self.latitude else 0)
+                + (orographic_prediction.SIZE if self.orography else 0))
 
 
 @dataclasses.dataclass
@@ -279,6 +294,7 @@ class _Source:
     values: np.ndarray        # what the coder is given
     power: bool = False
     latitude: LatitudeWeighting | None = None
+    orography: OrographicPrediction | None = None
     bound_scale: float = 1.0  # first bound guess relative to the plain plane's
 
 
@@ -319,9 +335,7 @@ def best_candidate(plane: np.ndarray, finite: np.ndarray, mae: Callable[[np.ndar
                 values = _decode_values(record_coder, blob, plane.shape, plane.dtype)
             # as the decoder stores it: to_dtype of the float64 values the coder's values give
             # (for the interpolation coder, of its values in the plane's dtype: the same values)
-            unweighted = values.astype(np.float64)
-            if source.latitude is not None:
-                unweighted = latitude_weighting.inverse(unweighted, source.latitude)
+            unweighted = _unweighted(values.astype(np.float64), source.latitude, source.orography)
             decoded = to_dtype(from_power(unweighted) if source.power else unweighted, plane.dtype)
         except Exception:  # e.g. SPERR refuses values near float32's limits: not a candidate then
             return None
@@ -342,7 +356,7 @@ def best_candidate(plane: np.ndarray, finite: np.ndarray, mae: Callable[[np.ndar
         if short is None and record_coder == EBCC:
             return None    # the decoder takes EBCC only with the header it rebuilds (coder_framing.check_ebcc)
         return Candidate(record_coder, bound, blob if short is None else short, short is not None, clip, source.power,
-                         source.latitude, values if coder == INTERP else None, tails), measured
+                         source.latitude, source.orography, values if coder == INTERP else None, tails), measured
 
     def search(coder, source: _Source, start: float | None) -> Candidate | None:
         """The smallest record of ``coder`` on ``source`` that meets the target (or the bound)."""
@@ -374,6 +388,10 @@ def best_candidate(plane: np.ndarray, finite: np.ndarray, mae: Callable[[np.ndar
     if min(plane.shape) < EBCC_MIN_SIDE or plane.dtype != np.float32:   # EBCC codes float32 only
         coders = tuple(c for c in coders if c not in (EBCC, J2K))
     sources = [_Source(plane)]
+    if grid is not None and target_mae is not None and max_abs_error is None and PREDICT_OROGRAPHY:
+        prediction = orographic_prediction.fit(plane, finite, grid)
+        if prediction is not None:   # the coders get the plane minus what the terrain predicts
+            sources = [_Source(orographic_prediction.forward(plane, prediction), orography=prediction)]
     if try_power and target_mae is not None and max_abs_error is None and power_applies(plane, finite):
         positive = original[finite & (original > 0)]
         # first guess of the bound under the power: the mean derivative of x^(16/17) over the wet points
@@ -391,11 +409,12 @@ def best_candidate(plane: np.ndarray, finite: np.ndarray, mae: Callable[[np.ndar
         if not weigh or source.power or found is None or found.tails > TAIL_SHARE:
             return
         if weighted_source is None:
-            weighting = latitude_weighting.fit(plane, grid)
+            weighting = latitude_weighting.fit(source.values, grid)
             if weighting is None:
                 weigh = False
                 return
-            weighted_source = _Source(latitude_weighting.forward(plane, weighting), latitude=weighting,
+            weighted_source = _Source(latitude_weighting.forward(source.values, weighting), latitude=weighting,
+                                      orography=source.orography,
                                       bound_scale=1.0 / latitude_weighting.error_gain(weighting, plane.shape[0]))
         # the first guess: the plain record's bound, less the error the weighting adds
         weighted = search(coder, weighted_source, found.bound * weighted_source.bound_scale)

@@ -1,6 +1,10 @@
-"""Bitstream format v13 (reads v1 to v12 too): one self-describing, checksummed record per Zarr chunk.
+"""Bitstream format v14 (reads v1 to v13 too): one self-describing, checksummed record per Zarr chunk.
 
-Little-endian throughout; the full layout is in docs/format.md. v13 (written since 0.16.0) is
+Little-endian throughout; the full layout is in docs/format.md. v14 (written since 0.17.0) is
+v13 with one more bit in a conventional record's coder byte: bit 3, the coder holds the plane
+minus its orographic prediction (``coding/orographic_prediction.py``), whose parameters (grid
+layout u8, first longitude f32, band radii u8 x 2, coefficients f16 x 2) follow the latitude weighting's; coder
+ids keep bits 0-2. v13 (0.16.0) is
 v12 with one more bit in a conventional record's coder byte: bit 4, the coder holds the plane
 latitude-weighted (``coding/latitude_weighting.py``), whose parameters (first latitude f64,
 profile f32 x 3) follow the clip range; coder ids keep bits 0-3. v12 (0.15.0) is
@@ -69,12 +73,13 @@ import zlib
 import numpy as np
 
 from ..coding.latitude_weighting import SIZE as LATITUDE_SIZE, LatitudeWeighting
+from ..coding.orographic_prediction import SIZE as OROGRAPHY_SIZE, OrographicPrediction
 from ..sphere.grid import LatLonGrid
 from ..variables import KINDS
 from .limits import MAX_CHUNK_BYTES_ENV, max_chunk_bytes
 
 MAGIC = b"XNCB"
-VERSION = 13
+VERSION = 14
 # v1: release 0.1.0, no correction; v2: 0.2.0, one quality per chunk; v3: 0.3.0, corrections
 # without a predictor; v4: 0.4.0, differs from v3 only inside the correction section;
 # v5 (0.5.0) adds the condition (variable kind, level) to the header; v6 adds a per-plane
@@ -87,8 +92,8 @@ VERSION = 13
 # records without the bound (their decoders never read it) and with the coder's short frame
 # (coding/coder_framing.py), and target_mae only in chunks with network planes; v12 (0.15.0):
 # conventional coder 5 (the interpolation coder) and bit 5 of the coder byte (the 16/17 power);
-# v13 (0.16.0): bit 4 of the coder byte (latitude weighting)
-SUPPORTED_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13)
+# v13 (0.16.0): bit 4 of the coder byte (latitude weighting); v14 (0.17.0): bit 3 (orographic prediction)
+SUPPORTED_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14)
 LEGACY_PROJECTION_ITERATIONS = 30   # the back projection's LSMR iterations before v7
 MAX_PROJECTION_ITERATIONS = 100
 MAX_JACOBI_STEPS = 8   # v9: bit 7 of the projection byte set = "jacobi" (sphere/projection.py), else "lsmr"
@@ -96,8 +101,8 @@ _JACOBI_BIT = 0x80
 
 KIND_NEURAL, KIND_CONSTANT, KIND_ALL_NAN, KIND_LOSSLESS = 0, 1, 2, 3  # KIND_LOSSLESS since v6
 KIND_CONVENTIONAL = 4  # since v7
-KINDS_OF_VERSION = {1: 3, 2: 3, 3: 3, 4: 3, 5: 3, 6: 4, 7: 5, 8: 5, 9: 5, 10: 5, 11: 5, 12: 5, 13: 5}   # how many record kinds each version knows
-CODERS_OF_VERSION = {7: 2, 8: 3, 9: 4, 10: 4, 11: 4, 12: 5, 13: 5}     # the highest conventional coder id each version knows (3 = EBCC, v8; 4 = SPERR q, v9; 5 = interp, v12)
+KINDS_OF_VERSION = {1: 3, 2: 3, 3: 3, 4: 3, 5: 3, 6: 4, 7: 5, 8: 5, 9: 5, 10: 5, 11: 5, 12: 5, 13: 5, 14: 5}   # how many record kinds each version knows
+CODERS_OF_VERSION = {7: 2, 8: 3, 9: 4, 10: 4, 11: 4, 12: 5, 13: 5, 14: 5}     # the highest conventional coder id each version knows (3 = EBCC, v8; 4 = SPERR q, v9; 5 = interp, v12)
 MAX_EXPONENT = 1100  # |exponent| of a v6 plane; float64 spans 2^-1074 .. 2^1024
 DTYPES = {1: np.dtype("<f4"), 2: np.dtype("<f8")}
 DTYPE_CODES = {v: k for k, v in DTYPES.items()}
@@ -129,7 +134,8 @@ SHORT_FRAME = 0x80   # v11: bit 7 of a conventional record's coder byte (the bou
 CLIPPED = 0x40       # v11: bit 6: the plane's (min, max) follow in the chunk dtype; decoded values are clipped to them
 POWERED = 0x20       # v12: bit 5: the coder holds the plane's 16/17 power (conventional.to_power)
 LATITUDE = 0x10      # v13: bit 4: latitude weighting parameters follow (after the clip range, if any)
-CODER_BITS = {11: 0x3F, 12: 0x1F, 13: 0x0F}   # the coder id's bits (v11: 0-5, so a bit 5 there names no coder)
+OROGRAPHY = 0x08     # v14: bit 3: orographic prediction parameters follow (after the latitude weighting's, if any)
+CODER_BITS = {11: 0x3F, 12: 0x1F, 13: 0x0F, 14: 0x07}   # the coder id's bits (v11: 0-5, so a bit 5 there names no coder)
 
 
 @dataclasses.dataclass
@@ -149,6 +155,7 @@ class PlaneRecord:
     clip: tuple | None = None  # v11, conventional planes: (min, max) the decoded values are clipped to
     power: bool = False        # v12, conventional planes: the coder holds x^(16/17) (conventional.to_power)
     latitude: LatitudeWeighting | None = None   # v13, conventional planes: the coder holds the weighted plane
+    orography: OrographicPrediction | None = None   # v14, conventional planes: the coder holds x - the prediction
 
 
 @dataclasses.dataclass
@@ -177,7 +184,7 @@ class Chunk:
 
 
 def pack(chunk: Chunk) -> bytes:
-    """The chunk as format v12 (``docs/format.md``): each field only where a decoder needs it.
+    """The chunk as format v14 (``docs/format.md``): each field only where a decoder needs it.
     ``target_mae`` is kept only beside network planes (SZ3 / SPERR records met it when written,
     and the store's codec config records it)."""
     projection = _projection_byte(chunk.projection_method, chunk.projection_iterations)
@@ -216,11 +223,14 @@ def _record8(p: PlaneRecord, dtype: np.dtype) -> bytes:
         return varints(len(p.words))
     if p.kind == KIND_CONVENTIONAL:
         head = bytes([p.coder | (SHORT_FRAME if p.short_frame else 0) | (CLIPPED if p.clip else 0)
-                      | (POWERED if p.power else 0) | (LATITUDE if p.latitude else 0)])
+                      | (POWERED if p.power else 0) | (LATITUDE if p.latitude else 0)
+                      | (OROGRAPHY if p.orography else 0)])
         if p.clip:
             head += np.asarray(p.clip, dtype).tobytes()
         if p.latitude:
             head += p.latitude.pack()
+        if p.orography:
+            head += p.orography.pack()
         return head + varints(len(p.mask), len(p.words))
     return b""
 
@@ -417,7 +427,7 @@ def _records_v7(buf, offset: int, n_planes: int) -> tuple[list, int]:
             lengths.append(value)
         mask_len, words_len, n_esc, correction_len = lengths
         records.append((kind, mean, std, mask_len, words_len, n_esc * 4, correction_len, step, quality, exponent,
-                        coder, False, None, False, None))
+                        coder, False, None, False, None, None))
     return records, offset
 
 
@@ -450,7 +460,7 @@ def _records_v8(buf, offset: int, n_planes: int, network: bool, version: int, dt
         offset += 1
         mean = std = step = quality = 0.0
         exponent = coder = mask_len = words_len = n_esc = correction_len = 0
-        short, clip, power, latitude = False, None, False, None
+        short, clip, power, latitude, orography = False, None, False, None, None
         if kind == KIND_NEURAL:
             if not network:
                 _fail("a network plane in a chunk without the network fields")
@@ -466,7 +476,8 @@ def _records_v8(buf, offset: int, n_planes: int, network: bool, version: int, dt
                 (coder,) = fields(_BYTE)
                 power = version >= 12 and bool(coder & POWERED)
                 weighted = version >= 13 and bool(coder & LATITUDE)
-                short, clipped, coder = bool(coder & SHORT_FRAME), bool(coder & CLIPPED), coder & CODER_BITS[min(version, 13)]
+                predicted = version >= 14 and bool(coder & OROGRAPHY)
+                short, clipped, coder = bool(coder & SHORT_FRAME), bool(coder & CLIPPED), coder & CODER_BITS[min(version, 14)]
                 if clipped:
                     if dtype is None:
                         _fail("unknown dtype")
@@ -479,13 +490,18 @@ def _records_v8(buf, offset: int, n_planes: int, network: bool, version: int, dt
                         _fail("plane record cut short")
                     latitude = LatitudeWeighting.unpack(buf, offset)
                     offset += LATITUDE_SIZE
+                if predicted:
+                    if offset + OROGRAPHY_SIZE > end:
+                        _fail("plane record cut short")
+                    orography = OrographicPrediction.unpack(buf, offset)
+                    offset += OROGRAPHY_SIZE
             else:
                 coder, step = fields(_CONVENTIONAL8)
             mask_len, words_len = lengths(2)
         elif kind != KIND_ALL_NAN:
             _fail(f"bad plane record (kind {kind})")
         records.append((kind, mean, std, mask_len, words_len, n_esc * 4, correction_len, step, quality, exponent,
-                        coder, short, clip, power, latitude))
+                        coder, short, clip, power, latitude, orography))
     if network and not any(r[0] == KIND_NEURAL for r in records):
         _fail("network fields in a chunk without network planes")
     return records, offset
@@ -503,12 +519,12 @@ def _records_legacy(buf, offset: int, n_planes: int, version: int, header_qualit
         quality = extra[2] if version >= 3 else float(header_quality)
         exponent = extra[3] if version >= 6 else 0
         records.append((kind, mean, std, mask_len, words_len, n_esc * 4, correction_len, step, quality, exponent, 0,
-                        False, None, False, None))
+                        False, None, False, None, None))
     return records, offset
 
 
 def _check_record(version: int, kind, mean, std, mask_len, words_len, esc_len, correction_len, step, quality,
-                  exponent, coder, short, clip, power, latitude, nlat: int = 0, nlon: int = 0) -> None:
+                  exponent, coder, short, clip, power, latitude, orography, nlat: int = 0, nlon: int = 0) -> None:
     if not np.isfinite(quality):
         _fail(f"bad plane quality {quality}")
     if kind >= KINDS_OF_VERSION[version] or (words_len % 4 and kind not in (KIND_LOSSLESS, KIND_CONVENTIONAL)):
@@ -528,6 +544,11 @@ def _check_record(version: int, kind, mean, std, mask_len, words_len, esc_len, c
             LatLonGrid(nlat, max(nlon, 4), latitude.lat_first, 0.0)
         except ValueError as exc:
             _fail(f"bad conventional plane record (latitude weighting for {nlat} rows: {exc})")
+    if orography is not None:
+        try:
+            orography.grid((nlat, nlon))
+        except ValueError as exc:
+            _fail(f"bad conventional plane record (orographic prediction for a {nlat} x {nlon} grid: {exc})")
 
 
 def unpack(data, shape: tuple | None = None, max_bytes: int | None = None) -> Chunk:
@@ -584,7 +605,7 @@ def unpack(data, shape: tuple | None = None, max_bytes: int | None = None) -> Ch
     for fields in records:
         _check_record(version, *fields, nlat=nlat, nlon=nlon)
         (kind, mean, std, mask_len, words_len, esc_len, correction_len, step, quality, exponent, coder, short, clip,
-         power, latitude) = fields
+         power, latitude, orography) = fields
         if offset + mask_len + words_len + esc_len + correction_len > end:
             _fail("section lengths run past the end of the chunk")
         mask = bytes(buf[offset:offset + mask_len]); offset += mask_len
@@ -592,7 +613,7 @@ def unpack(data, shape: tuple | None = None, max_bytes: int | None = None) -> Ch
         escapes = bytes(buf[offset:offset + esc_len]); offset += esc_len
         correction = bytes(buf[offset:offset + correction_len]); offset += correction_len
         planes.append(PlaneRecord(kind, mean, std, mask, words, escapes, correction, step, quality, exponent, coder,
-                                  short, clip, power, latitude))
+                                  short, clip, power, latitude, orography))
     if offset != end:
         _fail(f"{end - offset} unexplained trailing bytes")
     return Chunk(head.sha, dtype, head.quality, head.nside, nlat, nlon, head.lat_first, head.lon_first, shape, planes,
