@@ -108,7 +108,7 @@ def test_compress_with_a_target_mae_holds_it_on_every_plane(tmp_path, capsys):
         assert weighted_errors(ds.t2m.values[t], back.t2m.values[t], grid)["mae"] <= 0.9
     assert back.t2m.encoding["serializer"].options.target_mae == 0.9
 
-    # --coarser-spheres: the same promise, a smaller store (t2m at 0.9 K fits on nside 32)
+    # --coarser-spheres: the same promise, no larger a store (t2m at 0.9 K fits on nside 32)
     coarse = tmp_path / "coarse.zarr"
     code, _, err = run(["compress", g01(), coarse, *SUBSET, "--variables", "t2m", "--target-mae", "0.9",
                         "--coarser-spheres", "--no-progress"], capsys)
@@ -119,7 +119,10 @@ def test_compress_with_a_target_mae_holds_it_on_every_plane(tmp_path, capsys):
         assert weighted_errors(ds.t2m.values[t], small.t2m.values[t], grid)["mae"] <= 0.9
     stored = {p: sum(f.stat().st_size for f in (p / "t2m").rglob("*") if f.is_file() and not f.name.startswith((".z", "zarr.")))
               for p in (path, coarse)}
-    assert 0 < stored[coarse] < stored[path]
+    # since 0.17.0 the JPEG 2000 records with the orographic prediction are smaller than the
+    # network's on either sphere here, so coarser spheres cannot shrink the store (test_rate_control
+    # checks what they do for network records)
+    assert 0 < stored[coarse] <= stored[path]
     code, _, err = run(["compress", g01(), tmp_path / "no.zarr", *SUBSET, "--variables", "t2m", "--coarser-spheres"], capsys)
     assert code == 1 and err.startswith("error: ") and "target_mae" in err
 

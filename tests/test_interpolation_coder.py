@@ -120,7 +120,7 @@ def test_a_v11_chunk_cannot_name_it():
 
     plane, grid = load_plane("era5_1deg_u10")
     data = bytearray(NeuralCodec(grid=grid.to_config(), max_abs_error=1.0).encode(plane))
-    assert data[4] == 13
+    assert data[4] == 14
     data[4] = 11
     with pytest.raises(ValueError):
         bitstream.unpack(with_crc(bytes(data[:-4])))

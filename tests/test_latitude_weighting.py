@@ -26,7 +26,7 @@ def _tails(back, plane, target) -> float:
 
 def _decoded(found, plane):
     back = conventional.decode(found.coder, found.blob, plane.shape, plane.dtype, found.short_frame, found.power,
-                               found.latitude)
+                               found.latitude, found.orography)
     return np.clip(back, *found.clip) if found.clip else back
 
 
@@ -116,7 +116,7 @@ def test_a_v12_chunk_cannot_set_the_bit():
     """Bit 4 of the coder byte is part of the coder id in v12 (ids 16 and up name no coder)."""
     plane, grid = load_plane("era5_1deg_t2m")
     data = bytearray(NeuralCodec(grid=grid.to_config(), target_mae=0.4, variable="t2m").encode(plane))
-    assert data[4] == 13
+    assert data[4] == 14
     data[4] = 12
     with pytest.raises(ValueError):
         bitstream.unpack(with_crc(bytes(data[:-4])))

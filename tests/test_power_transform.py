@@ -89,7 +89,7 @@ def test_a_power_bit_in_a_v11_chunk_is_refused():
     the coder id unknown, so the chunk is refused with a ValueError, not decoded raw."""
     plane, grid = load_plane("era5_1deg_tp")
     data = bytearray(NeuralCodec(grid=grid.to_config(), target_mae=7.28e-6).encode(plane))
-    assert bitstream.unpack(bytes(data)).planes[0].power and data[4] == 13
+    assert bitstream.unpack(bytes(data)).planes[0].power and data[4] == 14
     data[4] = 11
     with pytest.raises(ValueError, match="coder"):
         bitstream.unpack(with_crc(bytes(data[:-4])))

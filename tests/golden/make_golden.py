@@ -135,6 +135,19 @@ def cases():
         rough = (synthetic_plane(73, 144, 40, lmax=60)
                  + 0.5 * np.random.default_rng(41).standard_normal((73, 144))).astype(np.float32)
         yield "2.5deg_v13_jpeg2000_layer_weighted", NeuralCodec(grid=grid, target_mae=0.3), rough
+    if tuple(int(p) for p in __version__.split(".")[:2]) >= (0, 17):  # format v14: orographic prediction
+        # a temperature-like 1 degree field that cools 6.5 K per km up the shipped terrain (the
+        # package's own data, no shared data): its record holds the prediction (bit 3 of the coder
+        # byte, 11 parameter bytes after the latitude weighting's)
+        from xneuralcodec.sphere import elevation
+
+        terrain = elevation.on_grid(181, 360, 90.0, 0.0)
+        mountains = (synthetic_plane(181, 360, 42, lmax=90) - 0.0065 * terrain).astype(np.float32)
+        yield "1deg_v14_orographic_prediction", NeuralCodec(target_mae=0.4, variable="t2m"), mountains
+        grid_s = {"nlat": 180, "nlon": 360, "lat_first": -89.5, "lon_first": -179.5}   # south first, no pole rows
+        terrain_s = elevation.on_grid(180, 360, -89.5, -179.5)
+        yield "1deg_v14_orographic_prediction_south_first", NeuralCodec(grid=grid_s, target_mae=0.4), \
+            (synthetic_plane(180, 360, 43, lmax=90) - 0.0065 * terrain_s).astype(np.float64)
 
 
 def same_content(old: bytes, new: bytes) -> bool:

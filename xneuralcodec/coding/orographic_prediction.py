@@ -10,9 +10,10 @@ a2 (K per metre for temperature) by least squares on the plane's own band-pass, 
 and keeps the prediction only where it explains at least MIN_EXPLAINED of that variance.
 
 Measured with EBCC's JPEG 2000 layer at a fixed ratio on ERA5 0.25 degree t2m (2017-01-01T12,
-ratio ~492x, ``/work/exp/oro/g04_real.py``): area-weighted MAE 0.394 -> 0.353 K, points off by
-more than 2 K 1.44% -> 1.02%; fitted a1, a2 = -3.4, -4.9 K/km (the standard atmosphere's lapse
-rate is -6.5).
+ratio ~490x, ``/work/exp/oro/g04_compare_src.py``): area-weighted MAE 0.394 -> 0.346 K, points off
+by more than 2 K 1.44% -> 0.89%; fitted a1, a2 = -3.7, -5.2 K/km (the standard atmosphere's lapse
+rate is -6.5). The same two bands at other widths, a land-fraction band and latitude-dependent
+coefficients explained more of the variance but coded no better (``g04_variants.py``, ``g04_land.py``).
 
 The parameters travel in the record in 11 bytes (which of the grid layouts ``LatLonGrid`` takes:
 north or south first, with or without pole rows; the first longitude as float32; the radii;

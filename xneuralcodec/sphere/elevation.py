@@ -23,7 +23,7 @@ from ..network.registry import weights_dir
 from .grid import LatLonGrid
 
 FILE = "static/elevation-0.25deg-v1.npz"
-SHA256 = "76773b8d35fc31e7a56f44922343fb692dd59eb6318ff6352bc1dbde27e02aa7"   # of the int16 array's little-endian bytes: a stream's decoded values depend on them
+SHA256 = "5055ea55f3c15ffed89f18fc0715928d7cf3cfde5a6891cb92237787bced69c6"   # of the int16 array's little-endian bytes: a stream's decoded values depend on them
 STEP = 0.25        # degrees; rows from 90 to -90, columns from 0 east
 _EPS = 1e-9        # in steps: a footprint edge on a source point counts it
 
