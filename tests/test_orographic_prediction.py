@@ -91,14 +91,31 @@ def test_2m_temperature_codes_smaller_with_the_terrain(monkeypatch):
 
 
 def test_fields_the_terrain_does_not_explain_are_coded_as_before(monkeypatch):
-    """ERA5 1 degree u10 and GFS 500 hPa t: the fit explains too little, the chunks are unchanged."""
-    for key, target in (("era5_1deg_u10", 0.5), ("gfs_2.5deg_t500", 0.4)):
+    """ERA5 1 degree u10 and tp: the terrain explains under MIN_EXPLAINED (0.2% and 0.0% on the
+    held-out planes), so the chunks are those written without the prediction."""
+    for key, target in (("era5_1deg_u10", 0.5), ("era5_1deg_tp", 7.28e-6)):
         plane, grid = load_plane(key)
         assert orographic_prediction.fit(plane, np.isfinite(plane), grid) is None
         data = NeuralCodec(grid=grid.to_config(), target_mae=target).encode(plane)
         monkeypatch.setattr(conventional, "PREDICT_OROGRAPHY", False)
         assert NeuralCodec(grid=grid.to_config(), target_mae=target).encode(plane) == data
         monkeypatch.undo()
+
+
+def test_a_weak_fit_is_kept_only_where_it_codes_smaller(monkeypatch):
+    """A synthetic 2.5 degree field with no terrain in it: the wide band spans 40 degrees, and chance
+    alone explains ~6% of its band-pass variance. Both planes are searched, and the chunk is no
+    larger than the one written without the prediction (measured in 0.17.0: the plain record)."""
+    from .golden.make_golden import synthetic_plane
+
+    grid = LatLonGrid(73, 144, 90.0, 0.0)
+    plane = (synthetic_plane(73, 144, 40, lmax=60)
+             + 0.5 * np.random.default_rng(41).standard_normal((73, 144))).astype(np.float32)
+    _, explained = orographic_prediction.fit(plane, np.isfinite(plane), grid)
+    assert orographic_prediction.MIN_EXPLAINED <= explained < orographic_prediction.SURE_EXPLAINED
+    data = NeuralCodec(grid=grid.to_config(), target_mae=0.3).encode(plane)
+    monkeypatch.setattr(conventional, "PREDICT_OROGRAPHY", False)
+    assert len(data) <= len(NeuralCodec(grid=grid.to_config(), target_mae=0.3).encode(plane))
 
 
 def test_bounded_planes_are_never_predicted():
@@ -143,8 +160,8 @@ def test_the_prediction_inverts_to_the_planes_precision():
     """forward then inverse gives the plane back to float32 rounding; the decoder's grid is the one
     the encoder fitted on (first longitude as float32)."""
     plane, grid = load_plane("era5_1deg_t2m")
-    p = orographic_prediction.fit(plane, np.isfinite(plane), grid)
-    assert p.grid(plane.shape) == grid
+    p, explained = orographic_prediction.fit(plane, np.isfinite(plane), grid)
+    assert explained >= orographic_prediction.SURE_EXPLAINED and p.grid(plane.shape) == grid
     back = orographic_prediction.inverse(orographic_prediction.forward(plane, p).astype(np.float64), p)
     assert np.abs(back - plane).max() <= 4 * np.spacing(np.float32(np.abs(plane).max()))
     odd = LatLonGrid(181, 360, 90.0, 0.1)

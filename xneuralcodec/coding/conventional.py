@@ -212,8 +212,9 @@ POWER = 16 / 17   # the exponent of ``to_power``
 # A powered candidate is kept only if at most this share of the plane's points is off by more
 # than TAIL_FACTOR x the MAE target (issue 15's bar for error tails).
 TAIL_FACTOR, TAIL_SHARE = 5.0, 0.005
-# With a target_mae alone, on a global grid, the coders get the plane minus its orographic
-# prediction wherever the terrain explains enough of it (``orographic_prediction``, format v14).
+# With a target_mae alone, on a global grid, the coders also get the plane minus its orographic
+# prediction wherever the terrain explains enough of it, and only that where it explains much
+# (``orographic_prediction``, format v14).
 PREDICT_OROGRAPHY = True
 
 
@@ -315,8 +316,11 @@ def best_candidate(plane: np.ndarray, finite: np.ndarray, mae: Callable[[np.ndar
     16/17 power (``to_power``); planes of a global ``grid`` (a ``LatLonGrid``) are also searched
     latitude-weighted (``latitude_weighting``), starting from the plain search's bound, but only
     where the plain record's tails are within TAIL_SHARE: weighting moves error to the poles,
-    where a lat/lon grid has most of its points. A transformed candidate counts as meeting the
-    target only while its error tails stay within TAIL_SHARE; the smallest record wins.
+    where a lat/lon grid has most of its points. A latitude-weighted or powered candidate counts
+    as meeting the target only while its error tails stay within TAIL_SHARE. On a global ``grid``
+    the plane minus its orographic prediction is searched first (``orographic_prediction``),
+    instead of the plane where the terrain explains much of it, beside it where it explains
+    little. The smallest record wins.
     """
     from . import coder_framing   # (it imports the coder ids from here)
 
@@ -389,33 +393,36 @@ def best_candidate(plane: np.ndarray, finite: np.ndarray, mae: Callable[[np.ndar
         coders = tuple(c for c in coders if c not in (EBCC, J2K))
     sources = [_Source(plane)]
     if grid is not None and target_mae is not None and max_abs_error is None and PREDICT_OROGRAPHY:
-        prediction = orographic_prediction.fit(plane, finite, grid)
-        if prediction is not None:   # the coders get the plane minus what the terrain predicts
-            sources = [_Source(orographic_prediction.forward(plane, prediction), orography=prediction)]
+        fitted = orographic_prediction.fit(plane, finite, grid)
+        if fitted is not None:   # the coders get the plane minus what the terrain predicts (first)
+            prediction, explained = fitted
+            predicted = _Source(orographic_prediction.forward(plane, prediction), orography=prediction)
+            sources = [predicted] if explained >= orographic_prediction.SURE_EXPLAINED else [predicted, sources[0]]
     if try_power and target_mae is not None and max_abs_error is None and power_applies(plane, finite):
         positive = original[finite & (original > 0)]
         # first guess of the bound under the power: the mean derivative of x^(16/17) over the wet points
         sources.append(_Source(to_power(plane), power=True,
                                bound_scale=float(np.mean(POWER * np.power(positive, POWER - 1.0)))))
     weigh = grid is not None and target_mae is not None and max_abs_error is None
-    weighted_source = None   # fitted once, at the first plain record with light tails
+    weighted_sources = {}   # per source: fitted once, at its first record with light tails
 
     def run(coder, source: _Source) -> None:
         """Search ``coder`` on ``source``, then on the latitude-weighted plane if that may pay."""
-        nonlocal best, weigh, weighted_source
+        nonlocal best, weigh
         found = search(coder, source, None)
         if found is not None and (best is None or found.stored_bytes(plane.dtype) < best.stored_bytes(plane.dtype)):
             best = found
         if not weigh or source.power or found is None or found.tails > TAIL_SHARE:
             return
-        if weighted_source is None:
+        if id(source) not in weighted_sources:
             weighting = latitude_weighting.fit(source.values, grid)
             if weighting is None:
                 weigh = False
                 return
-            weighted_source = _Source(latitude_weighting.forward(source.values, weighting), latitude=weighting,
-                                      orography=source.orography,
-                                      bound_scale=1.0 / latitude_weighting.error_gain(weighting, plane.shape[0]))
+            weighted_sources[id(source)] = _Source(
+                latitude_weighting.forward(source.values, weighting), latitude=weighting, orography=source.orography,
+                bound_scale=1.0 / latitude_weighting.error_gain(weighting, plane.shape[0]))
+        weighted_source = weighted_sources[id(source)]
         # the first guess: the plain record's bound, less the error the weighting adds
         weighted = search(coder, weighted_source, found.bound * weighted_source.bound_scale)
         if weighted is not None and weighted.stored_bytes(plane.dtype) < best.stored_bytes(plane.dtype):
