@@ -69,7 +69,7 @@ def seed_chunks(data_dir: Path) -> list[tuple[NeuralCodec, bytes]]:
         (NeuralCodec(target_mae=20.0, effort="max"), msl),                                # v11: EBCC short frame
         (NeuralCodec(max_abs_error=1.0), u10),                                            # v12: interpolation coder
         (NeuralCodec(target_mae=3.64e-6), tp),                                           # v12: 16/17 power
-        (NeuralCodec(target_mae=0.4, variable="t2m"), t2m),                              # v13: latitude weighting
+        (NeuralCodec(target_mae=0.4, variable="t2m"), t2m),                              # v13, v14: latitude weighting, orographic prediction
         (NeuralCodec(grid=grid25, target_mae=0.05), t.astype(np.float64)),                # v11: float64 SPERR short frames
     ]:
         out.append((codec, codec.encode(arr)))
