@@ -15,10 +15,11 @@ most, and synthetic fields with no terrain in them up to 0.057 on a 2.5 degree g
 wide band spans 40 degrees: chance alone reaches the low shares (``/work/exp/oro/explained.py``).
 
 Measured with EBCC's JPEG 2000 layer at a fixed ratio on ERA5 0.25 degree t2m (2017-01-01T12,
-ratio ~490x, ``/work/exp/oro/g04_compare_src.py``): area-weighted MAE 0.394 -> 0.346 K, points off
-by more than 2 K 1.44% -> 0.89%; fitted a1, a2 = -3.7, -5.2 K/km (the standard atmosphere's lapse
-rate is -6.5). The same two bands at other widths, a land-fraction band and latitude-dependent
-coefficients explained more of the variance but coded no better (``g04_variants.py``, ``g04_land.py``).
+ratio ~490x, ``/work/exp/oro/bands_fixed.py``): area-weighted MAE 0.394 -> 0.346 K, points off
+by more than 2 K 1.44% -> 0.88%; fitted a1, a2 = -3.8, -5.1 K/km (the standard atmosphere's lapse
+rate is -6.5). A third or fourth band (MAE 0.344-0.347), a land-fraction band and coefficients
+varying with latitude explained more of the variance but coded no better (``g04_variants.py``,
+``g04_land.py``).
 
 The parameters travel in the record in 11 bytes (which of the grid layouts ``LatLonGrid`` takes:
 north or south first, with or without pole rows; the first longitude as float32; the radii;
