@@ -23,7 +23,7 @@ from ..network.registry import weights_dir
 from .grid import LatLonGrid
 
 FILE = "static/elevation-0.25deg-v1.npz"
-SHA256 = "5055ea55f3c15ffed89f18fc0715928d7cf3cfde5a6891cb92237787bced69c6"   # of the int16 array's little-endian bytes: a stream's decoded values depend on them
+SHA256 = "5ee3264b453c74e23c271ab31d63866822e5a9aa87699cb019e7a8fbc2b2fea6"   # of the int16 array's little-endian bytes: a stream's decoded values depend on them
 STEP = 0.25        # degrees; rows from 90 to -90, columns from 0 east
 _EPS = 1e-9        # in steps: a footprint edge on a source point counts it
 
