@@ -15,9 +15,9 @@ most, and synthetic fields with no terrain in them up to 0.057 on a 2.5 degree g
 wide band spans 40 degrees: chance alone reaches the low shares (``/work/exp/oro/explained.py``).
 
 Measured with EBCC's JPEG 2000 layer at a fixed ratio on ERA5 0.25 degree t2m (2017-01-01T12,
-ratio ~490x, ``/work/exp/oro/bands_fixed.py``): area-weighted MAE 0.394 -> 0.346 K, points off
-by more than 2 K 1.44% -> 0.88%; fitted a1, a2 = -3.8, -5.1 K/km (the standard atmosphere's lapse
-rate is -6.5). A third or fourth band (MAE 0.344-0.347), a land-fraction band and coefficients
+ratio ~490x, ``/work/exp/oro/bands_fixed.py``): area-weighted MAE 0.394 -> 0.344 K, points off
+by more than 2 K 1.44% -> 0.81%; fitted a1, a2 = -4.1, -5.2 K/km (the standard atmosphere's lapse
+rate is -6.5). A third or fourth band (0.2-0.5% lower MAE), a land-fraction band and coefficients
 varying with latitude explained more of the variance but coded no better (``g04_variants.py``,
 ``g04_land.py``).
 
