@@ -3,8 +3,8 @@
 Little-endian throughout; the full layout is in docs/format.md. v14 (written since 0.17.0) is
 v13 with one more bit in a conventional record's coder byte: bit 3, the coder holds the plane
 minus its orographic prediction (``coding/orographic_prediction.py``), whose parameters (grid
-layout u8, first longitude f32, band radii u8 x 2, coefficients f16 x 2) follow the latitude weighting's; coder
-ids keep bits 0-2. v13 (0.16.0) is
+layout u8, first longitude f32, band radii u8 x 2, coefficients f16 x 2) follow the latitude
+weighting's; coder ids keep bits 0-2. v13 (0.16.0) is
 v12 with one more bit in a conventional record's coder byte: bit 4, the coder holds the plane
 latitude-weighted (``coding/latitude_weighting.py``), whose parameters (first latitude f64,
 profile f32 x 3) follow the clip range; coder ids keep bits 0-3. v12 (0.15.0) is

@@ -6,7 +6,7 @@ sit on mountains and coasts. Both encoder and decoder know the terrain, so the e
 subtract the part of a plane the terrain predicts (``coding/orographic_prediction.py``).
 
 The field (``weights/static/elevation-0.25deg-v1.npz``, built by ``build_elevation.py`` from
-data inside the pvlib and global-land-mask wheels) is int16 metres. A grid point gets the mean
+data inside the pvlib and global-land-mask wheels and Debian's ferret-datasets) is int16 metres. A grid point gets the mean
 of the 0.25 degree points within half a grid step of it (the nearest one on finer grids): the
 sums come from an integer summed-area table and one division, and the band filters below use
 sequential cumulative sums, so every machine computes the same values.
@@ -36,6 +36,7 @@ def quarter_degree() -> np.ndarray:
         field = f["elevation"]
     if field.shape != (721, 1440) or hashlib.sha256(np.ascontiguousarray(field, "<i2").tobytes()).hexdigest() != SHA256:
         raise ValueError(f"{path} is not the elevation this version of xneuralcodec shipped: reinstall the package")
+    field.setflags(write=False)   # shared by every caller in the process
     return field
 
 
