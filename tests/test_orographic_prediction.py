@@ -173,3 +173,35 @@ def test_coefficients_beyond_float16_give_no_prediction():
     plane, grid = load_plane("era5_1deg_t2m")
     huge = plane.astype(np.float64) * 1e9
     assert orographic_prediction.fit(huge, np.isfinite(huge), grid) is None
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_an_xarray_dataset_on_another_layout_gets_the_same_prediction(era5_1deg, tmp_path, zarr_format, monkeypatch):
+    """ERA5 1 degree t2m turned south-first and re-centred on 180 W, written with
+    ``xneuralcodec.encoding(ds, target_mae=0.4)`` and read back with ``xr.open_zarr``: the
+    encoding passes the grid, so the terrain lines up and the store is as small as the same plane
+    in ERA5's own layout (within 2%: the bound search lands differently), and far smaller than
+    without the prediction; the MAE holds (0.17.0: 5,361 bytes turned, 5,392 native, 6,143 without)."""
+    import xarray as xr
+
+    import xneuralcodec
+
+    plane = era5_1deg[["t2m"]].isel(time=[-1])
+    flipped = plane.isel(lat=slice(None, None, -1)).roll(lon=180, roll_coords=True)
+    flipped = flipped.assign_coords(lon=((flipped.lon + 180) % 360) - 180)
+
+    def stored(ds, name):
+        path = tmp_path / f"{name}.zarr"
+        ds.to_zarr(path, encoding=xneuralcodec.encoding(ds, target_mae=0.4, zarr_format=zarr_format),
+                   zarr_format=zarr_format, consolidated=False)
+        size = sum(f.stat().st_size for f in (path / "t2m").rglob("*") if f.is_file() and not f.name.startswith((".z", "zarr.")))
+        return size, xr.open_zarr(path, consolidated=False).t2m.load()
+
+    native, _ = stored(plane, "native")
+    turned, back = stored(flipped, "turned")
+    assert abs(turned - native) <= 0.02 * native
+    grid = LatLonGrid.from_coords(flipped.lat.values, flipped.lon.values)
+    assert PlaneMAE(flipped.t2m.values[0], area_weights(grid))(back.values[0]) <= 0.4
+    monkeypatch.setattr(conventional, "PREDICT_OROGRAPHY", False)
+    plain, _ = stored(flipped, "plain")
+    assert turned < 0.9 * plain
