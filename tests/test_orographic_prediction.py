@@ -9,7 +9,6 @@ import pytest
 
 from xneuralcodec import NeuralCodec
 from xneuralcodec.coding import conventional, orographic_prediction
-from xneuralcodec.coding.orographic_prediction import OrographicPrediction
 from xneuralcodec.coding.rate_control import PlaneMAE
 from xneuralcodec.evaluation.metrics import area_weights
 from xneuralcodec.format import bitstream
@@ -157,15 +156,19 @@ def test_a_v13_chunk_cannot_set_the_bit():
 
 
 def test_the_prediction_inverts_to_the_planes_precision():
-    """forward then inverse gives the plane back to float32 rounding; the decoder's grid is the one
-    the encoder fitted on (first longitude as float32)."""
+    """forward then inverse gives the plane back to float32 rounding; the encoder fits on the grid
+    the decoder rebuilds from the record (first longitude as float32), so the target holds."""
     plane, grid = load_plane("era5_1deg_t2m")
     p, explained = orographic_prediction.fit(plane, np.isfinite(plane), grid)
     assert explained >= orographic_prediction.SURE_EXPLAINED and p.grid(plane.shape) == grid
     back = orographic_prediction.inverse(orographic_prediction.forward(plane, p).astype(np.float64), p)
     assert np.abs(back - plane).max() <= 4 * np.spacing(np.float32(np.abs(plane).max()))
+    # a first longitude float32 cannot hold: the encoder fits on the grid the decoder will rebuild
     odd = LatLonGrid(181, 360, 90.0, 0.1)
-    assert OrographicPrediction(3, float(np.float32(0.1)), (2, 9), (0.0, 0.0)).grid((181, 360)).lon_first != odd.lon_first
+    codec = NeuralCodec(grid=odd.to_config(), target_mae=0.4)
+    data = codec.encode(plane)
+    assert bitstream.unpack(data).planes[0].orography.lon_first == float(np.float32(0.1)) != 0.1
+    assert PlaneMAE(plane, area_weights(odd))(codec.decode(data)) <= 0.4
 
 
 def test_coefficients_beyond_float16_give_no_prediction():
@@ -176,7 +179,8 @@ def test_coefficients_beyond_float16_give_no_prediction():
 
 
 @pytest.mark.parametrize("zarr_format", [2, 3])
-def test_an_xarray_dataset_on_another_layout_gets_the_same_prediction(era5_1deg, tmp_path, zarr_format, monkeypatch):
+def test_an_xarray_dataset_on_another_layout_gets_the_same_prediction(era5_1deg, tmp_path, zarr_format,
+                                                                       monkeypatch):
     """ERA5 1 degree t2m turned south-first and re-centred on 180 W, written with
     ``xneuralcodec.encoding(ds, target_mae=0.4)`` and read back with ``xr.open_zarr``: the
     encoding passes the grid, so the terrain lines up and the store is as small as the same plane
@@ -194,7 +198,8 @@ def test_an_xarray_dataset_on_another_layout_gets_the_same_prediction(era5_1deg,
         path = tmp_path / f"{name}.zarr"
         ds.to_zarr(path, encoding=xneuralcodec.encoding(ds, target_mae=0.4, zarr_format=zarr_format),
                    zarr_format=zarr_format, consolidated=False)
-        size = sum(f.stat().st_size for f in (path / "t2m").rglob("*") if f.is_file() and not f.name.startswith((".z", "zarr.")))
+        size = sum(f.stat().st_size for f in (path / "t2m").rglob("*")
+                   if f.is_file() and not f.name.startswith((".z", "zarr.")))
         return size, xr.open_zarr(path, consolidated=False).t2m.load()
 
     native, _ = stored(plane, "native")
