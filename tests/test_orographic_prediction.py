@@ -110,7 +110,7 @@ def test_a_weak_fit_is_kept_only_where_it_codes_smaller(monkeypatch):
     grid = LatLonGrid(73, 144, 90.0, 0.0)
     plane = (synthetic_plane(73, 144, 40, lmax=60)
              + 0.5 * np.random.default_rng(41).standard_normal((73, 144))).astype(np.float32)
-    _, explained = orographic_prediction.fit(plane, np.isfinite(plane), grid)
+    explained = orographic_prediction.fit(plane, np.isfinite(plane), grid).explained
     assert orographic_prediction.MIN_EXPLAINED <= explained < orographic_prediction.SURE_EXPLAINED
     data = NeuralCodec(grid=grid.to_config(), target_mae=0.3).encode(plane)
     monkeypatch.setattr(conventional, "PREDICT_OROGRAPHY", False)
@@ -158,8 +158,10 @@ def test_the_prediction_inverts_to_the_planes_precision():
     """forward then inverse gives the plane back to float32 rounding; the encoder fits on the grid
     the decoder rebuilds from the record (first longitude as float32), so the target holds."""
     plane, grid = load_plane("era5_1deg_t2m")
-    p, explained = orographic_prediction.fit(plane, np.isfinite(plane), grid)
-    assert explained >= orographic_prediction.SURE_EXPLAINED and p.grid(plane.shape) == grid
+    fitted = orographic_prediction.fit(plane, np.isfinite(plane), grid)
+    p = fitted.prediction
+    assert fitted.explained >= orographic_prediction.SURE_EXPLAINED and p.grid(plane.shape) == grid
+    assert np.array_equal(fitted.values, orographic_prediction.forward(plane, p))
     back = orographic_prediction.inverse(orographic_prediction.forward(plane, p).astype(np.float64), p)
     assert np.abs(back - plane).max() <= 4 * np.spacing(np.float32(np.abs(plane).max()))
     # a first longitude float32 cannot hold: the encoder fits on the grid the decoder will rebuild

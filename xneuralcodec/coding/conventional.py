@@ -149,8 +149,8 @@ def decode(coder: int, blob: bytes, shape: tuple, dtype, short_frame: bool = Fal
         blob = coder_framing.rebuild(coder, blob, shape, dtype)
     elif coder == EBCC:
         coder_framing.check_ebcc(blob, shape, dtype)   # a forged JPEG 2000 header never reaches the decoder
-    values = _decode_values(coder, blob, shape, dtype).astype(np.float64)
-    return from_power(_unweighted(values, latitude, orography)) if power else _unweighted(values, latitude, orography)
+    values = _unweighted(_decode_values(coder, blob, shape, dtype).astype(np.float64), latitude, orography)
+    return from_power(values) if power else values
 
 
 def _unweighted(values: np.ndarray, latitude: LatitudeWeighting | None,
@@ -395,9 +395,8 @@ def best_candidate(plane: np.ndarray, finite: np.ndarray, mae: Callable[[np.ndar
     if grid is not None and target_mae is not None and max_abs_error is None and PREDICT_OROGRAPHY:
         fitted = orographic_prediction.fit(plane, finite, grid)
         if fitted is not None:   # the coders get the plane minus what the terrain predicts (first)
-            prediction, explained = fitted
-            predicted = _Source(orographic_prediction.forward(plane, prediction), orography=prediction)
-            sources = [predicted] if explained >= orographic_prediction.SURE_EXPLAINED else [predicted, sources[0]]
+            predicted = _Source(fitted.values, orography=fitted.prediction)
+            sources = [predicted] if fitted.explained >= orographic_prediction.SURE_EXPLAINED else [predicted, sources[0]]
     if try_power and target_mae is not None and max_abs_error is None and power_applies(plane, finite):
         positive = original[finite & (original > 0)]
         # first guess of the bound under the power: the mean derivative of x^(16/17) over the wet points

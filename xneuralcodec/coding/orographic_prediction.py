@@ -102,10 +102,17 @@ def prediction(p: OrographicPrediction, shape: tuple[int, int]) -> np.ndarray:
     return a1 * b1 + a2 * b2
 
 
-def fit(plane: np.ndarray, finite: np.ndarray, grid: LatLonGrid) -> tuple[OrographicPrediction, float] | None:
-    """The prediction for a (nlat, nlon) plane (NaN filled, ``finite`` where it was not NaN) and the
-    share of the plane's band-pass variance it explains, or None where that share is below
-    MIN_EXPLAINED or the predicted plane would not be finite."""
+@dataclasses.dataclass(frozen=True)
+class Fit:
+    prediction: OrographicPrediction
+    explained: float          # share of the plane's band-pass variance the prediction explains
+    values: np.ndarray        # ``forward(plane, prediction)``: what the coders get
+
+
+def fit(plane: np.ndarray, finite: np.ndarray, grid: LatLonGrid) -> Fit | None:
+    """The prediction for a (nlat, nlon) plane (NaN filled, ``finite`` where it was not NaN), or None
+    where it explains less than MIN_EXPLAINED of the plane's band-pass variance or the predicted
+    plane would not be finite."""
     if min(plane.shape) <= 2 * RADII[1]:
         return None
     layout = (NORTH_FIRST if grid.north_first else 0) | (POLE_ROWS if grid.geometry == "CC" else 0)
@@ -130,7 +137,8 @@ def fit(plane: np.ndarray, finite: np.ndarray, grid: LatLonGrid) -> tuple[Orogra
     if explained < MIN_EXPLAINED:
         return None
     p = dataclasses.replace(stored, coefficients=a)
-    return (p, explained) if np.isfinite(forward(plane, p)).all() else None
+    values = forward(plane, p)
+    return Fit(p, explained, values) if np.isfinite(values).all() else None
 
 
 def forward(plane: np.ndarray, p: OrographicPrediction) -> np.ndarray:

@@ -64,9 +64,9 @@ def _ranges(centres: np.ndarray, half: float, n_source: int, periodic: bool) -> 
     return first.astype(np.int64), last.astype(np.int64)
 
 
-@functools.lru_cache(maxsize=8)
 def on_grid(nlat: int, nlon: int, lat_first: float, lon_first: float) -> np.ndarray:
-    """Elevation in metres (float64, (nlat, nlon)) on the global grid of that description."""
+    """Elevation in metres (float64, (nlat, nlon)) on the global grid of that description
+    (not cached: ``orographic_prediction`` keeps the bands it makes from it)."""
     grid = LatLonGrid(nlat, nlon, lat_first, lon_first)
     rows = (90.0 - grid.latitudes) / STEP
     cols = np.mod(grid.longitudes, 360.0) / STEP
@@ -80,9 +80,7 @@ def on_grid(nlat: int, nlon: int, lat_first: float, lon_first: float) -> np.ndar
     c0, c1 = c0[None, :], c1[None, :] + 1
     sums = t[r1, c1] - t[r0, c1] - t[r1, c0] + t[r0, c0]
     counts = (r1 - r0) * (c1 - c0)
-    out = sums / counts
-    out.setflags(write=False)
-    return out
+    return sums / counts
 
 
 def box_smooth(field: np.ndarray, radius: int) -> np.ndarray:
