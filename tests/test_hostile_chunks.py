@@ -112,6 +112,14 @@ def with_crc(body: bytes) -> bytes:
     return body + struct.pack("<I", zlib.crc32(body))
 
 
+def spliced(chunk: bytes, old: bytes, new: bytes) -> bytes:
+    """The chunk with its one run of ``old`` bytes (a record's packed parameters, say) replaced by
+    ``new``, checksum recomputed: what a forged but well-framed chunk looks like."""
+    assert chunk.count(old) == 1
+    at = chunk.index(old)
+    return with_crc(chunk[:at] + new + chunk[at + len(old):-4])
+
+
 def as_version(chunk: bytes, version: int) -> bytes:
     """A chunk this release wrote, relabelled as an older format ``version`` (checksum
     recomputed): whether that version's reader refuses the bits it did not have yet. The one
