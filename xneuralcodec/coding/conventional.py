@@ -21,12 +21,12 @@ can never break the promise.
 from __future__ import annotations
 
 import dataclasses
-import functools
+import threading
 from typing import Callable
 
 import numpy as np
 
-from . import interpolation_coder, latitude_weighting, orographic_prediction
+from . import concurrent_probes, interpolation_coder, latitude_weighting, orographic_prediction
 from .latitude_weighting import LatitudeWeighting
 from .orographic_prediction import OrographicPrediction
 from .output import to_dtype
@@ -77,6 +77,13 @@ HOPELESS = 1.3        # stop a coder's search once a probe near the target is th
 BRACKET_MARGIN = 1.05  # a secant step within 5% of either end of the bracket bisects it instead
 NEAR_TARGET = 0.7     # ... "near": MAE at least this share of the target (EBCC's first probe may sit far below it)
 CLOSE_ENOUGH = 0.99   # stop once the MAE is within 1% under the target
+# Bound searches on planes of PAIRED_FROM_POINTS or more probe in rounds of two
+# (``concurrent_probes``, ``_next_round``): the first round the start and SECOND_PROBE x it
+# (SECOND_PROBE_INFORMED where the start comes from a record in hand). Smaller planes probe
+# one bound at a time: their probes take milliseconds, and a second one is mostly wasted.
+PAIRED_FROM_POINTS = 2 ** 18
+SECOND_PROBE, SECOND_PROBE_INFORMED = 2.0, 1.25
+PAIR_SPREAD = 0.01
 
 
 def coders_for(effort: str, max_abs_error: float | None = None) -> tuple[int, ...]:
@@ -90,10 +97,13 @@ def coders_for(effort: str, max_abs_error: float | None = None) -> tuple[int, ..
     return tuple(k for c in unbounded for k in extra.get(c, (c,)))
 
 
-@functools.lru_cache(maxsize=64)
 def _codec(coder: int, bound: float):
-    """One shared instance per coder and bound (building one costs ~1 ms; Zarr calls per chunk).
-    ``_discard`` drops it after any failure."""
+    """A new instance of ``coder`` at ``bound`` (~1 ms; the compiled module is shared).
+
+    Why not cached per bound (as before 0.18.0): an instance keeps the WebAssembly memory its
+    largest plane grew, ~19 MB for a 0.25 degree plane, and a bound search meets a new bound at
+    every probe (20 JPEG 2000 probes: +375 MB resident); nor may two threads share one
+    (``concurrent_probes``)."""
     if coder == SZ3:
         import numcodecs_wasm_sz3
 
@@ -117,12 +127,24 @@ def _codec(coder: int, bound: float):
     raise ValueError(f"not a valid xneuralcodec chunk: unknown conventional coder {coder}")
 
 
+_decoders = threading.local()
+
+
+def _decoder(coder: int):
+    """This thread's decoding instance of ``coder``: the decoders read every setting from the
+    stream, so one per coder and thread decodes every record, whatever bound wrote it."""
+    cached = _decoders.__dict__.setdefault("by_coder", {})
+    if coder not in cached:
+        cached[coder] = _codec(coder, DECODER_BOUND)
+    return cached[coder]
+
+
 def _discard() -> None:
-    """Forget every cached instance. Why: a WebAssembly trap (an abort inside SZ3 on damaged
-    bytes, say) can leave its instance unusable, and every later chunk of that coder in the
-    process then failed to decode (measured in 0.13.0: after one damaged SZ3 stream, 268 of 300
-    valid ones). Fresh instances decode normally."""
-    _codec.cache_clear()
+    """Forget this thread's decoding instances. Why: a WebAssembly trap (an abort inside SZ3 on
+    damaged bytes, say) can leave its instance unusable, and every later chunk of that coder in
+    the process then failed to decode (measured in 0.13.0: after one damaged SZ3 stream, 268 of
+    300 valid ones). Fresh instances decode normally."""
+    _decoders.__dict__.pop("by_coder", None)
 
 
 def encode(coder: int, plane: np.ndarray, bound: float) -> bytes:
@@ -131,11 +153,7 @@ def encode(coder: int, plane: np.ndarray, bound: float) -> bytes:
     if coder == INTERP:
         return interpolation_coder.encode(plane, bound)
     values = np.ascontiguousarray(plane[None] if coder in (EBCC, J2K) else plane)   # EBCC codes (depth, h, w)
-    try:
-        return bytes(np.asarray(_codec(coder, float(bound)).encode(values)).view(np.uint8))
-    except Exception:
-        _discard()
-        raise
+    return bytes(np.asarray(_codec(coder, float(bound)).encode(values)).view(np.uint8))
 
 
 def decode(coder: int, blob: bytes, shape: tuple, dtype, short_frame: bool = False, power: bool = False,
@@ -165,7 +183,7 @@ def _unweighted(values: np.ndarray, latitude: LatitudeWeighting | None,
 
 
 # The decoders read every setting from the stream and ignore the instance's bound (checked for
-# all four coders), so one instance per coder decodes every record, whatever bound wrote it.
+# all four coders).
 DECODER_BOUND = 1.0
 
 
@@ -176,7 +194,7 @@ def _decode_values(coder: int, blob: bytes, shape: tuple, dtype) -> np.ndarray:
     if coder == INTERP:   # numpy and constriction: nothing to sandbox, and its errors are ValueError already
         return interpolation_coder.decode(blob, shape, dtype)
     try:
-        values = np.asarray(_codec(coder, DECODER_BOUND).decode(np.frombuffer(blob, np.uint8)))
+        values = np.asarray(_decoder(coder).decode(np.frombuffer(blob, np.uint8)))
     except Exception as exc:  # the wasm codecs report damage in their own types
         _discard()
         raise ValueError(f"not a valid xneuralcodec chunk: {NAMES[coder]} plane does not decode ({exc})") from exc
@@ -240,15 +258,15 @@ def from_power(values: np.ndarray) -> np.ndarray:
     return y * np.sqrt(np.sqrt(np.sqrt(np.sqrt(y))))
 
 
-def _next_bound(tried: list[tuple[float, float]], target: float, first_slope: float = 1.0) -> float:
-    """Next bound to try for an MAE just under ``target``: a straight line through the last
-    two (log bound, log MAE) points (MAE grows slower than the bound), or from one point MAE
-    taken as bound^first_slope; one step moves the bound by 2x at most."""
+def _next_bound(points: list[tuple[float, float]], target: float, first_slope: float = 1.0) -> float:
+    """Next bound to try for an MAE just under ``target``: a straight line in (log bound,
+    log MAE) through two (bound, MAE) ``points`` (MAE grows slower than the bound), or from one
+    point MAE taken as bound^first_slope; one step moves the bound by 2x at most."""
     goal = 0.5 * (1 + CLOSE_ENOUGH) * target
-    bound, mae = tried[-1]
+    bound, mae = points[-1]
     slope = first_slope
-    if len(tried) >= 2:
-        (b0, m0), (b1, m1) = tried[-2], tried[-1]
+    if len(points) >= 2:
+        (b0, m0), (b1, m1) = points[-2], points[-1]
         if b0 != b1 and m0 > 0 and m1 > 0 and m0 != m1:
             slope = float(np.clip(np.log(m1 / m0) / np.log(b1 / b0), 0.2, 2.0))
     step = (goal / max(mae, 1e-300)) ** (1.0 / slope)
@@ -267,6 +285,42 @@ def _bracketed(bound: float, tried: list[tuple[float, float]], target: float) ->
     if lo * BRACKET_MARGIN < bound < hi / BRACKET_MARGIN:
         return bound
     return float(np.sqrt(lo * hi))
+
+
+def _next_round(tried: list[tuple[float, float]], target: float, ceiling: float, first_slope: float,
+                paired: bool) -> list[float]:
+    """The bounds the next round probes (ascending). One at a time: the secant through the last
+    two probes, bisecting the bracket where it lands near one of its ends (``_bracketed``).
+    Two at a time: the secant through the bracket's ends where one is known (else through the
+    two probes whose MAE came nearest the target), and (1 + PAIR_SPREAD)^2 from it on the side
+    the curve's bend puts the target: two chances to land within CLOSE_ENOUGH of the target and
+    a tight bracket if neither does. log MAE is concave in log bound for JPEG 2000's ratio and
+    SPERR's step (ERA5 0.25 degree t2m: slope 0.62 then 0.41 over ratios 146-182), so the
+    secant overshoots between bracket ends and falls short beyond them. Where the estimate lies
+    near an end of the bracket (a staircase coder, or a curved one), one probe bisects the
+    bracket instead, and a bracket already that narrow is split in three."""
+    if not paired:
+        return [_bracketed(min(ceiling, _next_bound(tried[-2:], target, first_slope)), tried, target)]
+    goal = 0.5 * (1 + CLOSE_ENOUGH) * target
+    met = [p for p in tried if p[1] <= target]
+    missed = [p for p in tried if p[1] > target]
+    if met and missed:
+        points = [max(met), min(missed)]
+    else:
+        points = sorted(tried, key=lambda p: abs(np.log(max(p[1], 1e-300) / goal)))[:2][::-1]
+    estimate = min(ceiling, _next_bound(points, target, first_slope))
+    lo = max(met)[0] if met else 0.0
+    hi = min(missed)[0] if missed else np.inf
+    if met and missed and hi / lo <= (1 + PAIR_SPREAD) ** 3:
+        bounds = [lo * (hi / lo) ** (1 / 3), lo * (hi / lo) ** (2 / 3)]
+    elif met and missed and not lo * BRACKET_MARGIN < estimate < hi / BRACKET_MARGIN:
+        bounds = [min(max(estimate, lo * (1 + PAIR_SPREAD)), hi / (1 + PAIR_SPREAD)), float(np.sqrt(lo * hi))]
+    elif met and missed:   # the secant of a concave curve (log MAE over log bound) overshoots inside
+        bounds = [estimate / (1 + PAIR_SPREAD) ** 2, estimate]
+    else:                  # ... and falls short outside
+        bounds = [estimate, min(ceiling, estimate * (1 + PAIR_SPREAD) ** 2)]
+    done = {b for b, _ in tried}
+    return sorted({b for b in bounds if lo < b < hi and b not in done})
 
 
 @dataclasses.dataclass
@@ -326,6 +380,7 @@ def best_candidate(plane: np.ndarray, finite: np.ndarray, mae: Callable[[np.ndar
 
     best = None
     original = plane.astype(np.float64)
+    paired = plane.size >= PAIRED_FROM_POINTS
     low_high = clip_range(plane, finite) if clip_to_range and target_mae is not None else None
 
     def check(coder, bound, source: _Source) -> tuple[Candidate, float] | None:
@@ -363,30 +418,45 @@ def best_candidate(plane: np.ndarray, finite: np.ndarray, mae: Callable[[np.ndar
                          source.latitude, source.orography, values if coder == INTERP else None, tails), measured
 
     def search(coder, source: _Source, start: float | None) -> Candidate | None:
-        """The smallest record of ``coder`` on ``source`` that meets the target (or the bound)."""
+        """The smallest record of ``coder`` on ``source`` that meets the target (or the bound),
+        probing up to two bounds a round (``concurrent_probes``)."""
         found = None
         if target_mae is None:
             result = check(coder, max_abs_error, source)
             return result[0] if result else None
         ceiling = np.inf if max_abs_error is None else max_abs_error
+        # on large planes the first round probes twice where no record is in hand yet or the start
+        # is informed; a coder tried after a record exists first probes once (most lose at once: HOPELESS)
+        first_paired = paired and (best is None or start is not None or coder == J2K)
         if start is None and coder == J2K:   # a ratio: from the best record so far, else 20
             start = J2K_FIRST_RATIO * plane.nbytes / (best.stored_bytes(plane.dtype) if best else plane.nbytes / 20)
+        informed = start is not None
         bound = min(ceiling, BOUND_PER_MAE[coder] * target_mae * source.bound_scale if start is None else start)
-        tried = []
-        for _ in range(SEARCH_STEPS_OF.get(coder, SEARCH_STEPS)):
-            result = check(coder, bound, source)
-            if (result is not None and best is not None
-                    and result[0].stored_bytes(plane.dtype) > HOPELESS * best.stored_bytes(plane.dtype)
-                    and result[1] >= NEAR_TARGET * target_mae):
-                break   # near the target sizes fall only slowly with the bound: this coder will not win
-            measured = 2 * target_mae if result is None else result[1]   # a broken bound: step down
-            if result is not None and measured <= target_mae and (source.latitude is None or result[0].tails <= TAIL_SHARE):
-                if found is None or len(result[0].blob) < len(found.blob):   # SZ3's size is not monotone
-                    found = result[0]
-                if measured >= CLOSE_ENOUGH * target_mae or bound >= ceiling:
-                    break
-            tried.append((bound, measured))
-            bound = _bracketed(min(ceiling, _next_bound(tried, target_mae, FIRST_SLOPE.get(coder, 1.0))), tried, target_mae)
+        bounds = [bound]
+        if first_paired and bound < ceiling:
+            bounds.append(min(ceiling, bound * (SECOND_PROBE_INFORMED if informed else SECOND_PROBE)))
+        tried, left = [], SEARCH_STEPS_OF.get(coder, SEARCH_STEPS)
+        left += left % 2 if paired else 0   # whole rounds
+        while bounds:
+            results = concurrent_probes.run_all(lambda b: check(coder, b, source), bounds)
+            left -= len(bounds)
+            stop = False
+            for bound, result in zip(bounds, results):   # (ascending bounds)
+                if (result is not None and best is not None
+                        and result[0].stored_bytes(plane.dtype) > HOPELESS * best.stored_bytes(plane.dtype)
+                        and result[1] >= NEAR_TARGET * target_mae):
+                    stop = True   # near the target sizes fall only slowly with the bound: this coder will not win
+                    continue
+                measured = 2 * target_mae if result is None else result[1]   # a broken bound: step down
+                if result is not None and measured <= target_mae and (source.latitude is None or result[0].tails <= TAIL_SHARE):
+                    if found is None or len(result[0].blob) < len(found.blob):   # SZ3's size is not monotone
+                        found = result[0]
+                    if measured >= CLOSE_ENOUGH * target_mae or bound >= ceiling:
+                        stop = True
+                tried.append((bound, measured))
+            if stop or left <= 0:
+                break
+            bounds = _next_round(tried, target_mae, ceiling, FIRST_SLOPE.get(coder, 1.0), paired)[:left]
         return found
 
     if min(plane.shape) < EBCC_MIN_SIDE or plane.dtype != np.float32:   # EBCC codes float32 only

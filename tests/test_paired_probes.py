@@ -1,0 +1,96 @@
+"""Bound searches on large planes probe two bounds a round on a spare thread
+(``coding/concurrent_probes.py``, ``conventional._next_round``)."""
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from xneuralcodec.coding import concurrent_probes, conventional
+from xneuralcodec.coding.rate_control import PlaneMAE
+from xneuralcodec.sphere.grid import area_weights
+
+from .conftest import load_plane
+
+
+@pytest.fixture
+def torch_threads():
+    before = torch.get_num_threads()
+    yield torch.set_num_threads
+    torch.set_num_threads(before)
+
+
+def test_probes_come_back_in_order_and_use_the_spare_thread_only_with_two_torch_threads(torch_threads):
+    def probe(k):
+        return k * k, threading.current_thread().name
+
+    torch_threads(2)
+    results = concurrent_probes.run_all(probe, [3, 4])
+    assert [r for r, _ in results] == [9, 16]
+    assert results[0][1] == threading.current_thread().name and results[1][1].startswith("xneuralcodec-probe")
+    torch_threads(1)
+    assert {name for _, name in concurrent_probes.run_all(probe, [3, 4])} == {threading.current_thread().name}
+
+
+def test_a_busy_spare_thread_leaves_the_probes_to_the_caller(torch_threads):
+    torch_threads(2)
+    with concurrent_probes._spare:   # another chunk's probe holds it
+        names = [name for name in concurrent_probes.run_all(lambda _: threading.current_thread().name, [1, 2])]
+    assert names == [threading.current_thread().name] * 2
+
+
+def _rounds_to_land(curve, start: float, target: float, ceiling: float = np.inf) -> tuple[int, list]:
+    """Rounds of ``_next_round`` until a probe's MAE lands in [CLOSE_ENOUGH x target, target]."""
+    tried = [(b, curve(b)) for b in (start, start * conventional.SECOND_PROBE)]
+    for rounds in range(1, 8):
+        if any(conventional.CLOSE_ENOUGH * target <= m <= target for _, m in tried):
+            return rounds, tried
+        met = [b for b, m in tried if m <= target]
+        missed = [b for b, m in tried if m > target]
+        bounds = conventional._next_round(tried, target, ceiling, 1.0, paired=True)
+        assert 1 <= len(bounds) <= 2 and bounds == sorted(bounds)
+        assert all((not met or b > max(met)) and (not missed or b < min(missed)) and b <= ceiling for b in bounds)
+        tried += [(b, curve(b)) for b in bounds]
+    return 99, tried
+
+
+@pytest.mark.parametrize("exponent, bend", [(1.0, 0.0), (0.65, 0.08), (0.9, 0.15), (0.5, -0.05)])
+@pytest.mark.parametrize("start", [0.3, 2.0, 9.0])
+def test_paired_rounds_land_on_the_target_within_four_rounds(exponent, bend, start):
+    """MAE curves like the coders' (log MAE a bent line in log bound, JPEG 2000's slope falling
+    from ~0.62 to ~0.41 over its ratios), from first guesses 3x too small to 4x too large."""
+    def curve(bound):
+        x = np.log(bound)
+        return float(np.exp(exponent * x - bend * x * x))
+
+    target = curve(2.3)
+    rounds, tried = _rounds_to_land(curve, start, target)
+    assert rounds <= 4, tried
+
+
+def test_a_bracket_already_narrow_is_split_in_three():
+    bounds = conventional._next_round([(1.0, 0.9), (1.02, 1.1)], 1.0, np.inf, 1.0, paired=True)
+    assert bounds == pytest.approx([1.02 ** (1 / 3), 1.02 ** (2 / 3)])
+
+
+def test_one_at_a_time_keeps_the_secant_through_the_last_two_probes():
+    tried = [(1.0, 0.5), (4.0, 2.0), (2.0, 0.9)]
+    expected = conventional._bracketed(conventional._next_bound(tried[-2:], 1.0), tried, 1.0)
+    assert conventional._next_round(tried, 1.0, np.inf, 1.0, paired=False) == [expected]
+
+
+def test_a_large_plane_gives_the_same_record_on_one_thread_and_two(torch_threads):
+    """The bounds probed do not depend on the threads, so neither does the record (ERA5 0.25
+    degree t2m, the paper's 0.4 K: JPEG 2000 after SPERR's step mode, both probing in pairs)."""
+    plane, grid = load_plane("era5_0.25deg")
+    plane = plane.astype(np.float32)
+    assert plane.size >= conventional.PAIRED_FROM_POINTS
+    finite = np.isfinite(plane)
+    found = []
+    for threads in (1, 2):
+        torch_threads(threads)
+        found.append(conventional.best_candidate(plane, finite, PlaneMAE(plane, area_weights(grid)), None, 0.4,
+                                                 conventional.coders_for("default"), grid=grid))
+    assert found[0].blob == found[1].blob and found[0].bound == found[1].bound
+    assert found[0].coder == conventional.EBCC and plane.nbytes / found[0].stored_bytes(plane.dtype) > 600
