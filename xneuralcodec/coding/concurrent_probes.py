@@ -17,8 +17,6 @@ import concurrent.futures
 import threading
 from typing import Callable, Sequence, TypeVar
 
-import torch
-
 A = TypeVar("A")
 R = TypeVar("R")
 
@@ -39,6 +37,8 @@ def run_all(probe: Callable[[A], R], items: Sequence[A]) -> list[R]:
     """[probe(item) for item in items]; the last item on the spare thread when torch has two
     threads or more and the spare is free. ``probe`` must not raise (its exception would be
     raised here after both finished)."""
+    import torch   # (here: importing the package loads no torch)
+
     if len(items) < 2 or torch.get_num_threads() < 2 or not _spare.acquire(blocking=False):
         return [probe(item) for item in items]
     try:
