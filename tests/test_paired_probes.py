@@ -2,10 +2,10 @@
 (``coding/concurrent_probes.py``, ``conventional._next_round``)."""
 
 import threading
+import time
 
 import numpy as np
 import pytest
-import torch
 
 from xneuralcodec.coding import concurrent_probes, conventional
 from xneuralcodec.coding.rate_control import PlaneMAE
@@ -14,29 +14,33 @@ from xneuralcodec.sphere.grid import area_weights
 from .conftest import load_plane
 
 
-@pytest.fixture
-def torch_threads():
-    before = torch.get_num_threads()
-    yield torch.set_num_threads
-    torch.set_num_threads(before)
+def _slow_probe(k):
+    time.sleep(0.2)   # long beside the helper's 5 ms looks at the core
+    return k * k, threading.current_thread().name
 
 
-def test_probes_come_back_in_order_and_use_the_spare_thread_only_with_two_torch_threads(torch_threads):
-    def probe(k):
-        return k * k, threading.current_thread().name
-
-    torch_threads(2)
-    results = concurrent_probes.run_all(probe, [3, 4])
+def test_probes_come_back_in_order_and_use_the_spare_thread_only_with_two_threads():
+    results = concurrent_probes.run_all(_slow_probe, [3, 4], threads=2)
     assert [r for r, _ in results] == [9, 16]
     assert results[0][1] == threading.current_thread().name and results[1][1].startswith("xneuralcodec-probe")
-    torch_threads(1)
-    assert {name for _, name in concurrent_probes.run_all(probe, [3, 4])} == {threading.current_thread().name}
+    names = {name for _, name in concurrent_probes.run_all(_slow_probe, [3, 4], threads=1)}
+    assert names == {threading.current_thread().name}
 
 
-def test_a_busy_spare_thread_leaves_the_probes_to_the_caller(torch_threads):
-    torch_threads(2)
-    with concurrent_probes._spare:   # another chunk's probe holds it
-        names = [name for name in concurrent_probes.run_all(lambda _: threading.current_thread().name, [1, 2])]
+def test_the_spare_core_is_taken_up_as_soon_as_it_is_freed():
+    """The network's analysis beside the search holds the spare core: the probes start one after
+    the other here, and the helper takes the last one once the core is freed."""
+    concurrent_probes.SPARE_CORE.acquire()
+    threading.Timer(0.05, concurrent_probes.SPARE_CORE.release).start()
+    results = concurrent_probes.run_all(_slow_probe, [1, 2, 3], threads=2)
+    assert [r for r, _ in results] == [1, 4, 9]
+    assert [name.startswith("xneuralcodec-probe") for _, name in results] == [False, False, True]
+    assert not concurrent_probes.SPARE_CORE.locked()
+
+
+def test_a_taken_spare_core_leaves_the_probes_to_the_caller():
+    with concurrent_probes.SPARE_CORE:   # another chunk's probe, say, for the whole round
+        names = [name for _, name in concurrent_probes.run_all(_slow_probe, [1, 2], threads=2)]
     assert names == [threading.current_thread().name] * 2
 
 
@@ -80,7 +84,7 @@ def test_one_at_a_time_keeps_the_secant_through_the_last_two_probes():
     assert conventional._next_round(tried, 1.0, np.inf, 1.0, paired=False) == [expected]
 
 
-def test_a_large_plane_gives_the_same_record_on_one_thread_and_two(torch_threads):
+def test_a_large_plane_gives_the_same_record_on_one_thread_and_two():
     """The bounds probed do not depend on the threads, so neither does the record (ERA5 0.25
     degree t2m, the paper's 0.4 K: JPEG 2000 after SPERR's step mode, both probing in pairs)."""
     plane, grid = load_plane("era5_0.25deg")
@@ -89,8 +93,7 @@ def test_a_large_plane_gives_the_same_record_on_one_thread_and_two(torch_threads
     finite = np.isfinite(plane)
     found = []
     for threads in (1, 2):
-        torch_threads(threads)
         found.append(conventional.best_candidate(plane, finite, PlaneMAE(plane, area_weights(grid)), None, 0.4,
-                                                 conventional.coders_for("default"), grid=grid))
+                                                 conventional.coders_for("default"), grid=grid, threads=threads))
     assert found[0].blob == found[1].blob and found[0].bound == found[1].bound
     assert found[0].coder == conventional.EBCC and plane.nbytes / found[0].stored_bytes(plane.dtype) > 600

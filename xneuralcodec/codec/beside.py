@@ -9,7 +9,8 @@ keeping both threads, the three threads fight over two cores (0.78-0.84 s).
 
 Bytes do not change: the analysis gives the same values on any number of torch threads
 (tests/test_determinism.py). torch's thread count is process-wide, so only one chunk at a
-time lends a thread (the others run as before) and it is given back afterwards; a call to
+time lends a thread (the others run as before) and it is given back afterwards, when the
+search's probes may pair up on it (``coding/concurrent_probes.py``); a call to
 ``torch.set_num_threads`` made by other code during those few hundred milliseconds is undone.
 With torch on one thread nothing runs beside: the chunk keeps to the one core it was given
 (dask's workers each coding chunks, say).
@@ -18,26 +19,26 @@ With torch on one thread nothing runs beside: the chunk keeps to the one core it
 from __future__ import annotations
 
 import concurrent.futures
-import threading
 from typing import Callable, TypeVar
 
 import torch
 
+from ..coding.concurrent_probes import SPARE_CORE
+
 A = TypeVar("A")
 B = TypeVar("B")
-
-_lending = threading.Lock()
-
 
 def side_by_side(background: Callable[[], A], foreground: Callable[[], B]) -> tuple[A, B]:
     """(background(), foreground()). With torch on two threads or more, the first runs in a
     worker thread while torch, in this one, runs the second on one thread fewer, so the chunk
-    never uses more threads than torch was given; on one thread, or while another chunk is
-    lending, they run one after the other here. Either one's exception is raised here, after
-    both have finished."""
+    never uses more threads than torch was given; on one thread, or while the spare core is
+    taken (``concurrent_probes.SPARE_CORE``: another chunk lending, or probing), they run one
+    after the other here. Once the second is done the core is spare again, and the search's
+    probes may pair up on it. Either one's exception is raised here, after both have finished."""
     threads = torch.get_num_threads()
-    if threads < 2 or not _lending.acquire(blocking=False):
+    if threads < 2 or not SPARE_CORE.acquire(blocking=False):
         return background(), foreground()
+    lent = True
     try:
         with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="xneuralcodec-conventional") as pool:
             future = pool.submit(background)
@@ -46,6 +47,9 @@ def side_by_side(background: Callable[[], A], foreground: Callable[[], B]) -> tu
                 front = foreground()
             finally:
                 torch.set_num_threads(threads)
+                SPARE_CORE.release()
+                lent = False
             return future.result(), front
     finally:
-        _lending.release()
+        if lent:
+            SPARE_CORE.release()

@@ -22,6 +22,7 @@ import dataclasses
 import functools
 
 import numpy as np
+import torch
 
 from ..coding import conventional, correction
 from ..coding.checkerboard import CheckerboardLatentCoder
@@ -123,7 +124,8 @@ class Engine:
         if batches and options.conventional and (max_abs_error is not None or target_mae is not None):
             rivals, first = side_by_side(
                 functools.partial(self._conventional_candidates, planes, [i for i, _ in neural], grid, max_abs_error,
-                                  target_mae, conventional.coders_for(options.effort, max_abs_error)),
+                                  target_mae, conventional.coders_for(options.effort, max_abs_error),
+                                  torch.get_num_threads()),
                 functools.partial(analyse_and_estimate, batches[0]))
         losing: set[int] = set()   # planes whose every network rate is larger than their rival
         refine = options.effort == "max" and max_abs_error is None   # latent refinement (network/refine.py)
@@ -184,10 +186,11 @@ class Engine:
         return data
 
     @staticmethod
-    def _conventional_candidates(planes, indices, grid, max_abs_error, target_mae, coders) -> dict:
+    def _conventional_candidates(planes, indices, grid, max_abs_error, target_mae, coders, threads: int) -> dict:
         """The smallest SZ3 / SPERR (/ EBCC) record (``coding/conventional.py``) that keeps the chunk's
         promises, per varying plane (``indices``) of ordinary magnitude. Found before the
-        network runs, so that its size caps the network's rate search; the smaller record wins."""
+        network runs, so that its size caps the network's rate search; the smaller record wins.
+        ``threads``: torch's count as the chunk's caller set it (this runs in a worker thread)."""
         weights = area_weights(grid)
         found = {}
         for i in indices:
@@ -197,7 +200,7 @@ class Engine:
                 continue
             filled = np.where(finite, plane, plane[finite].mean(dtype=np.float64)).astype(plane.dtype)
             candidate = conventional.best_candidate(
-                filled, finite, PlaneMAE(plane, weights), max_abs_error, target_mae, coders, grid=grid)
+                filled, finite, PlaneMAE(plane, weights), max_abs_error, target_mae, coders, grid=grid, threads=threads)
             if candidate is not None:
                 found[i] = candidate
         return found

@@ -1,4 +1,4 @@
-"""Run a bound search's probes two at a time on a spare thread.
+"""Run a bound search's probes two at a time, on the spare core when it is free.
 
 Why: the WebAssembly coders are single-threaded, release the GIL while they run, and a probe
 (encode, decode, measure) of a 0.25 degree plane takes 0.1-0.3 s, so a search that probes one
@@ -6,9 +6,11 @@ bound at a time leaves the second core idle. Two JPEG 2000 probes of ERA5 0.25 d
 0.26-0.30 s side by side against 0.51-0.52 s one after the other (/work/exp/gil_probe.py).
 
 Records do not depend on it: the caller chooses which bounds to probe, the same on any number
-of threads, and reads the results in its own order. The spare thread is lent to one probe at a
-time: with torch on one thread, or while another chunk's probe holds it, the probes run one
-after the other in the caller's thread (dask's workers each coding chunks keep to their core).
+of threads, and reads the results in its own order. ``SPARE_CORE`` is held by whoever uses the
+second core: a probe here, or the network's analysis running beside the search (``codec/beside.py``).
+With torch on one thread the probes run one after the other in the caller's thread (dask's
+workers each coding chunks keep to their core), and while the spare core is taken they do so
+until it is freed.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Callable, Sequence, TypeVar
 A = TypeVar("A")
 R = TypeVar("R")
 
-_spare = threading.Lock()
+SPARE_CORE = threading.Lock()
 _pool: concurrent.futures.ThreadPoolExecutor | None = None
 _pool_made = threading.Lock()
 
@@ -33,20 +35,41 @@ def _spare_thread() -> concurrent.futures.ThreadPoolExecutor:
         return _pool
 
 
-def run_all(probe: Callable[[A], R], items: Sequence[A]) -> list[R]:
-    """[probe(item) for item in items]; the last item on the spare thread when torch has two
-    threads or more and the spare is free. ``probe`` must not raise (its exception would be
-    raised here after both finished)."""
-    import torch   # (here: importing the package loads no torch)
-
-    if len(items) < 2 or torch.get_num_threads() < 2 or not _spare.acquire(blocking=False):
+def run_all(probe: Callable[[A], R], items: Sequence[A], threads: int) -> list[R]:
+    """[probe(item) for item in items]. With ``threads`` (torch's count as the chunk's caller set
+    it: a worker thread reads its own) of two or more, a helper on the spare thread takes items
+    from the end of the list as soon as it holds the spare core (the network's analysis beside
+    the search may free it mid-round), while this thread takes them from the front. ``probe``
+    must not raise (its exception would be raised here after both finished)."""
+    if len(items) < 2 or threads < 2:
         return [probe(item) for item in items]
-    try:
-        later = _spare_thread().submit(probe, items[-1])
+    results: list = [None] * len(items)
+    pending = list(range(len(items)))
+    taking = threading.Lock()
+
+    def take(front: bool) -> int | None:
+        with taking:
+            return (pending.pop(0) if front else pending.pop()) if pending else None
+
+    def helper() -> None:
+        while not SPARE_CORE.acquire(timeout=WAIT_FOR_CORE):
+            with taking:
+                if not pending:
+                    return
         try:
-            first = [probe(item) for item in items[:-1]]
+            while (k := take(front=False)) is not None:
+                results[k] = probe(items[k])
         finally:
-            concurrent.futures.wait([later])   # the spare is free again only when its probe is done
-        return first + [later.result()]
+            SPARE_CORE.release()
+
+    helping = _spare_thread().submit(helper)
+    try:
+        while (k := take(front=True)) is not None:
+            results[k] = probe(items[k])
     finally:
-        _spare.release()
+        if not helping.cancel():   # not started yet (another chunk's helper runs): it never will
+            concurrent.futures.wait([helping])   # it returns once the list is empty and its probe done
+    return results
+
+
+WAIT_FOR_CORE = 0.005   # s between the helper's looks at the spare core and the list

@@ -355,7 +355,8 @@ class _Source:
 
 def best_candidate(plane: np.ndarray, finite: np.ndarray, mae: Callable[[np.ndarray], float],
                    max_abs_error: float | None, target_mae: float | None, coders=DEFAULT_CODERS,
-                   clip_to_range: bool = True, try_power: bool = True, grid=None) -> Candidate | None:
+                   clip_to_range: bool = True, try_power: bool = True, grid=None,
+                   threads: int | None = None) -> Candidate | None:
     """The smallest conventional record that keeps the promise, or None.
 
     ``plane``: the values with NaN filled (finite everywhere), in the chunk dtype; ``finite``:
@@ -374,13 +375,19 @@ def best_candidate(plane: np.ndarray, finite: np.ndarray, mae: Callable[[np.ndar
     as meeting the target only while its error tails stay within TAIL_SHARE. On a global ``grid``
     the plane minus its orographic prediction is searched first (``orographic_prediction``),
     instead of the plane where the terrain explains much of it, beside it where it explains
-    little. The smallest record wins.
+    little. The smallest record wins. On planes of PAIRED_FROM_POINTS or more the searches probe
+    two bounds a round, side by side where ``threads`` (torch's count where the chunk's caller
+    set it; by default this thread's) allows (``concurrent_probes``); the record is the same.
     """
     from . import coder_framing   # (it imports the coder ids from here)
 
     best = None
     original = plane.astype(np.float64)
     paired = plane.size >= PAIRED_FROM_POINTS
+    if threads is None:
+        import torch   # (here: importing the package loads no torch)
+
+        threads = torch.get_num_threads()
     low_high = clip_range(plane, finite) if clip_to_range and target_mae is not None else None
 
     def check(coder, bound, source: _Source) -> tuple[Candidate, float] | None:
@@ -438,7 +445,7 @@ def best_candidate(plane: np.ndarray, finite: np.ndarray, mae: Callable[[np.ndar
         tried, left = [], SEARCH_STEPS_OF.get(coder, SEARCH_STEPS)
         left += left % 2 if paired else 0   # whole rounds
         while bounds:
-            results = concurrent_probes.run_all(lambda b: check(coder, b, source), bounds)
+            results = concurrent_probes.run_all(lambda b: check(coder, b, source), bounds, threads)
             left -= len(bounds)
             stop = False
             for bound, result in zip(bounds, results):   # (ascending bounds)
@@ -504,5 +511,5 @@ def best_candidate(plane: np.ndarray, finite: np.ndarray, mae: Callable[[np.ndar
             interpolation_coder.decode(best.blob, plane.shape, plane.dtype), best.encoder_values):
         # never seen; if the decoder ever disagreed with the encoder, the other coders still keep the promise
         return best_candidate(plane, finite, mae, max_abs_error, target_mae,
-                              tuple(c for c in coders if c != INTERP), clip_to_range, try_power, grid)
+                              tuple(c for c in coders if c != INTERP), clip_to_range, try_power, grid, threads)
     return best
