@@ -44,6 +44,22 @@ def test_a_taken_spare_core_leaves_the_probes_to_the_caller():
     assert names == [threading.current_thread().name] * 2
 
 
+def _probe_names_in_a_forked_child(queue):
+    queue.put([name.startswith("xneuralcodec-probe") for _, name in concurrent_probes.run_all(_slow_probe, [1, 2], 2)])
+
+
+def test_a_forked_child_makes_its_own_spare_thread():
+    import multiprocessing
+
+    concurrent_probes.run_all(_slow_probe, [1, 2], threads=2)   # the parent's spare thread exists
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_probe_names_in_a_forked_child, args=(queue,))
+    child.start()
+    child.join(timeout=30)
+    assert child.exitcode == 0 and queue.get(timeout=5) == [False, True]
+
+
 def _rounds_to_land(curve, start: float, target: float, ceiling: float = np.inf) -> tuple[int, list]:
     """Rounds of ``_next_round`` until a probe's MAE lands in [CLOSE_ENOUGH x target, target]."""
     tried = [(b, curve(b)) for b in (start, start * conventional.SECOND_PROBE)]

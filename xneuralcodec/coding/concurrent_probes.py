@@ -16,6 +16,7 @@ until it is freed.
 from __future__ import annotations
 
 import concurrent.futures
+import os
 import threading
 from typing import Callable, Sequence, TypeVar
 
@@ -33,6 +34,16 @@ def _spare_thread() -> concurrent.futures.ThreadPoolExecutor:
         if _pool is None:
             _pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="xneuralcodec-probe")
         return _pool
+
+
+def _forget_pool() -> None:
+    """A forked child (dask's and multiprocessing's fork start method) has no copy of the
+    parent's threads: it makes its own spare thread when it first needs one."""
+    global _pool
+    _pool = None
+
+
+os.register_at_fork(after_in_child=_forget_pool)
 
 
 def run_all(probe: Callable[[A], R], items: Sequence[A], threads: int) -> list[R]:
