@@ -38,6 +38,18 @@ def test_the_spare_core_is_taken_up_as_soon_as_it_is_freed():
     assert not concurrent_probes.SPARE_CORE.locked()
 
 
+def test_an_exception_on_the_spare_thread_is_raised_to_the_caller():
+    def probe(k):
+        time.sleep(0.2)
+        if threading.current_thread().name.startswith("xneuralcodec-probe"):
+            raise RuntimeError("probe failed on the spare thread")
+        return k
+
+    with pytest.raises(RuntimeError, match="spare thread"):
+        concurrent_probes.run_all(probe, [1, 2], threads=2)
+    assert not concurrent_probes.SPARE_CORE.locked()
+
+
 def test_a_taken_spare_core_leaves_the_probes_to_the_caller():
     with concurrent_probes.SPARE_CORE:   # another chunk's probe, say, for the whole round
         names = [name for _, name in concurrent_probes.run_all(_slow_probe, [1, 2], threads=2)]

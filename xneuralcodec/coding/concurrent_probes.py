@@ -50,8 +50,8 @@ def run_all(probe: Callable[[A], R], items: Sequence[A], threads: int) -> list[R
     """[probe(item) for item in items]. With ``threads`` (torch's count as the chunk's caller set
     it: a worker thread reads its own) of two or more, a helper on the spare thread takes items
     from the end of the list as soon as it holds the spare core (the network's analysis beside
-    the search may free it mid-round), while this thread takes them from the front. ``probe``
-    must not raise (its exception would be raised here after both finished)."""
+    the search may free it mid-round), while this thread takes them from the front. An
+    exception of either is raised here once both are done."""
     if len(items) < 2 or threads < 2:
         return [probe(item) for item in items]
     results: list = [None] * len(items)
@@ -78,8 +78,13 @@ def run_all(probe: Callable[[A], R], items: Sequence[A], threads: int) -> list[R
         while (k := take(front=True)) is not None:
             results[k] = probe(items[k])
     finally:
-        if not helping.cancel():   # not started yet (another chunk's helper runs): it never will
-            concurrent.futures.wait([helping])   # it returns once the list is empty and its probe done
+        # not started yet (another chunk's helper runs): cancelled, it never will; else it
+        # returns once the list is empty and its own probe done
+        started = not helping.cancel()
+        if started:
+            concurrent.futures.wait([helping])
+    if started:
+        helping.result()   # the helper's probe's exception, if any
     return results
 
 
