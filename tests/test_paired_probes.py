@@ -125,3 +125,25 @@ def test_a_large_plane_gives_the_same_record_on_one_thread_and_two():
                                                  conventional.coders_for("default"), grid=grid, threads=threads))
     assert found[0].blob == found[1].blob and found[0].bound == found[1].bound
     assert found[0].coder == conventional.EBCC and plane.nbytes / found[0].stored_bytes(plane.dtype) > 600
+
+
+def test_chunks_searched_from_several_threads_at_once_get_the_records_they_get_alone():
+    """Zarr and dask encode chunks from many threads: their paired searches share one spare
+    core (whoever holds it, the others probe in their own thread) and none waits forever."""
+    import concurrent.futures
+
+    from tests.golden.make_golden import synthetic_plane
+
+    planes = [synthetic_plane(512, 512, seed) for seed in (31, 32, 33)]
+    assert planes[0].size >= conventional.PAIRED_FROM_POINTS
+
+    def search(plane):
+        mae = lambda decoded: float(np.mean(np.abs(decoded - plane)))   # noqa: E731
+        return conventional.best_candidate(plane, np.isfinite(plane), mae, None, 0.05,
+                                           conventional.coders_for("default"), threads=2)
+
+    alone = [search(p) for p in planes]
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        together = list(pool.map(search, planes, timeout=300))
+    assert [c.blob for c in together] == [c.blob for c in alone]
+    assert not concurrent_probes.SPARE_CORE.locked()
