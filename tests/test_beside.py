@@ -10,6 +10,7 @@ import torch
 
 from xneuralcodec import NeuralCodec
 from xneuralcodec.codec import beside, engine
+from xneuralcodec.coding.concurrent_probes import SPARE_CORE
 
 from .conftest import load_plane
 
@@ -47,8 +48,7 @@ def test_an_error_on_either_side_is_raised_and_the_thread_is_given_back(two_thre
     with pytest.raises(ValueError, match=f"{failing} failed"):
         beside.side_by_side(work["background"], work["foreground"])
     assert torch.get_num_threads() == 2
-    assert beside._lending.acquire(blocking=False)   # released
-    beside._lending.release()
+    assert not SPARE_CORE.locked()   # released
 
 
 def test_only_one_chunk_at_a_time_lends_a_thread(two_threads):
