@@ -38,18 +38,12 @@ def side_by_side(background: Callable[[], A], foreground: Callable[[], B]) -> tu
     threads = torch.get_num_threads()
     if threads < 2 or not SPARE_CORE.acquire(blocking=False):
         return background(), foreground()
-    lent = True
-    try:
-        with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="xneuralcodec-conventional") as pool:
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="xneuralcodec-conventional") as pool:
+        try:
             future = pool.submit(background)
             torch.set_num_threads(threads - 1)
-            try:
-                front = foreground()
-            finally:
-                torch.set_num_threads(threads)
-                SPARE_CORE.release()
-                lent = False
-            return future.result(), front
-    finally:
-        if lent:
+            front = foreground()
+        finally:
+            torch.set_num_threads(threads)
             SPARE_CORE.release()
+        return future.result(), front
