@@ -106,7 +106,7 @@ def test_ordinary_fields_write_the_current_format(field):
     decode: tests/test_golden.py)."""
     grid, unit, _ = field
     chunk = bitstream.unpack(NeuralCodec(grid=grid.to_config()).encode((unit * 250).astype(np.float32)))
-    assert chunk.version == bitstream.VERSION == 14
+    assert chunk.version == bitstream.VERSION == 15
 
 
 @SETTINGS

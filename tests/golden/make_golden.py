@@ -148,6 +148,19 @@ def cases():
         terrain_s = elevation.on_grid(180, 360, -89.5, -179.5)
         yield "1deg_v14_orographic_prediction_south_first", NeuralCodec(grid=grid_s, target_mae=0.4), \
             (synthetic_plane(180, 360, 43, lmax=90) - 0.0065 * terrain_s).astype(np.float64)
+    if tuple(int(p) for p in __version__.split(".")[:2]) >= (0, 19):  # format v15: the network's orographic prediction
+        # network records holding the plane minus its prediction (bit 3 of the kind byte, 11
+        # parameter bytes after the fixed fields): at a quality, beside a plane the terrain does not
+        # explain; and under max_abs_error, with a NaN hole, whose correction is against the plane itself
+        from xneuralcodec.sphere import elevation
+
+        terrain = elevation.on_grid(181, 360, 90.0, 0.0)
+        cold = (synthetic_plane(181, 360, 44, lmax=90) - 0.0065 * terrain).astype(np.float32)
+        yield "1deg_v15_network_orographic_q2", NeuralCodec(quality=2, variable="t2m"), \
+            np.stack([cold, synthetic_plane(181, 360, 45, lmax=90)])
+        holed = (synthetic_plane(181, 360, 46, lmax=90) - 0.0065 * terrain).astype(np.float32)
+        holed[100:110, 200:240] = np.nan
+        yield "1deg_v15_network_orographic_max_abs_error", NeuralCodec(quality=3, max_abs_error=0.5, conventional=False), holed
 
 
 def same_content(old: bytes, new: bytes) -> bool:

@@ -101,7 +101,7 @@ class Engine:
         target_mae, max_abs_error = options.target_mae, options.max_abs_error
         quality = float(np.float32(options.quality))  # as stored in the plane records
         planes = arr.reshape(-1, grid.nlat, grid.nlon)
-        records, neural = plane_records.describe(planes, quality, max_abs_error)
+        records, neural = plane_records.describe(planes, quality, max_abs_error, grid)
         projector = Projector(grid, nside, precision=precision_for(nside, bounded=max_abs_error is not None))
         step = planes_per_batch(nside)
         unreachable: set[int] = set()  # planes whose bound no correction holds: stored losslessly

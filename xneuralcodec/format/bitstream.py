@@ -1,6 +1,9 @@
-"""Bitstream format v14 (reads v1 to v13 too): one self-describing, checksummed record per Zarr chunk.
+"""Bitstream format v15 (reads v1 to v14 too): one self-describing, checksummed record per Zarr chunk.
 
-Little-endian throughout; the full layout is in docs/format.md. v14 (written since 0.17.0) is
+Little-endian throughout; the full layout is in docs/format.md. v15 (written since 0.19.0) is
+v14 with one more bit in a plane record's kind byte: bit 3 on a network record, the network
+holds the plane minus its orographic prediction, whose parameters (v14's 11 bytes) follow the
+record's fixed fields, before its lengths. v14 (0.17.0, 0.18.0) is
 v13 with one more bit in a conventional record's coder byte: bit 3, the coder holds the plane
 minus its orographic prediction (``coding/orographic_prediction.py``), whose parameters (grid
 layout u8, first longitude f32, band radii u8 x 2, coefficients f16 x 2) follow the latitude
@@ -79,7 +82,7 @@ from ..variables import KINDS
 from .limits import MAX_CHUNK_BYTES_ENV, max_chunk_bytes
 
 MAGIC = b"XNCB"
-VERSION = 14
+VERSION = 15
 # v1: release 0.1.0, no correction; v2: 0.2.0, one quality per chunk; v3: 0.3.0, corrections
 # without a predictor; v4: 0.4.0, differs from v3 only inside the correction section;
 # v5 (0.5.0) adds the condition (variable kind, level) to the header; v6 adds a per-plane
@@ -92,8 +95,9 @@ VERSION = 14
 # records without the bound (their decoders never read it) and with the coder's short frame
 # (coding/coder_framing.py), and target_mae only in chunks with network planes; v12 (0.15.0):
 # conventional coder 5 (the interpolation coder) and bit 5 of the coder byte (the 16/17 power);
-# v13 (0.16.0): bit 4 of the coder byte (latitude weighting); v14 (0.17.0): bit 3 (orographic prediction)
-SUPPORTED_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14)
+# v13 (0.16.0): bit 4 of the coder byte (latitude weighting); v14 (0.17.0): bit 3 (orographic prediction);
+# v15 (0.19.0): bit 3 of a network record's kind byte (the network's orographic prediction)
+SUPPORTED_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
 LEGACY_PROJECTION_ITERATIONS = 30   # the back projection's LSMR iterations before v7
 MAX_PROJECTION_ITERATIONS = 100
 MAX_JACOBI_STEPS = 8   # v9: bit 7 of the projection byte set = "jacobi" (sphere/projection.py), else "lsmr"
@@ -101,8 +105,8 @@ _JACOBI_BIT = 0x80
 
 KIND_NEURAL, KIND_CONSTANT, KIND_ALL_NAN, KIND_LOSSLESS = 0, 1, 2, 3  # KIND_LOSSLESS since v6
 KIND_CONVENTIONAL = 4  # since v7
-KINDS_OF_VERSION = {1: 3, 2: 3, 3: 3, 4: 3, 5: 3, 6: 4, 7: 5, 8: 5, 9: 5, 10: 5, 11: 5, 12: 5, 13: 5, 14: 5}   # how many record kinds each version knows
-CODERS_OF_VERSION = {7: 2, 8: 3, 9: 4, 10: 4, 11: 4, 12: 5, 13: 5, 14: 5}     # the highest conventional coder id each version knows (3 = EBCC, v8; 4 = SPERR q, v9; 5 = interp, v12)
+KINDS_OF_VERSION = {1: 3, 2: 3, 3: 3, 4: 3, 5: 3, 6: 4, 7: 5, 8: 5, 9: 5, 10: 5, 11: 5, 12: 5, 13: 5, 14: 5, 15: 5}   # how many record kinds each version knows
+CODERS_OF_VERSION = {7: 2, 8: 3, 9: 4, 10: 4, 11: 4, 12: 5, 13: 5, 14: 5, 15: 5}     # the highest conventional coder id each version knows (3 = EBCC, v8; 4 = SPERR q, v9; 5 = interp, v12)
 MAX_EXPONENT = 1100  # |exponent| of a v6 plane; float64 spans 2^-1074 .. 2^1024
 DTYPES = {1: np.dtype("<f4"), 2: np.dtype("<f8")}
 DTYPE_CODES = {v: k for k, v in DTYPES.items()}
@@ -134,8 +138,9 @@ SHORT_FRAME = 0x80   # v11: bit 7 of a conventional record's coder byte (the bou
 CLIPPED = 0x40       # v11: bit 6: the plane's (min, max) follow in the chunk dtype; decoded values are clipped to them
 POWERED = 0x20       # v12: bit 5: the coder holds the plane's 16/17 power (conventional.to_power)
 LATITUDE = 0x10      # v13: bit 4: latitude weighting parameters follow (after the clip range, if any)
-OROGRAPHY = 0x08     # v14: bit 3: orographic prediction parameters follow (after the latitude weighting's, if any)
-CODER_BITS = {11: 0x3F, 12: 0x1F, 13: 0x0F, 14: 0x07}   # the coder id's bits (v11: 0-5, so a bit 5 there names no coder)
+OROGRAPHY = 0x08     # v14: bit 3: orographic prediction parameters follow (after the latitude weighting's, if any);
+                     # v15: the same bit of a network record's kind byte (its parameters follow the fixed fields)
+CODER_BITS = {11: 0x3F, 12: 0x1F, 13: 0x0F, 14: 0x07, 15: 0x07}   # the coder id's bits (v11: 0-5, so a bit 5 there names no coder)
 
 
 @dataclasses.dataclass
@@ -155,7 +160,7 @@ class PlaneRecord:
     clip: tuple | None = None  # v11, conventional planes: (min, max) the decoded values are clipped to
     power: bool = False        # v12, conventional planes: the coder holds x^(16/17) (conventional.to_power)
     latitude: LatitudeWeighting | None = None   # v13, conventional planes: the coder holds the weighted plane
-    orography: OrographicPrediction | None = None   # v14, conventional planes: the coder holds x - the prediction
+    orography: OrographicPrediction | None = None   # v14, conventional planes (v15, network planes too): the coder holds x - the prediction
 
 
 @dataclasses.dataclass
@@ -184,7 +189,7 @@ class Chunk:
 
 
 def pack(chunk: Chunk) -> bytes:
-    """The chunk as format v14 (``docs/format.md``): each field only where a decoder needs it.
+    """The chunk as format v15 (``docs/format.md``): each field only where a decoder needs it.
     ``target_mae`` is kept only beside network planes (SZ3 / SPERR records met it when written,
     and the store's codec config records it)."""
     projection = _projection_byte(chunk.projection_method, chunk.projection_iterations)
@@ -200,7 +205,8 @@ def pack(chunk: Chunk) -> bytes:
     if target:
         parts.append(_TARGET.pack(target))
     for p in chunk.planes:
-        parts += [bytes([p.kind]), _record8(p, np.dtype(chunk.dtype).newbyteorder("<"))]
+        predicted = p.kind == KIND_NEURAL and p.orography is not None
+        parts += [bytes([p.kind | (OROGRAPHY if predicted else 0)]), _record8(p, np.dtype(chunk.dtype).newbyteorder("<"))]
     for p in chunk.planes:
         parts += [p.mask, p.words, p.escapes, p.correction]
     body = b"".join(parts)
@@ -214,8 +220,11 @@ def _record8(p: PlaneRecord, dtype: np.dtype) -> bytes:
         KIND_CONVENTIONAL: ("escapes", "correction")}[p.kind]
     if any(getattr(p, name) for name in unused):
         raise ValueError(f"a kind-{p.kind} plane record carries sections it cannot store ({unused})")
+    if p.kind != KIND_CONVENTIONAL and p.orography is not None and (p.kind != KIND_NEURAL or p.exponent):
+        raise ValueError(f"a kind-{p.kind} plane record with exponent {p.exponent} cannot carry an orographic prediction")
     if p.kind == KIND_NEURAL:
-        return _NEURAL8.pack(p.exponent, p.mean, p.std, p.quality, p.correction_step) + varints(
+        head = _NEURAL8.pack(p.exponent, p.mean, p.std, p.quality, p.correction_step)
+        return head + (p.orography.pack() if p.orography else b"") + varints(
             len(p.mask), len(p.words), len(p.escapes) // 4, len(p.correction))
     if p.kind == KIND_CONSTANT:
         return _CONSTANT8.pack(p.exponent, p.mean) + varints(len(p.mask))
@@ -461,10 +470,18 @@ def _records_v8(buf, offset: int, n_planes: int, network: bool, version: int, dt
         mean = std = step = quality = 0.0
         exponent = coder = mask_len = words_len = n_esc = correction_len = 0
         short, clip, power, latitude, orography = False, None, False, None, None
+        network_predicted = version >= 15 and kind == KIND_NEURAL | OROGRAPHY
+        if network_predicted:
+            kind = KIND_NEURAL
         if kind == KIND_NEURAL:
             if not network:
                 _fail("a network plane in a chunk without the network fields")
             exponent, mean, std, quality, step = fields(_NEURAL8)
+            if network_predicted:
+                if offset + OROGRAPHY_SIZE > end:
+                    _fail("plane record cut short")
+                orography = OrographicPrediction.unpack(buf, offset)
+                offset += OROGRAPHY_SIZE
             mask_len, words_len, n_esc, correction_len = lengths(4)
         elif kind == KIND_CONSTANT:
             exponent, mean = fields(_CONSTANT8)
@@ -477,7 +494,7 @@ def _records_v8(buf, offset: int, n_planes: int, network: bool, version: int, dt
                 power = version >= 12 and bool(coder & POWERED)
                 weighted = version >= 13 and bool(coder & LATITUDE)
                 predicted = version >= 14 and bool(coder & OROGRAPHY)
-                short, clipped, coder = bool(coder & SHORT_FRAME), bool(coder & CLIPPED), coder & CODER_BITS[min(version, 14)]
+                short, clipped, coder = bool(coder & SHORT_FRAME), bool(coder & CLIPPED), coder & CODER_BITS[version]
                 if clipped:
                     if dtype is None:
                         _fail("unknown dtype")
@@ -545,10 +562,12 @@ def _check_record(version: int, kind, mean, std, mask_len, words_len, esc_len, c
         except ValueError as exc:
             _fail(f"bad conventional plane record (latitude weighting for {nlat} rows: {exc})")
     if orography is not None:
+        if kind == KIND_NEURAL and exponent:
+            _fail(f"bad network plane record (orographic prediction with exponent {exponent})")
         try:
             orography.grid((nlat, nlon))
         except ValueError as exc:
-            _fail(f"bad conventional plane record (orographic prediction for a {nlat} x {nlon} grid: {exc})")
+            _fail(f"bad plane record (orographic prediction for a {nlat} x {nlon} grid: {exc})")
 
 
 def unpack(data, shape: tuple | None = None, max_bytes: int | None = None) -> Chunk:
