@@ -71,6 +71,8 @@ def seed_chunks(data_dir: Path) -> list[tuple[NeuralCodec, bytes]]:
         (NeuralCodec(target_mae=3.64e-6), tp),                                           # v12: 16/17 power
         (NeuralCodec(target_mae=0.4, variable="t2m"), t2m),                              # v13, v14: latitude weighting, orographic prediction
         (NeuralCodec(grid=grid25, target_mae=0.05), t.astype(np.float64)),                # v11: float64 SPERR short frames
+        (NeuralCodec(quality=3, variable="t2m"), t2m),                                   # v15: the network's orographic prediction
+        (NeuralCodec(quality=1, max_abs_error=1.0, conventional=False), t2m),            # v15: ... with a correction
     ]:
         out.append((codec, codec.encode(arr)))
     # v11: an SZ3 short frame (since 0.15.0 the interpolation coder takes SZ3's place when writing)

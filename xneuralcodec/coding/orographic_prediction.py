@@ -1,4 +1,5 @@
-"""Orographic prediction of a conventional plane (format v14): y = x - a1 * b1 - a2 * b2.
+"""Orographic prediction of a plane (format v14: conventional records; v15: network records too):
+y = x - a1 * b1 - a2 * b2.
 
 Why: on a lat/lon grid of 1 degree or finer, much of 2 m temperature's small-scale structure
 follows the terrain, and a wavelet coder at a few hundred x keeps too little of it: on ERA5 0.25
@@ -7,7 +8,8 @@ decoder both know the terrain (``sphere/elevation.py``), so the coder is given t
 what two band-passes of the terrain predict: b1 = E - S(E, r1) (the finest scales) and
 b2 = S(E, r1) - S(E, r2), S a box mean of half-width r applied twice. The encoder fits a1 and
 a2 (K per metre for temperature) by least squares on the plane's own band-pass, area-weighted.
-How much of that variance the terrain explains decides what the encoder does (``conventional``):
+The network (``codec/planes.py``, v15) gets y wherever the fit explains at least SURE_EXPLAINED.
+For the conventional coders, how much of that variance the terrain explains decides what the encoder does (``conventional``):
 at least SURE_EXPLAINED, it codes the predicted plane only; between MIN_EXPLAINED and that, both
 planes, keeping the smaller record; below, the plane alone. Measured shares with the radii below:
 t2m 0.36 (0.25 and 1 degree ERA5), msl 0.05, upper-air fields, winds and precipitation 0.026 at
@@ -92,6 +94,11 @@ def _bands(nlat: int, nlon: int, lat_first: float, lon_first: float, radii: tupl
     for band in bands:
         band.setflags(write=False)
     return bands
+
+
+def terrain_bands(grid: LatLonGrid, radii: tuple[int, int] = RADII) -> tuple[np.ndarray, ...]:
+    """(b1, b2) on a global grid, read-only float64 (training crops them for regional fields)."""
+    return _bands(grid.nlat, grid.nlon, grid.lat_first, grid.lon_first, radii)
 
 
 def prediction(p: OrographicPrediction, shape: tuple[int, int]) -> np.ndarray:

@@ -52,6 +52,7 @@ from ..sphere.faces import faces_to_ring, ring_to_faces
 from ..sphere.projection import Projector
 from ..variables import UNKNOWN, kind_of
 from .data import iter_planes
+from .orographic import predicted_fields, predicted_planes
 from .patches import load_regional, reference_stats, sample_patch
 from .split import is_validation
 from .train import TRAIN_MAX_NSIDE, augment, descend, load_training_planes, plane_condition, random_tilt, sphere_tensor
@@ -106,6 +107,10 @@ def parse_args(argv):
     p.add_argument("--minutes", type=float, default=0.0, help="stop (with a checkpoint) after this wall time")
     p.add_argument("--codec-means", action="store_true",
                    help="rate latents under the codec's fixed-point rounding of the mean (not the float mean's)")
+    p.add_argument("--orographic", action="store_true",
+                   help="train and validate on what the codec's network gets since format v15: planes (and regional "
+                        "0.25 degree states) minus their orographic prediction where the terrain explains them well "
+                        "(training/orographic.py)")
     p.add_argument("--init-from", default=None,
                    help="fine-tune: start a new run (fresh optimiser and schedule, step 0) from this checkpoint's "
                         "EMA weights and architecture, or from a v5 weights file's float weights (.safetensors); "
@@ -207,7 +212,9 @@ VAL_PICK = {
 }
 
 
-def validation_set(paths, with_g04=True):
+def validation_set(paths, with_g04=True, orographic=False):
+    """The held-out planes, standardised as the codec does; with ``orographic``, a plane the terrain
+    explains well minus its prediction, which ``validate`` adds back on the lat/lon grid."""
     out = []
     for plane in iter_planes(paths):
         rule = VAL_PICK.get(plane.source[:4])
@@ -217,11 +224,17 @@ def validation_set(paths, with_g04=True):
             continue
         nside = plane.grid.default_nside()
         proj = Projector(plane.grid, nside)
-        normed, mean, std = standardise(plane.values.astype(np.float64))
+        coded, prediction = plane.values.astype(np.float64), 0.0
+        if orographic:
+            (predicted,), n = predicted_planes([plane])
+            if n:
+                coded = predicted.values.astype(np.float64)
+                prediction = plane.values.astype(np.float64) - coded
+        normed, mean, std = standardise(coded)
         faces = ring_to_faces(proj.to_healpix(normed))
         cond = torch.from_numpy(condition_vector(kind_of(plane.variable), level_of_index(plane.index)))[None]
         name = f"{plane.source[:3]}:{plane.variable}" + (f"{int(plane.index['level'])}" if "level" in plane.index else "")
-        out.append(dict(name=name, plane=plane, proj=proj, mean=mean, std=std, cond=cond,
+        out.append(dict(name=name, plane=plane, proj=proj, mean=mean, std=std, cond=cond, prediction=prediction,
                         x=torch.from_numpy(faces.astype(np.float32))[:, None]))
     return out
 
@@ -240,7 +253,7 @@ def validate(model, vset, qualities) -> list[dict]:
                 seconds = time.perf_counter() - t0
                 nrmse = float(torch.sqrt(torch.mean((x_hat - v["x"]) ** 2)))
                 ring = faces_to_ring(x_hat[:, 0].double().numpy())
-                approx = v["proj"].to_latlon(ring) * np.float64(v["std"]) + np.float64(v["mean"])
+                approx = v["proj"].to_latlon(ring) * np.float64(v["std"]) + np.float64(v["mean"]) + v["prediction"]
                 err = weighted_errors(plane.values, approx, plane.grid)
                 share = float(np.mean(np.abs(approx - plane.values) > 5 * err["mae"]))
                 bpp = float(y_bits + z_bits) / npix
@@ -306,11 +319,17 @@ def _rng_tensor(state) -> tuple[torch.Tensor, float | None]:
 def _train(args, out: Path) -> int:
     torch.set_num_threads(args.threads)
     planes, skipped = load_training_planes(args.data)
+    if args.orographic:
+        planes, count = predicted_planes(planes)
+        log.info("orographic: %d of %d global planes minus their prediction", count, len(planes))
     fields = load_regional(args.regional, reference_stats(planes), args.patch_norm)
+    if args.orographic:
+        fields, count = predicted_fields(fields)
+        log.info("orographic: %d regional states minus their prediction", count)
     assert not any(f.source.startswith(("R06_", "G04_")) for f in fields)
     log.info("training: %d global planes (skipped %s); %d regional fields: %s", len(planes), skipped, len(fields),
              [(f.source[:3], f.variable, f.values.shape[0], f.shape, round(f.std, 3)) for f in fields])
-    vset = validation_set(args.data, not args.no_g04)
+    vset = validation_set(args.data, not args.no_g04, args.orographic)
     log.info("validation: %s", [v["name"] for v in vset])
     log.info("sphere mix %s; args %s", args.sphere_mix, vars(args))
 
