@@ -40,6 +40,7 @@ from ..network.transform import NeuralTransform
 from ..network.weights import load_weights_file
 from ..variables import kind_of
 from .model_card import card_calibrated
+from .orographic import predicted_planes
 from .train import load_training_planes, sphere_tensor
 
 OFFSETS = np.arange(-40, 41, 4)   # candidate mean offsets in 1/2**FRAC_ACT: -0.156..0.156
@@ -144,6 +145,9 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True, help="the calibrated weights file to write")
     p.add_argument("--data", nargs="+", default=["../shared/data/global"])
     p.add_argument("--planes", type=int, default=200, help="training planes used, spread evenly over the list")
+    p.add_argument("--orographic", action="store_true",
+                   help="calibrate on what the v15 codec gives the network: well-explained planes minus their "
+                        "orographic prediction (training/orographic.py)")
     p.add_argument("--card", default=None,
                    help="the card JSON of --weights (checked by sha256): OUT's card, built from it, is written beside OUT")
     args = p.parse_args(argv)
@@ -154,6 +158,8 @@ def main(argv=None) -> int:
                          f"{base_card.get('name')!r} (sha256 {str(base_card.get('sha256'))[:12]}) instead")
     model = load_weights_file(args.weights)
     planes, _ = load_training_planes(args.data)
+    if args.orographic:
+        planes, _ = predicted_planes(planes)
     pick = [planes[i] for i in np.linspace(0, len(planes) - 1, min(args.planes, len(planes))).round().astype(int)]
     tensors = load_file(args.weights)
     offsets, summary = calibrate(model, pick, tensors["y_tables"], tensors["y_radii"])
