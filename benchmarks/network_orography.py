@@ -2,7 +2,7 @@
 ``python -m benchmarks.network_orography``.
 
 For every held-out plane whose terrain explains at least ``SURE_EXPLAINED`` of its band-pass
-variance (where 0.19.0 applies the prediction: 2 m temperature), the default codec
+variance (where 0.19.0 applies the prediction; in the validation split, 2 m temperature), the default codec
 (``model="auto"``, network records only: ``conventional=False``) at each trained quality, once
 as it ships and once with ``planes.PREDICT_OROGRAPHY`` off. Per point: ratio, area-weighted
 MAE, max error, % of points off by more than 5x that MAE, and the power spectrum ratio over the

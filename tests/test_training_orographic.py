@@ -27,7 +27,7 @@ def test_global_planes_are_predicted_exactly_as_the_codec_predicts_them():
 def test_a_regional_crop_gets_the_terrain_it_lies_on():
     """A 0.25 degree crop over the Alps (43-49 N, 5-17 E) of a field that cools 6.5 K per km up
     the shipped terrain plus a smooth gradient: the fit on the crop finds the lapse rate, and
-    what is left has far less small-scale variance; a field on another spacing is left alone."""
+    what is left has far less small-scale variance; a field on another spacing or off the lattice is left alone."""
     terrain = elevation.on_grid(721, 1440, 90.0, 0.0).astype(np.float64)
     rows, cols = slice(4 * (90 - 49), 4 * (90 - 43) + 1), slice(4 * 5, 4 * 17 + 1)
     crop = terrain[rows, cols]
@@ -43,3 +43,4 @@ def test_a_regional_crop_gets_the_terrain_it_lies_on():
     for before, after in zip(states, out):
         assert small_scales(after) < 0.2 * small_scales(before)
     assert predicted_states(states, 49.0, 5.0, 0.5) == (states, 0)
+    assert predicted_states(states, 49.1, 5.0, 0.25) == (states, 0)    # off the 0.25 degree lattice

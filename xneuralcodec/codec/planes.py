@@ -38,8 +38,8 @@ if TYPE_CHECKING:  # projection loads torch for its thread count; the Zarr 3 fac
 
 SUPPORTED_DTYPES = (np.dtype("float32"), np.dtype("float64"))
 # The network gets the plane minus its orographic prediction (format v15) where the terrain
-# explains at least orographic_prediction.SURE_EXPLAINED of its band-pass variance (2 m
-# temperature; not msl, winds, upper air). With hyperprior-v5.3, never trained on such planes,
+# explains at least orographic_prediction.SURE_EXPLAINED of its band-pass variance (2 m and skin
+# temperature, surface pressure; not msl, winds, upper air; /work/exp/oro/sp_network.py). With hyperprior-v5.3, never trained on such planes,
 # on ERA5 0.25 degree t2m at quality 3: 211.9x at 0.314 K -> 239.7x at 0.297 K; at target_mae
 # 0.4 K, network records 315.6x -> 413.9x (/work/exp/oro/default_on_predicted.py,
 # network_on_predicted.py).

@@ -44,7 +44,8 @@ def _smooth(values: np.ndarray, radius: int) -> np.ndarray:
 def predicted_states(values: np.ndarray, lat0: float, lon0: float, step: float) -> tuple[np.ndarray, int]:
     """(T, nlat, nlon) north-first regional states on the 0.25 degree lattice -> the same minus
     each well-explained state's prediction, float32; and how many states were replaced."""
-    if abs(step - 0.25) > 1e-9:
+    on_lattice = all(abs(v / step - round(v / step)) < 1e-6 for v in (lat0, lon0))
+    if abs(step - 0.25) > 1e-9 or not on_lattice:   # not the 0.25 degree grid the bands are on
         return values, 0
     nlat, nlon = values.shape[1:]
     row = int(round((90.0 - lat0) / step))
