@@ -209,3 +209,23 @@ def test_an_xarray_dataset_on_another_layout_gets_the_same_prediction(era5_1deg,
     monkeypatch.setattr(conventional, "PREDICT_OROGRAPHY", False)
     plain, _ = stored(flipped, "plain")
     assert turned < 0.9 * plain
+
+
+def test_a_plane_fitted_twice_is_fitted_once(monkeypatch):
+    """A target_mae encode fits the same plane for the network and for the conventional search: the
+    second fit (float32 or float64 copy) reuses the first; a changed plane or mask is fitted anew."""
+    plane, grid = load_plane("era5_1deg_t2m")
+    calls = []
+    real = orographic_prediction._fit_coefficients
+    monkeypatch.setattr(orographic_prediction, "_fit_coefficients", lambda *a: calls.append(1) or real(*a))
+    orographic_prediction._FITTED.clear()
+    finite = np.isfinite(plane)
+    first = orographic_prediction.fit(plane.astype(np.float64), finite, grid)
+    second = orographic_prediction.fit(plane, finite, grid)
+    assert len(calls) == 1 and first.prediction == second.prediction and second.values.dtype == plane.dtype
+    warmer = plane + np.float32(0.5) * (np.arange(plane.shape[1]) > 180)
+    orographic_prediction.fit(warmer, finite, grid)
+    holed = finite.copy()
+    holed[50:60, 50:60] = False
+    orographic_prediction.fit(plane, holed, grid)
+    assert len(calls) == 3
