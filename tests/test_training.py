@@ -250,3 +250,39 @@ def test_validate_weights_lines_up_a_runs_last_ema_pass_with_the_reference():
            {"step": 9, "weights": "ema", "plane": "G04:t2m", "q": 4, "ratio": 300.0, "mae": 0.41, "share_gt5mae": 0.01}]
     table = side_by_side(reference, run)
     assert "step 9" in table and "| G04:t2m | 4 | 300.0 | 0.4 | 0.41 | +2.5% | 1.50% | 1.00% |" in table
+
+
+def test_train_v5_validates_under_the_codecs_rounding_of_the_mean():
+    """A run's validation rates its latents as the codec will (the fixed-point mean, rounded half
+    up), whatever the run trains with: a mean parked at 0.4999 is 1 in the codec and 0 under the
+    float mean's rounding, and only the former is what the stream costs."""
+    from xneuralcodec.network.model_v5 import HyperpriorV5, ModelV5Config
+    from xneuralcodec.training.train_v5 import validate, validation_set
+
+    src = DATA / FILES["gfs_2.5deg_t500"][0]
+    if not src.is_file():
+        pytest.skip(f"shared data not found: {src}")
+    vset = [v for v in validation_set([str(src)], with_g04=False) if v["name"] == "G08:t500"]
+    assert len(vset) == 1
+    torch.manual_seed(0)
+    model = HyperpriorV5(ModelV5Config())
+    latent = model.config.latent
+    with torch.no_grad():   # park every mean at 0.4999: the two roundings disagree on all of them
+        model.ep[-1].conv.weight[:latent] = 0.0
+        model.ep[-1].conv.bias[:latent] = 0.4999
+    model.codec_means = False
+    rows = validate(model, vset, [0, 4])
+    assert model.codec_means is False and model.training
+    model.codec_means = True
+    codec_rows = validate(model, vset, [0, 4])
+    assert model.codec_means is True
+    assert [r["bpp"] for r in rows] == [r["bpp"] for r in codec_rows]
+    # what the float mean's rounding would have logged: cheaper than what the codec pays
+    import xneuralcodec.network.model_v5 as model_v5
+
+    codec_round, model_v5._ste_codec_round = model_v5._ste_codec_round, model_v5._ste_round
+    try:
+        float_rows = validate(model, vset, [0, 4])
+    finally:
+        model_v5._ste_codec_round = codec_round
+    assert all(f["bpp"] < c["bpp"] for f, c in zip(float_rows, codec_rows))
