@@ -4,12 +4,13 @@ MAE targets and at half of them, with error tails and spectra: ``python -m bench
 For one held-out plane per validation group, side by side in one run, at equal latitude-
 weighted MAE (each peer's knob, an absolute bound, a step or a ratio, bisected to the target, ``ratio_at_mae``):
 - ``codec``: ``NeuralCodec(target_mae=T)`` as it ships (``model="auto"``: v4 below 0.25 degree,
-  hyperprior-v5.3 at 0.25 degree; network or SZ3 / SPERR record);
+  the registry's fine v5 model at 0.25 degree; network or conventional record);
 - ``codec max``: the same with ``effort="max"`` (encode-time latent refinement, and EBCC among
   the conventional records);
-- ``v4 network`` / ``v5.3 network``: each network with its correction layer only
-  (``conventional=False``), on every grid; ``v5.3 network max``: with ``effort="max"``.
-  (Until 0.13.0 the table also had v5.1 and v5.2 columns; v5.3 shares their encoder.)
+- ``v4 network`` / ``v5.N network`` (the registry's fine model of ``"auto"``, hyperprior-v5.3
+  in 0.13.0-0.19.0): each network with its correction layer only (``conventional=False``),
+  on every grid; ``v5.N network max``: with ``effort="max"``. (Until 0.13.0 the table also had
+  v5.1 and v5.2 columns; v5.3 shares their encoder.)
 - SZ3, SPERR, EBCC, SPERR in its quantisation-step mode (``sperr_q``, what the codec uses
   for MAE targets since 0.11.0), and EBCC's JPEG 2000 layer alone (``ebcc_j2k``, its
   compression ratio bisected to the target; a codec coder since 0.16.0, and the strongest peer
@@ -40,8 +41,13 @@ from .run import default_data, group_key, load_groups
 from .targets import mae_target
 
 FACTORS = (1.0, 0.5)
-V4, V53 = "hyperprior-v4", "hyperprior-v5.3"
-OURS = ("codec", "codec max", "v4 network", "v5.3 network", "v5.3 network max")
+V4 = "hyperprior-v4"
+
+
+def our_columns(fine: str) -> tuple:
+    """The codec's columns; the v5 ones are named after auto's fine model (``v5.4 network``)."""
+    label = fine.removeprefix("hyperprior-")
+    return ("codec", "codec max", "v4 network", f"{label} network", f"{label} network max")
 
 
 def top_quarter_spectrum(planes, back, grid) -> float:
@@ -70,17 +76,18 @@ def peer_cell(compressor: Compressor, planes, grid, target) -> dict:
     return cell(planes, point["reconstruction"], point["nbytes"], grid, target)
 
 
-def measure_group(planes, grid, variable, references, factors) -> list[dict]:
+def measure_group(planes, grid, variable, references, factors, fine: str) -> list[dict]:
     target, source = mae_target(variable, planes)
+    label = fine.removeprefix("hyperprior-")
     rows = []
     for factor in factors:
         t = factor * target
         cells = {"codec": codec_cell(planes, grid, variable, t),
                  "codec max": codec_cell(planes, grid, variable, t, effort="max"),
                  "v4 network": codec_cell(planes, grid, variable, t, model=V4, conventional=False),
-                 "v5.3 network": codec_cell(planes, grid, variable, t, model=V53, conventional=False),
-                 "v5.3 network max": codec_cell(planes, grid, variable, t, model=V53, conventional=False,
-                                                effort="max")}
+                 f"{label} network": codec_cell(planes, grid, variable, t, model=fine, conventional=False),
+                 f"{label} network max": codec_cell(planes, grid, variable, t, model=fine, conventional=False,
+                                                   effort="max")}
         for name, compressor in references.items():
             cells[name] = peer_cell(compressor, planes, grid, t)
         rows.append({"factor": factor, "target": t, "target_source": source, "cells": cells})
@@ -157,7 +164,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     auto = registry()["auto"]
     models = (f"default model 'auto' ({auto['coarse']} below nside {auto['fine_from_nside']}, {auto['fine']} from it), "
-              f"v5.3 = {V53} (sha256 {registry_entry(V53)['sha256'][:12]})")
+              f"{auto['fine']} sha256 {registry_entry(auto['fine'])['sha256'][:12]}")
     groups = load_groups(args.data or [default_data()], args.groups, 1)
     references, skipped = reference_compressors(list(REFERENCES))
     results = []
@@ -168,9 +175,9 @@ def main(argv=None) -> int:
         grid = planes[0].grid
         results.append({"group": group_key(source, variable), "grid": f"{grid.nlat}x{grid.nlon}",
                         "units": units_of(variable),
-                        "rows": measure_group(stack, grid, variable, references, args.factors)})
+                        "rows": measure_group(stack, grid, variable, references, args.factors, auto["fine"])})
         print(f"{results[-1]['group']}: done", file=sys.stderr, flush=True)
-    names = [*OURS, *references]
+    names = [*our_columns(auto["fine"]), *references]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     command = "python -m benchmarks.paper_targets " + " ".join(sys.argv[1:] if argv is None else argv)

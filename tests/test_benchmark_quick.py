@@ -195,7 +195,8 @@ def test_paper_targets_table_on_one_group(tmp_path):
     row = result["rows"][0]
     assert result["group"] == "G08:t" and row["target"] == 0.4
     cells = {n: c for n, c in row["cells"].items() if "ratio" in c}
-    assert set(paper_targets.OURS) | {"sz3", "sperr"} <= set(cells)
+    fine = paper_targets.registry()["auto"]["fine"]
+    assert set(paper_targets.our_columns(fine)) | {"sz3", "sperr"} <= set(cells)
     for name, c in cells.items():
         assert c["mae"] <= row["target"] * (1 + 1e-9), name
         assert c["ratio"] > 1 and np.isfinite(c["spectrum_top_quarter"]) and 0 <= c["over_5x_target_pct"] <= 100
@@ -224,3 +225,22 @@ def test_entropy_ab_compares_the_shipped_entropy_only_fine_tune(tmp_path):
     with pytest.raises(SystemExit, match="decode to different values"):
         entropy_ab.main(["--models", "hyperprior-v5.2", "hyperprior-v5.1", "--groups", "G08:t",
                          "--data", str(src), "--out", str(tmp_path)])
+
+
+def test_network_curves_compares_models_at_equal_mae(tmp_path):
+    """benchmarks.network_curves on one small held-out group: the base model is 1.0 against itself
+    wherever its curve is defined, and every point really round-tripped (finite, positive)."""
+    from benchmarks import network_curves
+
+    if not (DATA / "global").is_dir():
+        pytest.skip(f"shared data not found at {DATA}")
+    assert network_curves.main(["--models", "hyperprior-v5.3", "hyperprior-v5.2", "--groups", "G08:t",
+                                "--out", str(tmp_path)]) == 0
+    curves = json.loads((tmp_path / "network-curves.json").read_text())["results"]["G08:t"]
+    base, other = curves["hyperprior-v5.3"], curves["hyperprior-v5.2"]
+    assert len(base) == len(other) == 8
+    assert all(p["ratio_over_base_at_equal_mae"] == pytest.approx(1.0) for p in base)
+    assert all(p["ratio"] > 1 and p["mae"] > 0 and 0 <= p["over_5x_mae_pct"] <= 100 for p in base + other)
+    # v5.2 and v5.3 decode to the same values at every rate point; v5.3 spends fewer bytes overall
+    assert [p["mae"] for p in base] == pytest.approx([p["mae"] for p in other], rel=1e-9)
+    assert sum(p["ratio"] for p in base) > sum(p["ratio"] for p in other)

@@ -244,7 +244,7 @@ def validation_set(paths, with_g04=True, orographic=False):
 def validate(model, vset, qualities) -> list[dict]:
     """Rates under the codec's fixed-point rounding of the mean, whatever the run trains with:
     under the float mean's rounding a run without ``--codec-means`` looked 1.6x cheaper or
-    dearer than it codes (0.20.0: a fine-tune of v5.3 read 346x at q3 on G04 where its export
+    dearer than it codes (measured after 0.19.0: a fine-tune of v5.3 read 346x at q3 on G04 where its export
     calibrated to 555x), because channels it does not use park their means at +-0.5."""
     model.eval()
     trained_means, model.codec_means = model.codec_means, True
