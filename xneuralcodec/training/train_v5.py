@@ -242,10 +242,10 @@ def validation_set(paths, with_g04=True, orographic=False):
 
 @torch.no_grad()
 def validate(model, vset, qualities) -> list[dict]:
-    """Rates under the codec's fixed-point rounding of the mean, whatever the run trains with:
-    under the float mean's rounding a run without ``--codec-means`` looked 1.6x cheaper or
-    dearer than it codes (measured after 0.19.0: a fine-tune of v5.3 read 346x at q3 on G04 where its export
-    calibrated to 555x), because channels it does not use park their means at +-0.5."""
+    """Rates under the codec's fixed-point rounding of the mean, whatever the run trains with.
+    Under the float mean's rounding a fine-tune of v5.3 without ``--codec-means`` read 346x at
+    q3 on G04 where its calibrated export reads 555x (measured after 0.19.0): channels it does
+    not use park their means at +-0.5, and ``calibrate_means`` moves them."""
     model.eval()
     trained_means, model.codec_means = model.codec_means, True
     rows = []
