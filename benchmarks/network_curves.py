@@ -40,14 +40,20 @@ def curve(plane: np.ndarray, grid, variable: str, model: str) -> list[dict]:
     return points
 
 
+def ratio_at_equal_mae(mae: float, curve: list[dict]) -> float | None:
+    """The curve's ratio at this MAE (log-log interpolation between its points; None outside them)."""
+    maes = np.log([p["mae"] for p in curve])
+    order = np.argsort(maes)
+    maes, ratios = maes[order], np.log([p["ratio"] for p in curve])[order]
+    if not maes[0] <= np.log(mae) <= maes[-1]:
+        return None
+    return float(np.exp(np.interp(np.log(mae), maes, ratios)))
+
+
 def equal_mae_gains(points: list[dict], base: list[dict]) -> list[float]:
     """Each point's ratio over the base curve's ratio at the same MAE (nan outside its range)."""
-    maes = np.log([p["mae"] for p in base])
-    order = np.argsort(maes)
-    ratios = np.log([p["ratio"] for p in base])[order]
-    maes = maes[order]
-    return [p["ratio"] / float(np.exp(np.interp(np.log(p["mae"]), maes, ratios)))
-            if maes[0] <= np.log(p["mae"]) <= maes[-1] else float("nan") for p in points]
+    at = [ratio_at_equal_mae(p["mae"], base) for p in points]
+    return [p["ratio"] / r if r is not None else float("nan") for p, r in zip(points, at)]
 
 
 def main(argv=None) -> int:

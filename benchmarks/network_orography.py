@@ -26,6 +26,7 @@ from xneuralcodec.coding import orographic_prediction
 from xneuralcodec.evaluation.metrics import weighted_errors
 from xneuralcodec.options import model_qualities
 
+from .network_curves import ratio_at_equal_mae
 from .paper_targets import top_quarter_spectrum
 from .run import default_data, group_key, load_groups
 
@@ -49,12 +50,8 @@ def curves(planes, grid, variable) -> dict:
         plain = [point(planes, grid, variable, float(q)) for q in qualities]
     finally:
         plane_records.PREDICT_OROGRAPHY = True
-    order = np.argsort([p["mae"] for p in plain])
-    maes = np.log([plain[k]["mae"] for k in order])
-    ratios = np.log([plain[k]["ratio"] for k in order])
     for p in predicted:
-        inside = maes[0] <= np.log(p["mae"]) <= maes[-1]
-        p["plain_ratio_at_equal_mae"] = float(np.exp(np.interp(np.log(p["mae"]), maes, ratios))) if inside else None
+        p["plain_ratio_at_equal_mae"] = ratio_at_equal_mae(p["mae"], plain)
     return {"predicted": predicted, "plain": plain}
 
 
