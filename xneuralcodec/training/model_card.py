@@ -97,7 +97,7 @@ def card_calibrated(base_card: dict, name: str, digest: str, summary: dict) -> d
     return {**base_card, "name": name, "sha256": digest, "derived_from": base_card["name"],
             "mean_calibration": {**summary, "method": "per-channel offsets on the integer mean bias, chosen on "
                                  "training planes (xneuralcodec.training.calibrate_means)"},
-            "validation_curves_note": f"validation_curves are {base_card['name']}'s, ideal rates under the float model"}
+            "validation_curves_note": f"validation_curves are {base_card['name']}'s: ideal rates, measured before this calibration"}
 
 
 def card_v5(name: str, digest: str, config: dict, ckpt: dict, run_dir: Path | None) -> dict:
