@@ -8,7 +8,7 @@ weighted MAE (each peer's knob, an absolute bound, a step or a ratio, bisected t
 - ``codec max``: the same with ``effort="max"`` (encode-time latent refinement, and EBCC among
   the conventional records);
 - ``v4 network`` / ``v5.N network`` (the registry's fine model of ``"auto"``, hyperprior-v5.3
-  in 0.13.0-0.19.0): each network with its correction layer only (``conventional=False``),
+  in 0.13.0-0.19.0, hyperprior-v5.4 from 0.20.0): each network with its correction layer only (``conventional=False``),
   on every grid; ``v5.N network max``: with ``effort="max"``. (Until 0.13.0 the table also had
   v5.1 and v5.2 columns; v5.3 shares their encoder.)
 - SZ3, SPERR, EBCC, SPERR in its quantisation-step mode (``sperr_q``, what the codec uses

@@ -1,8 +1,11 @@
-"""Bytes and decoded values do not depend on thread count or process.
+"""Decoded values do not depend on thread count or process.
 
 The entropy parameters come from the integer hyper-synthesis, so a chunk encoded with one
 torch thread must decode, with two threads in another process, to exactly the array the
-encoding process itself decodes (see docs/format.md, "Portability").
+encoding process itself decodes, and the other way round (see docs/format.md, "Portability").
+Encoded bytes are not promised across processes: the analysis transform is float, and on
+this machine the first 0.25 degree chunk of a fresh two-thread process came out different in
+about 1 of 25 processes (docs/format.md); either chunk decodes the same everywhere.
 """
 
 import hashlib
@@ -41,21 +44,20 @@ def run(*args) -> str:
 
 
 @pytest.mark.parametrize("key, qualities", [("era5_1deg_t2m", (0, 4)), ("era5_0.25deg", (3,))])
-def test_encode_one_thread_decode_two_threads_other_process(tmp_path, key, qualities):
+def test_encode_on_one_thread_count_decode_on_the_other_in_another_process(tmp_path, key, qualities):
     # 0.25 degrees too: big maps are where GEMMs and ducc0 actually split work across threads
     src = DATA / FILES[key][0]
     if not src.is_file():
         pytest.skip(f"{src} not available")
     for quality in qualities:
-        blob = tmp_path / f"chunk{quality}.bin"
-        digest_1 = run(1, "encode", src, quality, blob)
-        digest_2 = run(2, "encode", src, quality, tmp_path / f"again{quality}.bin")
-        assert digest_1 == digest_2, "encoding differs between 1 and 2 threads"
-        decoded_hash = run(2, "decode", blob, quality)
-        same_process = np.load(str(blob) + ".npy")
-        other = np.load(str(blob) + ".decoded.npy")
-        np.testing.assert_array_equal(other, same_process)
-        assert decoded_hash == hashlib.sha256(same_process.tobytes()).hexdigest()
+        for encode_threads, decode_threads in ((1, 2), (2, 1)):
+            blob = tmp_path / f"chunk{quality}_{encode_threads}.bin"
+            run(encode_threads, "encode", src, quality, blob)
+            decoded_hash = run(decode_threads, "decode", blob, quality)
+            same_process = np.load(str(blob) + ".npy")
+            other = np.load(str(blob) + ".decoded.npy")
+            np.testing.assert_array_equal(other, same_process)
+            assert decoded_hash == hashlib.sha256(same_process.tobytes()).hexdigest()
 
 
 def test_decode_is_unchanged_under_torch_deterministic_algorithms():

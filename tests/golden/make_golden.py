@@ -161,6 +161,17 @@ def cases():
         holed = (synthetic_plane(181, 360, 46, lmax=90) - 0.0065 * terrain).astype(np.float32)
         holed[100:110, 200:240] = np.nan
         yield "1deg_v15_network_orographic_max_abs_error", NeuralCodec(quality=3, max_abs_error=0.5, conventional=False), holed
+    if tuple(int(p) for p in __version__.split(".")[:2]) >= (0, 20):  # hyperprior-v5.4: "auto"'s 0.25 degree model
+        # trained on what the v15 network sees; at a 1 degree grid for size, named as the model:
+        # a plane the terrain explains (its record holds the prediction) beside one it does not
+        from xneuralcodec.sphere import elevation
+
+        terrain = elevation.on_grid(181, 360, 90.0, 0.0)
+        yield "1deg_v5.4_q5", NeuralCodec(model="hyperprior-v5.4", quality=5, variable="msl"), \
+            synthetic_plane(181, 360, 47, lmax=90)
+        yield "1deg_v5.4_orographic_q1_two_planes", NeuralCodec(model="hyperprior-v5.4", quality=1, variable="t2m"), \
+            np.stack([(synthetic_plane(181, 360, 48, lmax=90) - 0.0065 * terrain).astype(np.float32),
+                      synthetic_plane(181, 360, 49, lmax=90)])
 
 
 def same_content(old: bytes, new: bytes) -> bool:

@@ -7,8 +7,8 @@ need nothing the search finds. Measured on 2 threads (ERA5 0.25 degree t2m, targ
 after the other, 0.68 s side by side with torch on one thread; side by side with torch
 keeping both threads, the three threads fight over two cores (0.78-0.84 s).
 
-Bytes do not change: the analysis gives the same values on any number of torch threads
-(tests/test_determinism.py). torch's thread count is process-wide, so only one chunk at a
+Bytes do not change: the analysis gives the same values on any number of torch threads (the
+rare first-chunk difference between processes in docs/format.md, "Portability", is not this). torch's thread count is process-wide, so only one chunk at a
 time lends a thread (the others run as before) and it is given back afterwards, when the
 search's probes may pair up on it (``coding/concurrent_probes.py``); a call to
 ``torch.set_num_threads`` made by other code during those few hundred milliseconds is undone.

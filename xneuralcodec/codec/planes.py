@@ -42,7 +42,7 @@ SUPPORTED_DTYPES = (np.dtype("float32"), np.dtype("float64"))
 # temperature, surface pressure; not msl, winds, upper air; /work/exp/oro/sp_network.py). With hyperprior-v5.3, never trained on such planes,
 # on ERA5 0.25 degree t2m at quality 3: 211.9x at 0.314 K -> 239.7x at 0.297 K; at target_mae
 # 0.4 K, network records 315.6x -> 413.9x (/work/exp/oro/default_on_predicted.py,
-# network_on_predicted.py).
+# network_on_predicted.py). hyperprior-v5.4 (0.20.0) is v5.3 trained on such planes (docs/model-card.md).
 PREDICT_OROGRAPHY = True
 SMALLEST_UNSCALED = 2.0 ** -60   # below this largest magnitude, float32 std would lose precision
 LARGEST_UNSCALED = float(np.finfo(np.float32).max)
