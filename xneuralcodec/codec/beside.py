@@ -8,9 +8,10 @@ after the other, 0.68 s side by side with torch on one thread; side by side with
 keeping both threads, the three threads fight over two cores (0.78-0.84 s).
 
 Bytes do not change: the analysis gives the same values on any number of torch threads (the
-rare first-chunk difference between processes in docs/format.md, "Portability", is not this). torch's thread count is process-wide, so only one chunk at a
-time lends a thread (the others run as before) and it is given back afterwards, when the
-search's probes may pair up on it (``coding/concurrent_probes.py``); a call to
+rare first-chunk difference between processes in docs/format.md, "Portability", shows without
+this path too). torch's thread count is process-wide, so only one chunk at a time lends a
+thread (the others run as before) and it is given back afterwards, when the search's probes
+may pair up on it (``coding/concurrent_probes.py``); a call to
 ``torch.set_num_threads`` made by other code during those few hundred milliseconds is undone.
 With torch on one thread nothing runs beside: the chunk keeps to the one core it was given
 (dask's workers each coding chunks, say).
