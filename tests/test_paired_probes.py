@@ -114,7 +114,8 @@ def test_one_at_a_time_keeps_the_secant_through_the_last_two_probes():
 
 def test_a_large_plane_gives_the_same_record_on_one_thread_and_two():
     """The bounds probed do not depend on the threads, so neither does the record (ERA5 0.25
-    degree t2m, the paper's 0.4 K: JPEG 2000 after SPERR's step mode, both probing in pairs)."""
+    degree t2m, the paper's 0.4 K: JPEG 2000 and AV1 after SPERR's step mode, all probing in pairs;
+    AV1 wins, 0.21.0: ~732x against JPEG 2000's ~672x)."""
     plane, grid = load_plane("era5_0.25deg")
     plane = plane.astype(np.float32)
     assert plane.size >= conventional.PAIRED_FROM_POINTS
@@ -124,7 +125,7 @@ def test_a_large_plane_gives_the_same_record_on_one_thread_and_two():
         found.append(conventional.best_candidate(plane, finite, PlaneMAE(plane, area_weights(grid)), None, 0.4,
                                                  conventional.coders_for("default"), grid=grid, threads=threads))
     assert found[0].blob == found[1].blob and found[0].bound == found[1].bound
-    assert found[0].coder == conventional.EBCC and plane.nbytes / found[0].stored_bytes(plane.dtype) > 600
+    assert found[0].coder == conventional.AVIF and plane.nbytes / found[0].stored_bytes(plane.dtype) > 700
 
 
 def test_chunks_searched_from_several_threads_at_once_get_the_records_they_get_alone():

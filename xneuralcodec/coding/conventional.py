@@ -26,14 +26,14 @@ from typing import Callable
 
 import numpy as np
 
-from . import concurrent_probes, interpolation_coder, latitude_weighting, orographic_prediction
+from . import avif_coder, concurrent_probes, interpolation_coder, latitude_weighting, orographic_prediction
 from .latitude_weighting import LatitudeWeighting
 from .orographic_prediction import OrographicPrediction
 from .output import to_dtype
 
-SZ3, SPERR, EBCC, SPERR_Q, INTERP = 1, 2, 3, 4, 5   # coder ids in plane records: append only (EBCC since v8,
-#                                                   SPERR_Q v9, INTERP v12)
-NAMES = {SZ3: "sz3", SPERR: "sperr", EBCC: "ebcc", SPERR_Q: "sperr-q", INTERP: "interp"}
+SZ3, SPERR, EBCC, SPERR_Q, INTERP, AVIF = 1, 2, 3, 4, 5, 6   # coder ids in plane records: append only (EBCC
+#                                                   since v8, SPERR_Q v9, INTERP v12, AVIF v16)
+NAMES = {SZ3: "sz3", SPERR: "sperr", EBCC: "ebcc", SPERR_Q: "sperr-q", INTERP: "interp", AVIF: "avif"}
 # The interpolation coder (format v12) joins them: on all 15 held-out planes at 2x the paper's
 # targets it wrote 4-48% fewer bytes than native SZ3 3.4 (ratio 1.04-1.92x native SZ3's;
 # /work/exp/interp_real2.py, 0.15.0).
@@ -63,11 +63,18 @@ J2K_FIRST_RATIO = 1.15   # first probe: this x the ratio of the best record so f
 # MAE ~ ratio^0.6 (ERA5 0.25 degree t2m) to ^0.75 (1 degree t2m) near the paper's targets: the
 # second probe's step assumes the middle (the others assume MAE ~ bound)
 FIRST_SLOPE = {J2K: 0.65}
-UNBOUNDED_EXTRA = {SPERR_Q: (SPERR_Q, J2K)}
+# From 0.21.0 (format v16) AV1's intra coder follows (``avif_coder``; its knob: the plane's unit
+# per 12-bit code): at the paper's targets it wrote the smallest records on ERA5 0.25 and 1
+# degree t2m and 1 degree msl (module docstring there), at ~0.7 s a probe on a 0.25 degree plane.
+# MAE targets only: it holds no bound.
+UNBOUNDED_EXTRA = {SPERR_Q: (SPERR_Q, J2K, AVIF)}
 EBCC_MIN_SIDE = 32    # EBCC refuses planes smaller than 32 x 32
+# AVIF's first unit: 0.2 x the target (ERA5 0.25 degree t2m: units 0.05-0.08 K gave MAE 0.35-0.43 K, MAE
+# ~ unit^0.5; but its tails, which may count too (``best_candidate``), grow ~ unit^1.5: the first step assumes 1)
+AVIF_UNIT_PER_MAE = 0.2
 # first guess of bound / MAE per coder (measured on ERA5 t2m: SZ3 MAE ~ 0.28 x bound,
 # SPERR ~ 0.16 x bound, EBCC ~ 0.06-0.14 x bound); the search corrects it from the measured MAE
-BOUND_PER_MAE = {SZ3: 3.0, SPERR: 5.0, EBCC: 10.0, SPERR_Q: 8.0, INTERP: 3.0}
+BOUND_PER_MAE = {SZ3: 3.0, SPERR: 5.0, EBCC: 10.0, SPERR_Q: 8.0, INTERP: 3.0, AVIF: AVIF_UNIT_PER_MAE}
 SEARCH_STEPS = 7
 # EBCC (effort="max" only) gets more: its MAE is a staircase of the bound, and 7 probes left it
 # 3% under the target on ERA5 1 degree v10 at 0.25 m/s (20.0x; 10 probes: 20.5x, as the peer's
@@ -149,9 +156,11 @@ def _discard() -> None:
 
 def encode(coder: int, plane: np.ndarray, bound: float) -> bytes:
     """A finite (nlat, nlon) plane in its own dtype -> the coder's bytes at ``bound`` (J2K: at
-    that compression ratio)."""
+    that compression ratio; AVIF: at that unit per code)."""
     if coder == INTERP:
         return interpolation_coder.encode(plane, bound)
+    if coder == AVIF:
+        return avif_coder.encode(plane, bound)
     values = np.ascontiguousarray(plane[None] if coder in (EBCC, J2K) else plane)   # EBCC codes (depth, h, w)
     return bytes(np.asarray(_codec(coder, float(bound)).encode(values)).view(np.uint8))
 
@@ -193,6 +202,8 @@ def _decode_values(coder: int, blob: bytes, shape: tuple, dtype) -> np.ndarray:
         raise ValueError(f"not a valid xneuralcodec chunk: unknown conventional coder {coder}")
     if coder == INTERP:   # numpy and constriction: nothing to sandbox, and its errors are ValueError already
         return interpolation_coder.decode(blob, shape, dtype)
+    if coder == AVIF:     # its errors are ValueError already
+        return avif_coder.decode(blob, shape, dtype)
     try:
         values = np.asarray(_decoder(coder).decode(np.frombuffer(blob, np.uint8)))
     except Exception as exc:  # the wasm codecs report damage in their own types
@@ -418,6 +429,8 @@ def best_candidate(plane: np.ndarray, finite: np.ndarray, mae: Callable[[np.ndar
         tails = float(np.mean(error > TAIL_FACTOR * target_mae)) if target_mae is not None else 0.0
         if source.power:   # the tails count as the MAE does: over TAIL_SHARE reads as over the target
             measured = max(measured, target_mae * tails / TAIL_SHARE)
+        if coder == AVIF and target_mae is not None:   # nor may AV1 add tails to the records it competes with
+            measured = max(measured, target_mae * tails / max(TAIL_SHARE, best.tails if best else 0.0))
         short = coder_framing.shorten(record_coder, blob, plane.shape, plane.dtype)
         if short is None and record_coder == EBCC:
             return None    # the decoder takes EBCC only with the header it rebuilds (coder_framing.check_ebcc)
@@ -468,6 +481,8 @@ def best_candidate(plane: np.ndarray, finite: np.ndarray, mae: Callable[[np.ndar
 
     if min(plane.shape) < EBCC_MIN_SIDE or plane.dtype != np.float32:   # EBCC codes float32 only
         coders = tuple(c for c in coders if c not in (EBCC, J2K))
+    if min(plane.shape) < avif_coder.MIN_SIDE or plane.ndim != 2:
+        coders = tuple(c for c in coders if c != AVIF)
     sources = [_Source(plane)]
     if grid is not None and target_mae is not None and max_abs_error is None and PREDICT_OROGRAPHY:
         fitted = orographic_prediction.fit(plane, finite, grid)

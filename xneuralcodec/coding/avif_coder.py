@@ -1,0 +1,119 @@
+"""AV1 intra coding of a plane (format v16, conventional coder 6 "avif"): libavif through imagecodecs.
+
+Why: at the paper's MAE targets the large, smooth planes were coded best by EBCC's JPEG 2000
+layer, and AV1's intra coder (directional prediction, transforms up to 64 x 64, deblocking and
+CDEF) writes less for the same error. Measured on the plane the codec hands its coders (minus
+the orographic prediction, latitude-weighted; /work/exp/s21/avif_speed.py, 0.21.0), ratio at the
+target MAE, J2K beside it from avif_groups.py: ERA5 0.25 degree t2m at 0.4 K 840x (J2K 753x),
+1 degree t2m 63.9x (52.0x), 1 degree msl at 100 Pa 711x. At tight targets on small planes
+(GFS 2.5 degree gh at 3 m, w) it does not reach the target at all: the other coders keep those.
+
+The plane is mapped to 12-bit codes, ``round((x - min) / unit)``, coded as a monochrome image at
+one quality (QUALITY) and speed (SPEED), and ``unit`` is the knob the encoder's search turns: a
+larger unit spans fewer codes, so the fixed quantiser is coarser in the plane's units. At 12 bits
+the finest unit is the plane's range / 4095; a finer knob keeps that unit and raises the quality
+instead, QUALITY_PER_OCTAVE levels per halving of the knob (MAE fell ~2% a level on ERA5 0.25
+degree t2m), so targets that need a finer quantiser are reached too. Measured
+(``avif_knob.py``, ``avif_grid.py``, ``avif_speed.py``): a fixed quality with the unit as the knob
+coded 2-15% smaller than the quality as the knob at the finest unit (10 bits: 0.25 degree
+t2m 713-770x against 725x; 1 degree msl 645-677x against 460x), 12 bits as 10 or better, and
+speed 5 reached 840x at 0.71 s a probe on a 0.25 degree plane where speed 6 reached 765x at
+0.16 s and speed 3 828x at 1.5 s.
+
+Stream: ``min f64 | unit f64 | seq_level u8 | the AV1 payload``. The AVIF container around the
+payload (269 bytes, 4% of a 0.25 degree t2m plane at 800x) depends only on the shape, the
+payload's length and AV1's sequence level, so the decoder rebuilds it (``_container``), and the
+encoder keeps a stream only where libavif wrote exactly that container. Rebuilt from the
+chunk's checked shape, the container's sizes cannot be forged. AV1 decoding is specified to
+the bit, so every machine decodes the same codes.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+
+BITS = 12
+CODES = (1 << BITS) - 1
+QUALITY = 62   # libavif's 0-100 (quantiser 24 of 63)
+QUALITY_PER_OCTAVE = 30
+MAX_QUALITY = 99   # 100 is lossless
+SPEED = 5
+MIN_SIDE = 32    # as EBCC's: smaller planes are never worth a 269-byte container's bookkeeping
+
+_HEAD = struct.Struct("<ddB")   # min, unit, seq_level
+_U32 = struct.Struct(">I")
+# libavif 1.4's container for one 12-bit monochrome image (ftyp, meta with hdlr, pitm, iloc,
+# iinf, iprp: ispe, pixi, av1C, colr), then the mdat box's header; the fields patched in below
+_CONTAINER = bytes.fromhex(
+    "0000001c667479706176696600000000617669666d6966316d696166000000e96d657461000000000000002168646c72"
+    "000000000000000070696374000000000000000000000000000000000e7069746d0000000000010000001e696c6f6300"
+    "000000440000010001000000010000010d000000000000002869696e660000000000010000001a696e66650200000000"
+    "01000061763031436f6c6f72000000006869707270000000496970636f00000014697370650000000000000000000000"
+    "000000000e7069786900000000010c0000000c6176314381407c0000000013636f6c726e636c78000200020006800000"
+    "001769706d61000000000000000100010401028304000000006d646174")
+_LENGTH_AT, _WIDTH_AT, _HEIGHT_AT, _LEVEL_AT, _MDAT_AT = 113, 185, 189, 216, 261
+
+
+def _container(shape: tuple[int, int], seq_level: int, payload_len: int) -> bytes:
+    """The AVIF container libavif writes around an AV1 payload of ``payload_len`` bytes."""
+    out = bytearray(_CONTAINER)
+    _U32.pack_into(out, _LENGTH_AT, payload_len)
+    _U32.pack_into(out, _WIDTH_AT, shape[1])
+    _U32.pack_into(out, _HEIGHT_AT, shape[0])
+    out[_LEVEL_AT] = 0x40 | seq_level   # seq_profile 2 (12 bits) | seq_level_idx
+    _U32.pack_into(out, _MDAT_AT, payload_len + 8)
+    return bytes(out)
+
+
+def codes_of(plane: np.ndarray, knob: float) -> tuple[np.ndarray, float, float, int]:
+    """(12-bit codes, min, unit, quality) for the knob: the unit it names where the codes span
+    it, else the finest unit and a quality raised by how much finer the knob asks."""
+    values = plane.astype(np.float64)
+    low = float(values.min())
+    finest = max((float(values.max()) - low) / CODES * (1 + 1e-9), np.finfo(np.float64).tiny)
+    unit, quality = float(knob), QUALITY
+    if not unit >= finest:
+        quality = min(MAX_QUALITY, QUALITY + int(np.ceil(QUALITY_PER_OCTAVE * np.log2(finest / max(unit, 1e-300)))))
+        unit = finest
+    codes = np.clip(np.round((values - low) / unit), 0, CODES).astype(np.uint16)
+    return codes, low, unit, quality
+
+
+def encode(plane: np.ndarray, knob: float) -> bytes:
+    """A finite (nlat, nlon) plane -> the stream (module docstring) at ``knob`` (``codes_of``); a
+    plane libavif frames otherwise than ``_container`` rebuilds raises ValueError (not a candidate)."""
+    import imagecodecs
+
+    codes, low, unit, quality = codes_of(plane, knob)
+    image = np.ascontiguousarray(np.broadcast_to(codes[..., None], (*codes.shape, 3)))   # Y = R = G = B
+    blob = bytes(imagecodecs.avif_encode(image, level=quality, speed=SPEED, bitspersample=BITS,
+                                         pixelformat=imagecodecs.AVIF.PIXEL_FORMAT.YUV400, numthreads=1))
+    payload = blob[len(_CONTAINER):]
+    seq_level = blob[_LEVEL_AT] & 0x1F if len(blob) > len(_CONTAINER) else 0
+    if blob[:len(_CONTAINER)] != _container(codes.shape, seq_level, len(payload)):
+        raise ValueError("libavif framed the image otherwise than the container this version rebuilds")
+    return _HEAD.pack(low, unit, seq_level) + payload
+
+
+def decode(blob: bytes, shape: tuple, dtype) -> np.ndarray:
+    """The stream -> the plane's values in ``dtype``; damaged bytes raise ValueError."""
+    import imagecodecs
+
+    if len(blob) <= _HEAD.size:
+        raise ValueError("not a valid xneuralcodec chunk: avif plane too short")
+    low, unit, seq_level = _HEAD.unpack_from(blob)
+    if not (np.isfinite(low) and np.isfinite(unit) and unit > 0 and seq_level < 32):
+        raise ValueError(f"not a valid xneuralcodec chunk: bad avif plane parameters ({low}, {unit}, {seq_level})")
+    payload = blob[_HEAD.size:]
+    try:
+        codes = np.asarray(imagecodecs.avif_decode(_container(tuple(shape), seq_level, len(payload)) + payload,
+                                                   numthreads=1))
+    except Exception as exc:   # imagecodecs reports damage as AvifError (a RuntimeError)
+        raise ValueError(f"not a valid xneuralcodec chunk: avif plane does not decode ({exc})") from exc
+    if codes.shape != tuple(shape) or codes.dtype != np.uint16 or int(codes.max(initial=0)) > CODES:
+        raise ValueError(f"not a valid xneuralcodec chunk: avif plane decodes to {codes.dtype} {codes.shape}, "
+                         f"expected 12-bit codes of shape {tuple(shape)}")
+    with np.errstate(over="ignore"):
+        return (codes * unit + low).astype(dtype)
