@@ -30,6 +30,7 @@ def _decoded(found, plane):
     return np.clip(back, *found.clip) if found.clip else back
 
 
+@pytest.mark.usefixtures("without_avif")
 def test_a_weighted_record_is_smaller_at_the_same_area_weighted_mae():
     """ERA5 1 degree t2m at the paper's target (0.4 K): the codec's record is latitude-weighted,
     meets the target, keeps its tails within TAIL_SHARE, and with its 20 parameter bytes is
@@ -93,6 +94,7 @@ def test_the_rows_come_from_polynomials_close_to_sine_and_cosine():
     assert np.abs(back - plane).max() <= 4 * np.spacing(np.float32(np.abs(plane).max()))
 
 
+@pytest.mark.usefixtures("without_avif")
 def test_a_record_round_trips_and_forged_parameters_are_refused():
     """The parameters follow the clip range; a latitude no grid of the chunk's rows has, or
     non-finite coefficients, raise ValueError naming the weighting."""
@@ -110,6 +112,7 @@ def test_a_record_round_trips_and_forged_parameters_are_refused():
             bitstream.unpack(spliced(data, packed, forged))
 
 
+@pytest.mark.usefixtures("without_avif")
 def test_a_v12_chunk_cannot_set_the_bit():
     """Bit 4 of the coder byte is part of the coder id in v12 (ids 16 and up name no coder)."""
     plane, grid = load_plane("era5_1deg_t2m")

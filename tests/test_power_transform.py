@@ -19,6 +19,7 @@ def _tails(back, plane, target) -> float:
     return float(np.mean(np.abs(back.astype(np.float64) - plane) > conventional.TAIL_FACTOR * target))
 
 
+@pytest.mark.usefixtures("without_avif")
 def test_precipitation_under_the_power_is_smaller_with_small_tails():
     """ERA5 1 degree tp at the paper's target (7.28e-6 m): the record codes the 16/17 power, meets
     the target, decodes to no negative value, keeps at most 0.5% of the points off by more than
@@ -84,6 +85,7 @@ def test_the_inverse_power_is_made_of_correctly_rounded_operations():
     assert conventional.from_power(np.array([-1e-3, 0.0]))[0] == 0.0
 
 
+@pytest.mark.usefixtures("without_avif")
 def test_a_power_bit_in_a_v11_chunk_is_refused():
     """Bit 5 of the coder byte means the power only from version 12; in a v11 chunk it makes
     the coder id unknown, so the chunk is refused with a ValueError, not decoded raw."""

@@ -176,6 +176,14 @@ def cases():
         yield "1deg_v5.4_orographic_q1_two_planes", NeuralCodec(model="hyperprior-v5.4", quality=1, variable="t2m"), \
             np.stack([(synthetic_plane(181, 360, 48, lmax=90) - 0.0065 * terrain).astype(np.float32),
                       synthetic_plane(181, 360, 49, lmax=90)])
+    if released >= (0, 21):  # format v16: AV1 intra records (conventional coder 6)
+        # temperature-like 1 degree planes over the shipped terrain at MAE targets where AV1 writes the
+        # smallest record: float32 at 0.3 K, and float64 at 0.1 K (a finer knob: a raised quality)
+        terrain = terrain_1deg()
+        yield "1deg_v16_avif", NeuralCodec(target_mae=0.3, variable="t2m"), \
+            (synthetic_plane(181, 360, 50, lmax=90) - 0.0065 * terrain).astype(np.float32)
+        yield "1deg_v16_avif_float64", NeuralCodec(target_mae=0.1, variable="t2m"), \
+            (synthetic_plane(181, 360, 51, lmax=90) - 0.0065 * terrain).astype(np.float64)
 
 
 def same_content(old: bytes, new: bytes) -> bool:

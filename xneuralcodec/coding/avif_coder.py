@@ -24,8 +24,9 @@ Stream: ``min f64 | unit f64 | seq_level u8 | the AV1 payload``. The AVIF contai
 payload (269 bytes, 4% of a 0.25 degree t2m plane at 800x) depends only on the shape, the
 payload's length and AV1's sequence level, so the decoder rebuilds it (``_container``), and the
 encoder keeps a stream only where libavif wrote exactly that container. Rebuilt from the
-chunk's checked shape, the container's sizes cannot be forged. AV1 decoding is specified to
-the bit, so every machine decodes the same codes.
+chunk's checked shape, the container's sizes cannot be forged, and a payload whose sequence
+header names another frame size is refused (``_frame_size``). AV1 decoding is specified to the
+bit, so every machine decodes the same codes.
 """
 
 from __future__ import annotations
@@ -67,6 +68,31 @@ def _container(shape: tuple[int, int], seq_level: int, payload_len: int) -> byte
     return bytes(out)
 
 
+def _frame_size(payload: bytes) -> tuple[int, int] | None:
+    """(height, width) from the payload's AV1 sequence header (a temporal delimiter, then a
+    sequence header OBU with reduced_still_picture_header, as libaom writes a still image), or None.
+
+    Why: libavif rescales a frame to the container's size where the two differ, so a payload of
+    another shape would decode silently to a resampled plane; the decoder checks it instead."""
+    if len(payload) < 8 or payload[:2] != b"\x12\x00" or payload[2] != 0x0A:
+        return None
+    bits = int.from_bytes(payload[4:4 + min(payload[3], 16)], "big")
+    total = 8 * min(payload[3], 16)
+
+    def take(n: int, at: list) -> int:
+        at[0] += n
+        return (bits >> (total - at[0])) & ((1 << n) - 1) if at[0] <= total else -1
+
+    at = [0]
+    _profile, still, reduced = take(3, at), take(1, at), take(1, at)
+    if not (still == 1 and reduced == 1):
+        return None
+    take(5, at)   # seq_level_idx
+    width_bits, height_bits = take(4, at) + 1, take(4, at) + 1
+    width, height = take(width_bits, at) + 1, take(height_bits, at) + 1
+    return (height, width) if at[0] <= total else None
+
+
 def codes_of(plane: np.ndarray, knob: float) -> tuple[np.ndarray, float, float, int]:
     """(12-bit codes, min, unit, quality) for the knob: the unit it names where the codes span
     it, else the finest unit and a quality raised by how much finer the knob asks."""
@@ -81,18 +107,24 @@ def codes_of(plane: np.ndarray, knob: float) -> tuple[np.ndarray, float, float, 
     return codes, low, unit, quality
 
 
+def avif_file(codes: np.ndarray, quality: int) -> bytes:
+    """The AVIF file libavif writes for 12-bit ``codes`` at ``quality`` (and SPEED, one thread)."""
+    import imagecodecs
+
+    image = np.ascontiguousarray(np.broadcast_to(codes[..., None], (*codes.shape, 3)))   # Y = R = G = B
+    return bytes(imagecodecs.avif_encode(image, level=quality, speed=SPEED, bitspersample=BITS,
+                                         pixelformat=imagecodecs.AVIF.PIXEL_FORMAT.YUV400, numthreads=1))
+
+
 def encode(plane: np.ndarray, knob: float) -> bytes:
     """A finite (nlat, nlon) plane -> the stream (module docstring) at ``knob`` (``codes_of``); a
     plane libavif frames otherwise than ``_container`` rebuilds raises ValueError (not a candidate)."""
-    import imagecodecs
-
     codes, low, unit, quality = codes_of(plane, knob)
-    image = np.ascontiguousarray(np.broadcast_to(codes[..., None], (*codes.shape, 3)))   # Y = R = G = B
-    blob = bytes(imagecodecs.avif_encode(image, level=quality, speed=SPEED, bitspersample=BITS,
-                                         pixelformat=imagecodecs.AVIF.PIXEL_FORMAT.YUV400, numthreads=1))
+    blob = avif_file(codes, quality)
     payload = blob[len(_CONTAINER):]
     seq_level = blob[_LEVEL_AT] & 0x1F if len(blob) > len(_CONTAINER) else 0
-    if blob[:len(_CONTAINER)] != _container(codes.shape, seq_level, len(payload)):
+    if (blob[:len(_CONTAINER)] != _container(codes.shape, seq_level, len(payload))
+            or _frame_size(payload) != codes.shape):
         raise ValueError("libavif framed the image otherwise than the container this version rebuilds")
     return _HEAD.pack(low, unit, seq_level) + payload
 
@@ -107,6 +139,8 @@ def decode(blob: bytes, shape: tuple, dtype) -> np.ndarray:
     if not (np.isfinite(low) and np.isfinite(unit) and unit > 0 and seq_level < 32):
         raise ValueError(f"not a valid xneuralcodec chunk: bad avif plane parameters ({low}, {unit}, {seq_level})")
     payload = blob[_HEAD.size:]
+    if _frame_size(payload) != tuple(shape):
+        raise ValueError(f"not a valid xneuralcodec chunk: avif plane is not a still image of shape {tuple(shape)}")
     try:
         codes = np.asarray(imagecodecs.avif_decode(_container(tuple(shape), seq_level, len(payload)) + payload,
                                                    numthreads=1))

@@ -237,6 +237,28 @@ def ebcc_j2k_compressor() -> Compressor:
     return dataclasses.replace(ebcc, kind="ratio", parameter_range=(1.0, 1e5))
 
 
+def avif_compressor() -> Compressor:
+    """AV1 intra alone (libavif through imagecodecs), as a user would store a plane with it: 12-bit
+    codes of ``(x - min) / unit``, the whole AVIF file plus min and unit (16 bytes); the knob is
+    the unit ("step"). The codec's AV1 records (format v16) use the same coder on the plane
+    minus its orographic prediction, maybe latitude-weighted, and keep only the AV1 payload, so
+    this column shows what of the codec's gain is AV1's own."""
+    _require("imagecodecs", "imagecodecs")
+    from ..coding import avif_coder
+
+    def encode(plane, unit):
+        codes, low, unit, quality = avif_coder.codes_of(plane, _abs_bound(unit))
+        return np.array([low, unit]).tobytes() + avif_coder.avif_file(codes, quality)
+
+    def decode(blob, shape, unit):
+        import imagecodecs
+
+        low, unit = np.frombuffer(blob[:16], np.float64)
+        return (np.asarray(imagecodecs.avif_decode(blob[16:])) * unit + low).reshape(shape)
+
+    return Compressor("avif", "step", encode, decode, library="imagecodecs (libavif, libaom, dav1d)")
+
+
 def sz3_wasm_compressor() -> Compressor:
     """SZ3 again, through numcodecs-wasm: cross-checks pysz and runs where pysz does not."""
     return _wasm_compressor("sz3_wasm", "numcodecs_wasm_sz3", lambda m, eb: m.Sz3(eb_mode="abs", eb_abs=eb))
@@ -252,6 +274,7 @@ REFERENCE_COMPRESSORS: dict[str, Callable[[], Compressor]] = {
     "ebcc": ebcc_compressor,
     "sperr_q": sperr_q_compressor,
     "ebcc_j2k": ebcc_j2k_compressor,
+    "avif": avif_compressor,
     "sz3_wasm": sz3_wasm_compressor,
 }
 
