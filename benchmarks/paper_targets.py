@@ -188,7 +188,7 @@ def main(argv=None) -> int:
     table = markdown(results, names)
     plot(results, names, out / "paper-targets.png")
     (out / "paper-targets.md").write_text(
-        f"# The codec and its networks against SZ3, SPERR and EBCC at the paper's targets\n\nCommand: `{command}`; "
+        f"# The codec and its networks against SZ3, SPERR, EBCC and AV1 at the paper's targets\n\nCommand: `{command}`; "
         f"{models}; one held-out plane per group, each peer's knob (bound, step or ratio) bisected to the same MAE. Cells: ratio (MAE, "
         "max error, % of points off by more than 5x the target, power spectrum ratio over the top quarter of "
         "degrees).\n\n" + table)
