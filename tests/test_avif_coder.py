@@ -77,7 +77,7 @@ def test_the_codec_picks_it_where_it_writes_less_and_keeps_the_target(key, targe
     assert weighted_errors(plane, back, grid)["mae"] <= target
     without = conventional.best_candidate(plane, np.isfinite(plane), lambda b: weighted_errors(plane, b, grid)["mae"],
                                           None, target, tuple(c for c in conventional.coders_for("default")
-                                                              if c != conventional.AVIF), grid=grid)
+                                                              if c != conventional.AVIF_PROBE), grid=grid)
     assert len(data) < without.stored_bytes(plane.dtype)
     tails = float(np.mean(np.abs(back.astype(np.float64) - plane) > conventional.TAIL_FACTOR * target))
     assert tails <= max(conventional.TAIL_SHARE, without.tails) + 1e-12
@@ -85,9 +85,10 @@ def test_the_codec_picks_it_where_it_writes_less_and_keeps_the_target(key, targe
 
 def test_bounds_and_fast_effort_never_use_it():
     """AV1 holds no bound, and effort="fast" skips the slow probes."""
-    assert conventional.AVIF not in conventional.coders_for("default", max_abs_error=1.0)
-    assert conventional.AVIF not in conventional.coders_for("fast")
-    assert conventional.AVIF in conventional.coders_for("default") and conventional.AVIF in conventional.coders_for("max")
+    assert conventional.AVIF_PROBE not in conventional.coders_for("default", max_abs_error=1.0)
+    assert conventional.AVIF_PROBE not in conventional.coders_for("fast")
+    assert conventional.AVIF_PROBE in conventional.coders_for("default")
+    assert conventional.AVIF_PROBE in conventional.coders_for("max")
 
 
 def test_damaged_streams_are_refused():

@@ -58,7 +58,8 @@ UNBOUNDED_SPERR = {SPERR: SPERR_Q}
 # step mode), at ~0.27 s a probe on a 0.25 degree plane (/work/exp/ebcc_j2k.py, j2k_shapes.py;
 # 0.16.0). It goes after SPERR's step mode, whose record gives its first ratio.
 J2K = 103   # an encoder-side setting, never in a record (RECORD_CODER)
-RECORD_CODER = {J2K: EBCC}
+AVIF_PROBE = 106   # likewise: AV1 at avif_coder.PROBE_SPEED, the speed its unit is searched at
+RECORD_CODER = {J2K: EBCC, AVIF_PROBE: AVIF}
 J2K_FIRST_RATIO = 1.15   # first probe: this x the ratio of the best record so far
 # MAE ~ ratio^0.6 (ERA5 0.25 degree t2m) to ^0.75 (1 degree t2m) near the paper's targets: the
 # second probe's step assumes the middle (the others assume MAE ~ bound)
@@ -66,22 +67,30 @@ FIRST_SLOPE = {J2K: 0.65}
 # From 0.21.0 (format v16) AV1's intra coder follows (``avif_coder``; its knob: the plane's unit
 # per 12-bit code): at the paper's targets it wrote the smallest records on ERA5 0.25 and 1
 # degree t2m and 1 degree msl (module docstring there), at ~0.7 s a probe on a 0.25 degree plane.
-# MAE targets only: it holds no bound.
-UNBOUNDED_EXTRA = {SPERR_Q: (SPERR_Q, J2K, AVIF)}
+# MAE targets only: it holds no bound. From 0.22.0, on planes of PAIRED_FROM_POINTS or more, the unit
+# is searched at avif_coder.PROBE_SPEED (0.04 s a probe on a 0.25 degree plane, 0.6 s at SPEED), then the
+# record at avif_coder.SPEED by a search of AVIF_FINAL_STEPS probes from the unit found (``search``'s
+# end): at one unit the two speeds' MAE and tails differ by a few %. Smaller planes search at SPEED alone.
+UNBOUNDED_EXTRA = {SPERR_Q: (SPERR_Q, J2K, AVIF_PROBE)}
+AVIF_FINAL_STEPS = 4
+# A probe at PROBE_SPEED writes about this x the record's bytes: its size is divided by it before
+# HOPELESS compares it with the best record so far
+PROBE_BYTES = {AVIF_PROBE: 1.4}
 EBCC_MIN_SIDE = 32    # EBCC refuses planes smaller than 32 x 32
 # AVIF's first unit: 0.2 x the target (ERA5 0.25 degree t2m: units 0.05-0.08 K gave MAE 0.35-0.43 K, MAE
 # ~ unit^0.5; but its tails, which may count too (``best_candidate``), grow ~ unit^1.5: the first step assumes 1)
 AVIF_UNIT_PER_MAE = 0.2
 # first guess of bound / MAE per coder (measured on ERA5 t2m: SZ3 MAE ~ 0.28 x bound,
 # SPERR ~ 0.16 x bound, EBCC ~ 0.06-0.14 x bound); the search corrects it from the measured MAE
-BOUND_PER_MAE = {SZ3: 3.0, SPERR: 5.0, EBCC: 10.0, SPERR_Q: 8.0, INTERP: 3.0, AVIF: AVIF_UNIT_PER_MAE}
+BOUND_PER_MAE = {SZ3: 3.0, SPERR: 5.0, EBCC: 10.0, SPERR_Q: 8.0, INTERP: 3.0, AVIF: AVIF_UNIT_PER_MAE,
+                 AVIF_PROBE: AVIF_UNIT_PER_MAE}
 SEARCH_STEPS = 7
 # EBCC (effort="max" only) gets more: its MAE is a staircase of the bound, and 7 probes left it
 # 3% under the target on ERA5 1 degree v10 at 0.25 m/s (20.0x; 10 probes: 20.5x, as the peer's
 # 18-step bisection), at ~1.2-8 s a probe on 1 and 0.25 degree planes
 # AV1 too: its first unit is a guess that fits smooth planes (ERA5 t2m, msl); on 1 degree v10 at 0.5 m/s
 # the unit that meets the target is 6x finer, and 7 probes ended short of it (53.6x, JPEG 2000's; 10: 61.1x)
-SEARCH_STEPS_OF = {EBCC: 10, AVIF: 10}
+SEARCH_STEPS_OF = {EBCC: 10, AVIF: 10, AVIF_PROBE: 10}
 HOPELESS = 1.3        # stop a coder's search once a probe near the target is this much larger than the best so far
 BRACKET_MARGIN = 1.05  # a secant step within 5% of either end of the bracket bisects it instead
 NEAR_TARGET = 0.7     # ... "near": MAE at least this share of the target (EBCC's first probe may sit far below it)
@@ -161,8 +170,8 @@ def encode(coder: int, plane: np.ndarray, bound: float) -> bytes:
     that compression ratio; AVIF: at that unit per code)."""
     if coder == INTERP:
         return interpolation_coder.encode(plane, bound)
-    if coder == AVIF:
-        return avif_coder.encode(plane, bound)
+    if coder in (AVIF, AVIF_PROBE):
+        return avif_coder.encode(plane, bound, avif_coder.PROBE_SPEED if coder == AVIF_PROBE else avif_coder.SPEED)
     values = np.ascontiguousarray(plane[None] if coder in (EBCC, J2K) else plane)   # EBCC codes (depth, h, w)
     return bytes(np.asarray(_codec(coder, float(bound)).encode(values)).view(np.uint8))
 
@@ -431,7 +440,7 @@ def best_candidate(plane: np.ndarray, finite: np.ndarray, mae: Callable[[np.ndar
         tails = float(np.mean(error > TAIL_FACTOR * target_mae)) if target_mae is not None else 0.0
         if source.power:   # the tails count as the MAE does: over TAIL_SHARE reads as over the target
             measured = max(measured, target_mae * tails / TAIL_SHARE)
-        if coder == AVIF and target_mae is not None:   # nor may AV1 add tails to the records it competes with
+        if record_coder == AVIF and target_mae is not None:   # nor may AV1 add tails to the records it competes with
             measured = max(measured, target_mae * tails / max(TAIL_SHARE, best.tails if best else 0.0))
         short = coder_framing.shorten(record_coder, blob, plane.shape, plane.dtype)
         if short is None and record_coder == EBCC:
@@ -439,9 +448,10 @@ def best_candidate(plane: np.ndarray, finite: np.ndarray, mae: Callable[[np.ndar
         return Candidate(record_coder, bound, blob if short is None else short, short is not None, clip, source.power,
                          source.latitude, source.orography, values if coder == INTERP else None, tails), measured
 
-    def search(coder, source: _Source, start: float | None) -> Candidate | None:
+    def search(coder, source: _Source, start: float | None, steps: int | None = None) -> Candidate | None:
         """The smallest record of ``coder`` on ``source`` that meets the target (or the bound),
-        probing up to two bounds a round (``concurrent_probes``)."""
+        probing up to two bounds a round (``concurrent_probes``), ``steps`` probes at most (by
+        default SEARCH_STEPS_OF the coder)."""
         found = None
         if target_mae is None:
             result = check(coder, max_abs_error, source)
@@ -457,7 +467,7 @@ def best_candidate(plane: np.ndarray, finite: np.ndarray, mae: Callable[[np.ndar
         bounds = [bound]
         if first_paired and bound < ceiling:
             bounds.append(min(ceiling, bound * (SECOND_PROBE_INFORMED if informed else SECOND_PROBE)))
-        tried, left = [], SEARCH_STEPS_OF.get(coder, SEARCH_STEPS)
+        tried, left = [], steps or SEARCH_STEPS_OF.get(coder, SEARCH_STEPS)
         left += left % 2 if paired else 0   # whole rounds
         while bounds:
             results = concurrent_probes.run_all(lambda b: check(coder, b, source), bounds, threads)
@@ -465,7 +475,8 @@ def best_candidate(plane: np.ndarray, finite: np.ndarray, mae: Callable[[np.ndar
             stop = False
             for bound, result in zip(bounds, results):   # (ascending bounds)
                 if (result is not None and best is not None
-                        and result[0].stored_bytes(plane.dtype) > HOPELESS * best.stored_bytes(plane.dtype)
+                        and result[0].stored_bytes(plane.dtype) > HOPELESS * PROBE_BYTES.get(coder, 1.0)
+                        * best.stored_bytes(plane.dtype)
                         and result[1] >= NEAR_TARGET * target_mae):
                     stop = True   # near the target sizes fall only slowly with the bound: this coder will not win
                     continue
@@ -479,12 +490,17 @@ def best_candidate(plane: np.ndarray, finite: np.ndarray, mae: Callable[[np.ndar
             if stop or left <= 0:
                 break
             bounds = _next_round(tried, target_mae, ceiling, FIRST_SLOPE.get(coder, 1.0), paired)[:left]
+        if coder == AVIF_PROBE and found is not None:   # the record: a short search at SPEED from the unit found
+            final = search(AVIF, source, found.bound, AVIF_FINAL_STEPS)
+            found = final if final is not None and len(final.blob) < len(found.blob) else found
         return found
 
     if min(plane.shape) < EBCC_MIN_SIDE or plane.dtype != np.float32:   # EBCC codes float32 only
         coders = tuple(c for c in coders if c not in (EBCC, J2K))
     if min(plane.shape) < avif_coder.MIN_SIDE or plane.ndim != 2:
-        coders = tuple(c for c in coders if c != AVIF)
+        coders = tuple(c for c in coders if c not in (AVIF, AVIF_PROBE))
+    if not paired:   # small planes: probes at SPEED take milliseconds, and its own search finds smaller records
+        coders = tuple(AVIF if c == AVIF_PROBE else c for c in coders)
     sources = [_Source(plane)]
     if grid is not None and target_mae is not None and max_abs_error is None and PREDICT_OROGRAPHY:
         fitted = orographic_prediction.fit(plane, finite, grid)
