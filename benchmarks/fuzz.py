@@ -8,7 +8,8 @@ back projection; 0.14.0: v11 chunks, whose conventional records keep only a shor
 coder's stream, with SZ3, SPERR, EBCC, float32 and float64 planes; 0.15.0: a v12 precipitation
 plane under the 16/17 power and an interpolation-coder plane; the SZ3 seed is 0.14.0's golden
 chunk; 0.16.0: v13 latitude-weighted planes, float32 and float64; 0.20.0: a hyperprior-v5.4 chunk of a
-plane minus its orographic prediction; 0.21.0: a v16 AV1 intra plane), and
+plane minus its orographic prediction; 0.21.0: a v16 AV1 intra plane; 0.22.0: the float64 SPERR seed
+written with ``effort="fast"`` again, where the default now writes AV1), and
 ``model="auto"`` codecs, which look the weights up by the chunk's sha256 prefix) are mutated in five ways: random bit flips, truncation, random
 bytes, and header or payload mutations whose CRC is recomputed so that they get past the
 checksum into the parser, the range decoder and the network. Each case must either raise
@@ -71,7 +72,8 @@ def seed_chunks(data_dir: Path) -> list[tuple[NeuralCodec, bytes]]:
         (NeuralCodec(max_abs_error=1.0), u10),                                            # v12: interpolation coder
         (NeuralCodec(target_mae=3.64e-6), tp),                                           # v12: 16/17 power
         (NeuralCodec(target_mae=0.4, variable="t2m"), t2m),                              # v13, v14: latitude weighting, orographic prediction
-        (NeuralCodec(grid=grid25, target_mae=0.05), t.astype(np.float64)),                # v11: float64 SPERR short frames
+        # v11: float64 SPERR short frames (effort="fast": since 0.21.0 the default writes AV1 records here)
+        (NeuralCodec(grid=grid25, target_mae=0.05, effort="fast"), t.astype(np.float64)),
         (NeuralCodec(quality=3, variable="t2m"), t2m),                                   # v15: the network's orographic prediction
         (NeuralCodec(quality=1, max_abs_error=1.0, conventional=False), t2m),            # v15: ... with a correction
         (NeuralCodec(model="hyperprior-v5.4", quality=6, variable="t2m"), t2m),       # 0.20: v5.4 on a predicted plane

@@ -83,6 +83,36 @@ def test_the_codec_picks_it_where_it_writes_less_and_keeps_the_target(key, targe
     assert tails <= max(conventional.TAIL_SHARE, without.tails) + 1e-12
 
 
+@pytest.mark.parametrize("key, target", [("era5_0.25deg", 0.4), ("era5_1deg_u10", 0.5)])
+def test_large_planes_search_the_unit_fast_and_write_the_record_at_speed(monkeypatch, key, target):
+    """From 0.22.0 a plane of PAIRED_FROM_POINTS or more is probed at PROBE_SPEED and only the last
+    few probes run at SPEED; the record is the SPEED stream at its unit. Smaller planes probe at
+    SPEED only."""
+    from xneuralcodec.coding import latitude_weighting, orographic_prediction
+    from xneuralcodec.coding.rate_control import PlaneMAE
+    from xneuralcodec.sphere.grid import area_weights
+
+    speeds = []
+    real = avif_coder.avif_file
+    monkeypatch.setattr(avif_coder, "avif_file",
+                        lambda codes, quality, speed=avif_coder.SPEED: speeds.append(speed) or real(codes, quality, speed))
+    plane, grid = load_plane(key)
+    plane = plane.astype(np.float32)
+    finite = np.isfinite(plane)
+    found = conventional.best_candidate(plane, finite, PlaneMAE(plane, area_weights(grid)), None, target,
+                                        conventional.coders_for("default"), grid=grid)
+    assert found.coder == conventional.AVIF
+    source = orographic_prediction.fit(plane, finite, grid).values if found.orography else plane
+    source = latitude_weighting.forward(source, found.latitude) if found.latitude else source
+    assert found.blob == avif_coder.encode(source, found.bound)
+    if plane.size >= conventional.PAIRED_FROM_POINTS:
+        assert speeds.count(avif_coder.PROBE_SPEED) >= 2
+        assert 1 <= speeds.count(avif_coder.SPEED) <= conventional.AVIF_FINAL_STEPS, speeds
+        assert found.blob != avif_coder.encode(source, found.bound, avif_coder.PROBE_SPEED)
+    else:
+        assert set(speeds) == {avif_coder.SPEED}
+
+
 def test_bounds_and_fast_effort_never_use_it():
     """AV1 holds no bound, and effort="fast" skips the slow probes."""
     assert conventional.AVIF_PROBE not in conventional.coders_for("default", max_abs_error=1.0)
