@@ -33,12 +33,22 @@ def test_a_knob_finer_than_twelve_bits_raises_the_quality_instead():
     plane, _ = load_plane("era5_1deg_t2m")
     finest = float(plane.max() - plane.min()) / avif_coder.CODES
     qualities = []
+    band = 2.0 ** (1 / avif_coder.QUALITY_PER_OCTAVE)
     for finer in (1.5, 2, 16):
         _, _, unit, quality = avif_coder.codes_of(plane, finest / finer)
-        assert unit == pytest.approx(finest, rel=1e-6)
+        assert finest * (1 - 1e-9) <= unit <= finest * band * (1 + 1e-9)
         qualities.append(quality)
     assert avif_coder.QUALITY < qualities[0] < qualities[1] < qualities[2] == avif_coder.MAX_QUALITY, qualities
     assert qualities[1] - avif_coder.QUALITY in (avif_coder.QUALITY_PER_OCTAVE, avif_coder.QUALITY_PER_OCTAVE + 1)
+    assert avif_coder.codes_of(plane, finest / 16)[2] == pytest.approx(finest, rel=1e-8)   # beyond MAX_QUALITY
+    # 0.22.0: between quality levels the unit moves, so knobs 1% apart never write the same stream
+    settings = [avif_coder.codes_of(plane, finest / 1.3 * 1.01 ** k)[2:] for k in range(26)]
+    assert len(set(settings)) == len(settings), settings
+    by_quality = {}
+    for unit, quality in settings:
+        by_quality.setdefault(quality, []).append(unit)
+    assert max(len(units) for units in by_quality.values()) >= 2
+    assert all(units == sorted(units) for units in by_quality.values())   # within a level: coarser knob, coarser unit
     _, _, unit, quality = avif_coder.codes_of(plane, 4 * finest)
     assert unit == 4 * finest and quality == avif_coder.QUALITY
     coarse = avif_coder.decode(avif_coder.encode(plane, finest), plane.shape, np.float64)
