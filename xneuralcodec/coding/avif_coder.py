@@ -6,8 +6,8 @@ CDEF) writes less for the same error. Measured on the plane the codec hands its 
 the orographic prediction, latitude-weighted; /work/exp/s21/avif_speed.py, 0.21.0), ratio at the
 target MAE, J2K beside it from avif_groups.py: ERA5 0.25 degree t2m at 0.4 K 840x (J2K 753x),
 1 degree t2m 63.9x (52.0x), 1 degree msl at 100 Pa 711x. In the codec, where an AV1 record
-may not add error tails (``conventional.best_candidate``), the 0.25 degree plane codes to 734.6x
-against JPEG 2000's 672.5x (``benchmarks/results/paper-targets.md``). At tight targets on small
+may not add error tails (``conventional.best_candidate``), the 0.25 degree plane codes to 744.3x
+(0.22.0) against JPEG 2000's 672.5x (``benchmarks/results/paper-targets.md``). At tight targets on small
 planes (GFS 2.5 degree gh at 3 m, w) it loses: the other coders keep those.
 
 The plane is mapped to 12-bit codes, ``round((x - min) / unit)``, coded as a monochrome image at
