@@ -114,3 +114,19 @@ def test_gridless_serializer_stores_auto_and_reads_back_in_zarr3(tmp_path):
     assert '"model": "auto"' in meta
     back = zarr.open_array(tmp_path / "auto.zarr")[:]
     assert np.abs(back - np.stack([plane, plane + 1.0])).mean() < 1.0
+
+
+def test_the_held_out_evaluation_codes_a_fine_plane_with_the_model_it_was_given():
+    """``python -m xneuralcodec.evaluation.evaluate`` evaluates one model on every group: on the
+    0.25 degree plane its options name that model, rather than "auto", which resolved to the fine
+    model's quality scale (q + 2) and crashed v4 at qualities 4 and 5 (IndexError, until 0.22.0)."""
+    from xneuralcodec.codec.engine import Engine
+    from xneuralcodec.evaluation.evaluate import evaluate_group
+    from xneuralcodec.network.weights import load_model
+    from xneuralcodec.training.data import Plane
+
+    values, grid = load_plane("era5_0.25deg")
+    engine = Engine(load_model("hyperprior-v4"))
+    rows = evaluate_group(engine, [Plane("G04", "t2m", {}, grid, values)], [4, 5], with_sz3=False)
+    assert [r["quality"] for r in rows] == [4, 5]
+    assert rows[0]["ratio"] > rows[1]["ratio"] > 1 and rows[0]["mae"] > rows[1]["mae"] > 0

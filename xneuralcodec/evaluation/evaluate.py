@@ -55,7 +55,9 @@ def evaluate_group(engine: Engine, planes, qualities, with_sz3=True, conditioned
         back = np.empty_like(stack)
         for i, plane in enumerate(stack):
             t0 = time.perf_counter()
-            data = engine.encode(plane, CodecOptions(quality=q, grid=grid, **told[i]))
+            # the engine's own model: left at "auto", 0.25 degree options resolve to the fine model and
+            # its quality offset, which the engine's model may not have (v4: IndexError at q4, 0.21.0)
+            data = engine.encode(plane, CodecOptions(quality=q, grid=grid, model=engine.model.name, **told[i]))
             t1 = time.perf_counter()
             back[i] = engine.decode(data, grid)
             t2 = time.perf_counter()
