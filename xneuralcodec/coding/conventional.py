@@ -487,13 +487,13 @@ def best_candidate(plane: np.ndarray, finite: np.ndarray, mae: Callable[[np.ndar
             stop = False
             missed_sizes.update((b, r[0].stored_bytes(plane.dtype)) for b, r in zip(bounds, results)
                                 if r is not None and r[1] > target_mae)
+            # the best record so far in this coder's probe bytes (a speed-8 AV1 probe writes more)
+            best_bytes = None if best is None else PROBE_BYTES.get(coder, 1.0) * best.stored_bytes(plane.dtype)
             for bound, result in zip(bounds, results):   # (ascending bounds)
-                if (result is not None and best is not None
-                        and result[0].stored_bytes(plane.dtype) > HOPELESS * PROBE_BYTES.get(coder, 1.0)
-                        * best.stored_bytes(plane.dtype)
+                if (result is not None and best_bytes is not None
+                        and result[0].stored_bytes(plane.dtype) > HOPELESS * best_bytes
                         and result[1] >= NEAR_TARGET * target_mae
-                        and not _bracket_may_win(missed_sizes, bound, PROBE_BYTES.get(coder, 1.0)
-                                                 * best.stored_bytes(plane.dtype))):
+                        and not _bracket_may_win(missed_sizes, bound, best_bytes)):
                     stop = True   # near the target sizes fall only slowly with the bound: this coder will not win
                     continue
                 measured = 2 * target_mae if result is None else result[1]   # a broken bound: step down
