@@ -73,7 +73,7 @@ def test_condition_is_stored_in_the_header_and_the_config():
     plane = (250 + np.cumsum(rng.normal(size=(73, 144)), axis=1)).astype(np.float32)
     codec = NeuralCodec(quality=1, variable="t", level=850.3)
     chunk = bitstream.unpack(codec.encode(plane))
-    assert chunk.version == bitstream.VERSION == 16
+    assert chunk.version == bitstream.VERSION == 17
     assert chunk.variable_kind == KIND_INDEX["temperature"] and chunk.level == float(np.float32(850.3))
     assert codec.get_config()["variable"] == "t" and codec.get_config()["level"] == 850.3
     again = NeuralCodec.from_config(codec.get_config())

@@ -102,11 +102,11 @@ def test_denormal_float32_fields_are_not_flattened(field, signed_field, scale, s
 
 def test_ordinary_fields_write_the_current_format(field):
     """0.6.0 kept v5 for ordinary chunks; since 0.7.0 every chunk records its projection
-    iterations, so every chunk is the current version, v16 since 0.21.0 (older chunks still
+    iterations, so every chunk is the current version, v17 since 0.23.0 (older chunks still
     decode: tests/test_golden.py)."""
     grid, unit, _ = field
     chunk = bitstream.unpack(NeuralCodec(grid=grid.to_config()).encode((unit * 250).astype(np.float32)))
-    assert chunk.version == bitstream.VERSION == 16
+    assert chunk.version == bitstream.VERSION == 17
 
 
 @SETTINGS

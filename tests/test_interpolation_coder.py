@@ -1,5 +1,6 @@
-"""Format v12's interpolation coder (coding/interpolation_coder.py): every value within the
-bound, fewer bytes than SZ3 at the same bound on real planes, and damaged streams refused."""
+"""Format v12's interpolation coder (coding/interpolation_coder.py), and v17's clamped one:
+every value within the bound, fewer bytes than SZ3 at the same bound on real planes, and damaged
+streams refused."""
 
 import numpy as np
 import pytest
@@ -45,15 +46,15 @@ def test_float64_planes_keep_their_precision():
 @settings(max_examples=60, deadline=None)
 @given(shape=st.tuples(st.integers(1, 40), st.integers(1, 40)), seed=st.integers(0, 2**31 - 1),
        scale=st.sampled_from([1e-30, 1e-3, 1.0, 1e6, 3e38]), bound=st.sampled_from([1e-35, 1e-6, 0.01, 0.5, 1e30]),
-       dtype=st.sampled_from([np.float32, np.float64]))
-def test_any_finite_plane_keeps_any_bound(shape, seed, scale, bound, dtype):
+       dtype=st.sampled_from([np.float32, np.float64]), clamped=st.booleans())
+def test_any_finite_plane_keeps_any_bound(shape, seed, scale, bound, dtype, clamped):
     """Odd shapes (1 x n, n x 1, 1 x 1), values up to float32's limit (escapes where the
     prediction overflows) and bounds from far below the values' spacing (every point exact)
-    to far above them (every code 0)."""
+    to far above them (every code 0); plain and clamped."""
     rng = np.random.default_rng(seed)
     walk = np.cumsum(rng.standard_normal(shape), axis=1) * scale / 10
     plane = np.clip(walk, -np.finfo(dtype).max, np.finfo(dtype).max).astype(dtype)
-    back = coder.decode(coder.encode(plane, bound), plane.shape, dtype)
+    back = coder.decode(coder.encode(plane, bound, clamped), plane.shape, dtype, clamped)
     assert back.dtype == dtype and np.all(np.isfinite(back))
     assert _max_error(back, plane) <= bound
 
@@ -69,6 +70,38 @@ def test_bad_input_is_named():
     for bound in (0.0, -1.0, np.nan, np.inf):
         with pytest.raises(ValueError, match="bound"):
             coder.encode(plane, bound)
+
+
+def test_clamped_predictions_save_bytes_where_a_field_sits_at_its_floor():
+    """ERA5 1 degree tp at 1.46e-5 m (2x the paper's target): 18,599 bytes clamped against 19,273
+    plain (0.23.0), each within the bound. On a plane whose predictions never leave its range
+    (a plane linear in both axes: cubic interpolation is exact there) the clamped encoder writes
+    the plain stream, which says so."""
+    plane, _ = load_plane("era5_1deg_tp")
+    bound = 1.46e-5
+    plain, plain_values, plain_clamped = coder.encode_with_values(plane, bound)
+    clamped, clamped_values, is_clamped = coder.encode_with_values(plane, bound, clamped=True)
+    assert not plain_clamped and is_clamped
+    assert len(clamped) < 0.98 * len(plain)
+    for blob, values, flag in ((plain, plain_values, False), (clamped, clamped_values, True)):
+        back = coder.decode(blob, plane.shape, plane.dtype, clamped=flag)
+        np.testing.assert_array_equal(back, values.astype(plane.dtype))
+        assert _max_error(back, plane) <= bound
+    ramp = np.add.outer(np.arange(40.0), 2 * np.arange(60.0)).astype(np.float32)
+    blob, _, is_clamped = coder.encode_with_values(ramp, 0.1, clamped=True)
+    assert not is_clamped and blob == coder.encode(ramp, 0.1)
+    assert coder.encode(ramp, 0.1, clamped=True)[16:] == blob   # the same codes behind the limits
+
+
+def test_damaged_clamped_heads_are_value_errors():
+    plane, _ = load_plane("era5_3deg_z500")
+    blob = coder.encode(plane, 60.0, clamped=True)
+    assert _max_error(coder.decode(blob, plane.shape, plane.dtype, clamped=True), plane) <= 60.0
+    high = float(plane.max())
+    for bad in (blob[:15], np.float64(np.nan).tobytes() + blob[8:], np.float64(high + 1).tobytes() + blob[8:],
+                blob[:8] + np.float64(np.inf).tobytes() + blob[16:]):
+        with pytest.raises(ValueError, match="interpolation plane"):
+            coder.decode(bad, plane.shape, plane.dtype, clamped=True)
 
 
 def test_damaged_streams_are_value_errors():
@@ -100,7 +133,8 @@ def test_mutated_streams_decode_to_the_shape_or_raise_value_error(data):
 
 def test_the_codec_takes_it_for_a_hard_bound_and_keeps_the_bound():
     """ERA5 1 degree u10 with max_abs_error = 1 m/s (2x the paper's target): the record is the
-    interpolation coder's (27.5x; WebAssembly SZ3 25.5x, native SZ3 25.9x), NaN holes included."""
+    interpolation coder's (27.5x; WebAssembly SZ3 25.5x, native SZ3 25.9x), NaN holes included.
+    No prediction leaves u10's range there, so the record is the plain coder 5."""
     plane, grid = load_plane("era5_1deg_u10")
     plane[40:50, 100:180] = np.nan
     codec = NeuralCodec(grid=grid.to_config(), max_abs_error=1.0)
@@ -125,6 +159,20 @@ def test_a_v11_chunk_cannot_name_it():
         bitstream.unpack(as_version(data, 11))
 
 
+def test_precipitation_under_a_hard_bound_takes_the_clamped_coder_which_v16_cannot_name():
+    """ERA5 1 degree tp with max_abs_error = 1.46e-5 m: the record is coder 7 (format v17) and keeps
+    the bound; the same chunk with version 16 is refused."""
+    from .test_hostile_chunks import as_version
+
+    plane, grid = load_plane("era5_1deg_tp")
+    codec = NeuralCodec(grid=grid.to_config(), max_abs_error=1.46e-5)
+    data = codec.encode(plane)
+    assert bitstream.unpack(data).planes[0].coder == conventional.INTERP_CLAMPED == 7
+    assert _max_error(codec.decode(data), plane) <= 1.46e-5
+    with pytest.raises(ValueError):
+        bitstream.unpack(as_version(data, 16))
+
+
 def test_the_search_measures_the_encoders_values_and_checks_the_winner_once(monkeypatch):
     """The bound search takes the interpolation coder's values from its encoder (no decode per
     probe) and decodes only the record it keeps; should that decode ever differ, the record is
@@ -134,11 +182,11 @@ def test_the_search_measures_the_encoders_values_and_checks_the_winner_once(monk
     mae = lambda decoded: float(np.abs(decoded - plane).mean())   # noqa: E731 (any MAE will do here)
     decodes = []
     real_decode = coder.decode
-    monkeypatch.setattr(coder, "decode", lambda *a: decodes.append(1) or real_decode(*a))
+    monkeypatch.setattr(coder, "decode", lambda *a, **k: decodes.append(1) or real_decode(*a, **k))
     found = conventional.best_candidate(plane, finite, mae, 1.0, None, conventional.coders_for("default", 1.0))
     assert found.coder == conventional.INTERP and len(decodes) == 1
-    monkeypatch.setattr(coder, "decode", lambda *a: real_decode(*a) + np.float32(1e-3))
+    monkeypatch.setattr(coder, "decode", lambda *a, **k: real_decode(*a, **k) + np.float32(1e-3))
     fallback = conventional.best_candidate(plane, finite, mae, 1.0, None, conventional.coders_for("default", 1.0))
-    assert fallback.coder != conventional.INTERP
+    assert fallback.coder not in conventional.INTERPOLATION
     values = conventional.decode(fallback.coder, fallback.blob, plane.shape, plane.dtype, fallback.short_frame)
     assert _max_error(values, plane) <= 1.0

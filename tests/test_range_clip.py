@@ -29,7 +29,7 @@ def _clipped_tp_chunk():
     return plane, grid, codec, clipped, bitstream.pack(chunk)
 
 
-@pytest.mark.usefixtures("without_avif")
+@pytest.mark.usefixtures("without_avif", "plain_interpolation")
 def test_precipitation_decodes_without_negative_values_in_fewer_bytes():
     """The coders' ringing around dry areas goes below zero; clipped, the target holds at a
     coarser bound, so the record is smaller than the same search without the clip, and no

@@ -184,6 +184,13 @@ def cases():
             (synthetic_plane(181, 360, 50, lmax=90) - 0.0065 * terrain).astype(np.float32)
         yield "1deg_v16_avif_float64", NeuralCodec(target_mae=0.1, variable="t2m"), \
             (synthetic_plane(181, 360, 51, lmax=90) - 0.0065 * terrain).astype(np.float64)
+    if released >= (0, 23):  # format v17: the interpolation coder with clamped predictions (coder 7)
+        # a field at its floor over 60% of the globe, under a hard bound and at an MAE target (float64)
+        base = synthetic_plane(73, 144, 52, lmax=60)
+        dry = np.maximum(base - np.percentile(base, 60), 0) * 1e-3
+        yield "2.5deg_v17_interp_clamped_max_abs_error", NeuralCodec(grid=grid, max_abs_error=2e-5), \
+            dry.astype(np.float32)
+        yield "2.5deg_v17_interp_clamped_target_mae_float64", NeuralCodec(grid=grid, target_mae=2e-5), dry
 
 
 def same_content(old: bytes, new: bytes) -> bool:

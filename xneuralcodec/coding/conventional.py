@@ -31,18 +31,21 @@ from .latitude_weighting import LatitudeWeighting
 from .orographic_prediction import OrographicPrediction
 from .output import to_dtype
 
-SZ3, SPERR, EBCC, SPERR_Q, INTERP, AVIF = 1, 2, 3, 4, 5, 6   # coder ids in plane records: append only (EBCC
-#                                                   since v8, SPERR_Q v9, INTERP v12, AVIF v16)
-NAMES = {SZ3: "sz3", SPERR: "sperr", EBCC: "ebcc", SPERR_Q: "sperr-q", INTERP: "interp", AVIF: "avif"}
+# coder ids in plane records: append only (EBCC since v8, SPERR_Q v9, INTERP v12, AVIF v16, INTERP_CLAMPED v17;
+# 7 is the last id the coder byte's 3 bits hold: a further coder needs a format change there)
+SZ3, SPERR, EBCC, SPERR_Q, INTERP, AVIF, INTERP_CLAMPED = 1, 2, 3, 4, 5, 6, 7
+NAMES = {SZ3: "sz3", SPERR: "sperr", EBCC: "ebcc", SPERR_Q: "sperr-q", INTERP: "interp", AVIF: "avif",
+         INTERP_CLAMPED: "interp-clamped"}
+INTERPOLATION = (INTERP, INTERP_CLAMPED)
 # The interpolation coder (format v12) joins them: on all 15 held-out planes at 2x the paper's
 # targets it wrote 4-48% fewer bytes than native SZ3 3.4 (ratio 1.04-1.92x native SZ3's;
 # /work/exp/interp_real2.py, 0.15.0).
 # SZ3 stays: near lossless (bound 1e-12 on a float64 plane) every code needs ~30 bits, and SZ3's
 # stream was 39% smaller than the interpolation coder's there (and smaller than the lossless record).
-DEFAULT_CODERS = (SPERR, INTERP, SZ3)
+DEFAULT_CODERS = (SPERR, INTERP_CLAMPED, SZ3)
 # effort="max" adds EBCC (JPEG 2000 base + bounded residual): up to ~20% smaller than SPERR at
 # tight targets on 1 and 0.25 degree grids, but ~8 s per encode of a 0.25 degree plane
-MAX_EFFORT_CODERS = (SPERR, INTERP, SZ3, EBCC)
+MAX_EFFORT_CODERS = (SPERR, INTERP_CLAMPED, SZ3, EBCC)
 # Without a max_abs_error, SPERR runs in its quantisation-step mode (SPERR_Q, format v9): no
 # outlier pass that holds every point within a bound, which an MAE target does not ask for.
 # At equal latitude-weighted MAE its records were 1-4% smaller than the point-wise-error
@@ -84,8 +87,8 @@ EBCC_MIN_SIDE = 32    # EBCC refuses planes smaller than 32 x 32
 AVIF_UNIT_PER_MAE = 0.2
 # first guess of bound / MAE per coder (measured on ERA5 t2m: SZ3 MAE ~ 0.28 x bound,
 # SPERR ~ 0.16 x bound, EBCC ~ 0.06-0.14 x bound); the search corrects it from the measured MAE
-BOUND_PER_MAE = {SZ3: 3.0, SPERR: 5.0, EBCC: 10.0, SPERR_Q: 8.0, INTERP: 3.0, AVIF: AVIF_UNIT_PER_MAE,
-                 AVIF_PROBE: AVIF_UNIT_PER_MAE}
+BOUND_PER_MAE = {SZ3: 3.0, SPERR: 5.0, EBCC: 10.0, SPERR_Q: 8.0, INTERP: 3.0, INTERP_CLAMPED: 3.0,
+                 AVIF: AVIF_UNIT_PER_MAE, AVIF_PROBE: AVIF_UNIT_PER_MAE}
 SEARCH_STEPS = 7
 # EBCC (effort="max" only) gets more: its MAE is a staircase of the bound, and 7 probes left it
 # 3% under the target on ERA5 1 degree v10 at 0.25 m/s (20.0x; 10 probes: 20.5x, as the peer's
@@ -170,8 +173,8 @@ def _discard() -> None:
 def encode(coder: int, plane: np.ndarray, bound: float) -> bytes:
     """A finite (nlat, nlon) plane in its own dtype -> the coder's bytes at ``bound`` (J2K: at
     that compression ratio; AVIF: at that unit per code)."""
-    if coder == INTERP:
-        return interpolation_coder.encode(plane, bound)
+    if coder in INTERPOLATION:
+        return interpolation_coder.encode(plane, bound, coder == INTERP_CLAMPED)
     if coder in (AVIF, AVIF_PROBE):
         return avif_coder.encode(plane, bound, avif_coder.PROBE_SPEED if coder == AVIF_PROBE else avif_coder.SPEED)
     values = np.ascontiguousarray(plane[None] if coder in (EBCC, J2K) else plane)   # EBCC codes (depth, h, w)
@@ -213,8 +216,8 @@ def _decode_values(coder: int, blob: bytes, shape: tuple, dtype) -> np.ndarray:
     """As ``decode``, in the chunk's own ``dtype`` (what the coder wrote)."""
     if coder not in NAMES:
         raise ValueError(f"not a valid xneuralcodec chunk: unknown conventional coder {coder}")
-    if coder == INTERP:   # numpy and constriction: nothing to sandbox, and its errors are ValueError already
-        return interpolation_coder.decode(blob, shape, dtype)
+    if coder in INTERPOLATION:   # numpy and constriction: nothing to sandbox, and its errors are ValueError already
+        return interpolation_coder.decode(blob, shape, dtype, clamped=coder == INTERP_CLAMPED)
     if coder == AVIF:     # its errors are ValueError already
         return avif_coder.decode(blob, shape, dtype)
     try:
@@ -426,8 +429,9 @@ def best_candidate(plane: np.ndarray, finite: np.ndarray, mae: Callable[[np.ndar
     def check(coder, bound, source: _Source) -> tuple[Candidate, float] | None:
         record_coder = RECORD_CODER.get(coder, coder)   # J2K's stream is EBCC's
         try:
-            if coder == INTERP:   # its encoder knows the decoded values (checked once more below)
-                blob, values = interpolation_coder.encode_with_values(source.values, bound)
+            if coder in INTERPOLATION:   # its encoder knows the decoded values (checked once more below)
+                blob, values, clamped = interpolation_coder.encode_with_values(source.values, bound, coder == INTERP_CLAMPED)
+                record_coder = INTERP_CLAMPED if clamped else INTERP   # (plain where no prediction left the range)
                 values = values.astype(plane.dtype)
             else:
                 blob = encode(coder, source.values, bound)
@@ -457,7 +461,7 @@ def best_candidate(plane: np.ndarray, finite: np.ndarray, mae: Callable[[np.ndar
         if short is None and record_coder == EBCC:
             return None    # the decoder takes EBCC only with the header it rebuilds (coder_framing.check_ebcc)
         return Candidate(record_coder, bound, blob if short is None else short, short is not None, clip, source.power,
-                         source.latitude, source.orography, values if coder == INTERP else None, tails), measured
+                         source.latitude, source.orography, values if coder in INTERPOLATION else None, tails), measured
 
     def search(coder, source: _Source, start: float | None, steps: int | None = None) -> Candidate | None:
         """The smallest record of ``coder`` on ``source`` that meets the target (or the bound),
@@ -556,9 +560,9 @@ def best_candidate(plane: np.ndarray, finite: np.ndarray, mae: Callable[[np.ndar
     for coder in coders:
         for source in sources:
             run(coder, source)
-    if best is not None and best.coder == INTERP and not np.array_equal(
-            interpolation_coder.decode(best.blob, plane.shape, plane.dtype), best.encoder_values):
+    if best is not None and best.coder in INTERPOLATION and not np.array_equal(
+            _decode_values(best.coder, best.blob, plane.shape, plane.dtype), best.encoder_values):
         # never seen; if the decoder ever disagreed with the encoder, the other coders still keep the promise
         return best_candidate(plane, finite, mae, max_abs_error, target_mae,
-                              tuple(c for c in coders if c != INTERP), clip_to_range, try_power, grid, threads)
+                              tuple(c for c in coders if c not in INTERPOLATION), clip_to_range, try_power, grid, threads)
     return best

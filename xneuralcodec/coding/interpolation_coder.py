@@ -32,7 +32,8 @@ value goes to the raw section.
 
 Stream: ``f64 bound``, varints ``words_len, bits_len, raw_count``, then the range coder's words
 (u32), the escapes' bits (most significant first, zero-padded to a byte) and the raw values
-(the plane's dtype; the first is the plane's first value).
+(the plane's dtype; the first is the plane's first value). A clamped stream (format v17,
+conventional coder 7: every prediction clipped to the plane's range) starts with ``f64 min, f64 max``.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ _INCREMENT = 24                   # a seen symbol's count step (the prior gives 
 # An escape's class: 0 = an exact value (raw section); c >= 1 = a code with c + 5 significant
 # bits (|q| in [2^(c+4), 2^(c+5)): |q| > RADIUS has 6 or more, and codes stay below 2^52)
 _ESCAPE_CLASSES = 48
+_LIMITS = struct.Struct("<dd")   # a clamped stream's head: the plane's min and max
 
 
 def _prior() -> np.ndarray:
@@ -124,14 +126,24 @@ def _up_class(q: np.ndarray, exact: np.ndarray) -> np.ndarray:
     return up
 
 
-def encode(plane: np.ndarray, bound: float) -> bytes:
-    """A finite 2-D float32/float64 plane -> bytes whose every decoded value is within ``bound``."""
-    return encode_with_values(plane, bound)[0]
+def encode(plane: np.ndarray, bound: float, clamped: bool = False) -> bytes:
+    """A finite 2-D float32/float64 plane -> bytes whose every decoded value is within ``bound``
+    (``clamped``: a clamped stream, ``encode_with_values``, even where no prediction left the range)."""
+    blob, _, _ = encode_with_values(plane, bound, clamped, plain_if_unclipped=False)
+    return blob
 
 
-def encode_with_values(plane: np.ndarray, bound: float) -> tuple[bytes, np.ndarray]:
-    """``encode``, and the values ``decode`` will give (float64): the encoder reconstructs them
-    as it goes, so a bound search need not decode every probe."""
+def encode_with_values(plane: np.ndarray, bound: float, clamped: bool = False,
+                       plain_if_unclipped: bool = True) -> tuple[bytes, np.ndarray, bool]:
+    """``encode``, the values ``decode`` will give (float64), and whether the stream is a clamped
+    one: the encoder reconstructs the values as it goes, so a bound search need not decode every probe.
+
+    ``clamped`` (format v17, conventional coder 7): every prediction is clipped to the plane's
+    (min, max), which the stream then starts with. Why: every value lies in that range, so the
+    clip never moves a prediction away from the value it predicts, and cubic interpolation
+    overshoots wherever a field sits at its floor: around dry areas on precipitation (ERA5 1 degree
+    tp at 1.46e-5 m: 3.6% fewer bytes). Where no prediction left the range (and
+    ``plain_if_unclipped``) the stream is written plain: the same codes, 16 bytes fewer."""
     plane = np.asarray(plane)
     if plane.ndim != 2 or plane.dtype not in (np.float32, np.float64):
         raise TypeError(f"expected a 2-D float32 or float64 plane, got {plane.dtype} {plane.shape} instead")
@@ -141,6 +153,8 @@ def encode_with_values(plane: np.ndarray, bound: float) -> tuple[bytes, np.ndarr
     if not (np.isfinite(bound) and bound > 0):
         raise ValueError(f"expected a finite bound > 0, got {bound!r} instead")
     x = plane.astype(np.float64)
+    limits = (float(x.min()), float(x.max())) if clamped else None
+    clipped_any = False
     step = 2.0 * bound
     rec = np.full(x.shape, np.nan)
     rec[0, 0] = x[0, 0]
@@ -151,6 +165,10 @@ def encode_with_values(plane: np.ndarray, bound: float) -> tuple[bytes, np.ndarr
     family = constriction.stream.model.Categorical(perfect=False)
     for level_class, axis, rows, cols, half in _passes(x.shape):
         pred, spread = _predict(rec, rows, cols, half, axis)
+        if limits is not None:
+            inside = np.clip(pred, *limits)
+            clipped_any = clipped_any or not np.array_equal(inside, pred, equal_nan=True)
+            pred = inside
         target = x[np.ix_(rows, cols)]
         with np.errstate(invalid="ignore", over="ignore"):
             q = np.rint((target - pred) / step)
@@ -187,8 +205,10 @@ def encode_with_values(plane: np.ndarray, bound: float) -> tuple[bytes, np.ndarr
     words = encoder.get_compressed().astype("<u4").tobytes()
     bit_bytes = _pack_bits(np.asarray(payloads, np.uint64), np.asarray(widths, np.int64))
     raw_bytes = np.asarray(raw, plane.dtype.newbyteorder("<")).tobytes()
-    blob = struct.pack("<d", bound) + varints(len(words), len(bit_bytes), len(raw)) + words + bit_bytes + raw_bytes
-    return blob, rec
+    clamped = clamped and (clipped_any or not plain_if_unclipped)
+    head = _LIMITS.pack(*limits) if clamped else b""
+    blob = head + struct.pack("<d", bound) + varints(len(words), len(bit_bytes), len(raw)) + words + bit_bytes + raw_bytes
+    return blob, rec, clamped
 
 
 def _bit_length(values: np.ndarray) -> np.ndarray:
@@ -215,8 +235,9 @@ def _fail(why: str):
     raise ValueError(f"not a valid xneuralcodec chunk: interpolation plane {why}")
 
 
-def decode(blob: bytes, shape: tuple[int, int], dtype) -> np.ndarray:
-    """Bytes from ``encode`` -> the plane in ``dtype``; damaged bytes raise ValueError."""
+def decode(blob: bytes, shape: tuple[int, int], dtype, clamped: bool = False) -> np.ndarray:
+    """Bytes from ``encode`` (with the same ``clamped``) -> the plane in ``dtype``; damaged bytes
+    raise ValueError."""
     dtype = np.dtype(dtype)
     if len(shape) != 2 or dtype not in (np.float32, np.float64):
         raise TypeError(f"expected a 2-D float32 or float64 shape, got {dtype} {shape} instead")
@@ -224,6 +245,14 @@ def decode(blob: bytes, shape: tuple[int, int], dtype) -> np.ndarray:
     if n_lat < 1 or n_lon < 1:
         _fail(f"has shape {shape}")
     blob = bytes(blob)
+    limits = None
+    if clamped:
+        if len(blob) < _LIMITS.size:
+            _fail("is cut short")
+        limits = _LIMITS.unpack_from(blob)
+        if not (np.all(np.isfinite(limits)) and limits[0] <= limits[1]):
+            _fail(f"has limits {limits}")
+        blob = blob[_LIMITS.size:]
     if len(blob) < 8:
         _fail("is cut short")
     (bound,) = struct.unpack_from("<d", blob, 0)
@@ -250,6 +279,8 @@ def decode(blob: bytes, shape: tuple[int, int], dtype) -> np.ndarray:
     family = constriction.stream.model.Categorical(perfect=False)
     for level_class, axis, rows, cols, half in _passes((n_lat, n_lon)):
         pred, spread = _predict(rec, rows, cols, half, axis)
+        if limits is not None:
+            pred = np.clip(pred, *limits)
         table = counts[level_class]
         back = np.empty(pred.shape)
         up = np.zeros(len(cols), np.int64)

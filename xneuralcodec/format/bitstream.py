@@ -1,6 +1,8 @@
-"""Bitstream format v16 (reads v1 to v15 too): one self-describing, checksummed record per Zarr chunk.
+"""Bitstream format v17 (reads v1 to v16 too): one self-describing, checksummed record per Zarr chunk.
 
-Little-endian throughout; the full layout is in docs/format.md. v16 (written since 0.21.0) is
+Little-endian throughout; the full layout is in docs/format.md. v17 (written since 0.23.0) is
+v16 with one more conventional coder, 7 (the interpolation coder with its predictions clipped to
+the plane's range, ``coding/interpolation_coder.py``). v16 (0.21.0, 0.22.0) is
 v15 with one more conventional coder, 6 (AV1 intra, ``coding/avif_coder.py``). v15 (0.19.0, 0.20.0) is
 v14 with one more bit in a plane record's kind byte: bit 3 on a network record, the network
 holds the plane minus its orographic prediction, whose parameters (v14's 11 bytes) follow the
@@ -83,7 +85,7 @@ from ..variables import KINDS
 from .limits import MAX_CHUNK_BYTES_ENV, max_chunk_bytes
 
 MAGIC = b"XNCB"
-VERSION = 16
+VERSION = 17
 # v1: release 0.1.0, no correction; v2: 0.2.0, one quality per chunk; v3: 0.3.0, corrections
 # without a predictor; v4: 0.4.0, differs from v3 only inside the correction section;
 # v5 (0.5.0) adds the condition (variable kind, level) to the header; v6 adds a per-plane
@@ -98,8 +100,8 @@ VERSION = 16
 # conventional coder 5 (the interpolation coder) and bit 5 of the coder byte (the 16/17 power);
 # v13 (0.16.0): bit 4 of the coder byte (latitude weighting); v14 (0.17.0): bit 3 (orographic prediction);
 # v15 (0.19.0): bit 3 of a network record's kind byte (the network's orographic prediction);
-# v16 (0.21.0): conventional coder 6 (AV1 intra)
-SUPPORTED_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16)
+# v16 (0.21.0): conventional coder 6 (AV1 intra); v17 (0.23.0): coder 7 (the interpolation coder, clamped)
+SUPPORTED_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17)
 LEGACY_PROJECTION_ITERATIONS = 30   # the back projection's LSMR iterations before v7
 MAX_PROJECTION_ITERATIONS = 100
 MAX_JACOBI_STEPS = 8   # v9: bit 7 of the projection byte set = "jacobi" (sphere/projection.py), else "lsmr"
@@ -107,8 +109,8 @@ _JACOBI_BIT = 0x80
 
 KIND_NEURAL, KIND_CONSTANT, KIND_ALL_NAN, KIND_LOSSLESS = 0, 1, 2, 3  # KIND_LOSSLESS since v6
 KIND_CONVENTIONAL = 4  # since v7
-KINDS_OF_VERSION = {1: 3, 2: 3, 3: 3, 4: 3, 5: 3, 6: 4, 7: 5, 8: 5, 9: 5, 10: 5, 11: 5, 12: 5, 13: 5, 14: 5, 15: 5, 16: 5}   # how many record kinds each version knows
-CODERS_OF_VERSION = {7: 2, 8: 3, 9: 4, 10: 4, 11: 4, 12: 5, 13: 5, 14: 5, 15: 5, 16: 6}   # the highest conventional coder id each version knows (3 = EBCC, v8; 4 = SPERR q, v9; 5 = interp, v12; 6 = avif, v16)
+KINDS_OF_VERSION = {1: 3, 2: 3, 3: 3, 4: 3, 5: 3, 6: 4, 7: 5, 8: 5, 9: 5, 10: 5, 11: 5, 12: 5, 13: 5, 14: 5, 15: 5, 16: 5, 17: 5}   # how many record kinds each version knows
+CODERS_OF_VERSION = {7: 2, 8: 3, 9: 4, 10: 4, 11: 4, 12: 5, 13: 5, 14: 5, 15: 5, 16: 6, 17: 7}   # the highest conventional coder id each version knows (3 = EBCC, v8; 4 = SPERR q, v9; 5 = interp, v12; 6 = avif, v16; 7 = interp clamped, v17)
 MAX_EXPONENT = 1100  # |exponent| of a v6 plane; float64 spans 2^-1074 .. 2^1024
 DTYPES = {1: np.dtype("<f4"), 2: np.dtype("<f8")}
 DTYPE_CODES = {v: k for k, v in DTYPES.items()}
@@ -142,7 +144,7 @@ POWERED = 0x20       # v12: bit 5: the coder holds the plane's 16/17 power (conv
 LATITUDE = 0x10      # v13: bit 4: latitude weighting parameters follow (after the clip range, if any)
 OROGRAPHY = 0x08     # v14: bit 3: orographic prediction parameters follow (after the latitude weighting's, if any);
                      # v15: the same bit of a network record's kind byte (its parameters follow the fixed fields)
-CODER_BITS = {11: 0x3F, 12: 0x1F, 13: 0x0F, 14: 0x07, 15: 0x07, 16: 0x07}   # the coder id's bits (v11: 0-5, so a bit 5 there names no coder)
+CODER_BITS = {11: 0x3F, 12: 0x1F, 13: 0x0F, 14: 0x07, 15: 0x07, 16: 0x07, 17: 0x07}   # the coder id's bits (v11: 0-5, so a bit 5 there names no coder)
 
 
 @dataclasses.dataclass
@@ -191,7 +193,7 @@ class Chunk:
 
 
 def pack(chunk: Chunk) -> bytes:
-    """The chunk as format v16 (``docs/format.md``): each field only where a decoder needs it.
+    """The chunk as format v17 (``docs/format.md``): each field only where a decoder needs it.
     ``target_mae`` is kept only beside network planes (SZ3 / SPERR records met it when written,
     and the store's codec config records it)."""
     projection = _projection_byte(chunk.projection_method, chunk.projection_iterations)
