@@ -1,9 +1,6 @@
 """Format v16's AV1 intra coder (coding/avif_coder.py): the unit knob, the rebuilt container,
 what the codec gains on real planes, and damaged streams refused."""
 
-import struct
-import zlib
-
 import numpy as np
 import pytest
 
@@ -13,6 +10,7 @@ from xneuralcodec.evaluation.metrics import weighted_errors
 from xneuralcodec.format import bitstream
 
 from .conftest import load_plane
+from .test_hostile_chunks import as_version
 
 
 def test_the_unit_is_the_knob_and_the_codes_span_it():
@@ -153,8 +151,5 @@ def test_v15_chunks_cannot_hold_avif_planes():
     plane, grid = load_plane("era5_1deg_u10")
     data = NeuralCodec(grid=grid.to_config(), target_mae=0.5).encode(plane.astype(np.float32))
     assert bitstream.unpack(data).planes[0].coder == conventional.AVIF
-    body = bytearray(data[:-4])
-    assert struct.unpack_from("<H", body, 4)[0] == bitstream.VERSION == 16
-    struct.pack_into("<H", body, 4, 15)
     with pytest.raises(ValueError, match="conventional plane record"):
-        bitstream.unpack(bytes(body) + struct.pack("<I", zlib.crc32(bytes(body))))
+        bitstream.unpack(as_version(data, 15))

@@ -182,7 +182,7 @@ def test_garbage_truncated_and_foreign_bytes_are_refused():
         (b"\x89PNG" + bytes(200), "magic"),
         (data[: len(data) // 2], "checksum|valid"),
         (data[:-1] + bytes([data[-1] ^ 1]), "checksum"),
-        (data[:4] + b"\x11\x00" + data[6:], "format version 17"),
+        (data[:4] + b"\x12\x00" + data[6:], "format version 18"),
     ]:
         with pytest.raises(ValueError, match=match):
             codec.decode(bad)
