@@ -9,7 +9,8 @@ coder's stream, with SZ3, SPERR, EBCC, float32 and float64 planes; 0.15.0: a v12
 plane under the 16/17 power and an interpolation-coder plane; the SZ3 seed is 0.14.0's golden
 chunk; 0.16.0: v13 latitude-weighted planes, float32 and float64; 0.20.0: a hyperprior-v5.4 chunk of a
 plane minus its orographic prediction; 0.21.0: a v16 AV1 intra plane; 0.22.0: the float64 SPERR seed
-written with ``effort="fast"`` again, where the default now writes AV1), and
+written with ``effort="fast"`` again, where the default now writes AV1; 0.23.0: a v17 plane of the
+interpolation coder with clamped predictions), and
 ``model="auto"`` codecs, which look the weights up by the chunk's sha256 prefix) are mutated in five ways: random bit flips, truncation, random
 bytes, and header or payload mutations whose CRC is recomputed so that they get past the
 checksum into the parser, the range decoder and the network. Each case must either raise
@@ -78,6 +79,7 @@ def seed_chunks(data_dir: Path) -> list[tuple[NeuralCodec, bytes]]:
         (NeuralCodec(quality=1, max_abs_error=1.0, conventional=False), t2m),            # v15: ... with a correction
         (NeuralCodec(model="hyperprior-v5.4", quality=6, variable="t2m"), t2m),       # 0.20: v5.4 on a predicted plane
         (NeuralCodec(target_mae=0.5), u10),                                              # v16: AV1 intra
+        (NeuralCodec(max_abs_error=1.46e-5), tp),                                        # v17: the clamped interpolation coder
     ]:
         out.append((codec, codec.encode(arr)))
     # v11: an SZ3 short frame (since 0.15.0 the interpolation coder takes SZ3's place when writing)
