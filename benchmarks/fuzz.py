@@ -132,7 +132,7 @@ def main(argv=None) -> int:
               if all(p.kind != bitstream.KIND_NEURAL for p in bitstream.unpack(blob).planes)}
     outcomes = collections.Counter()
     findings = []
-    slowest = (0.0, None)
+    slowest = (0.0, None, None, None)   # seconds, mutation, case, seed chunk: replayable from --seed
     started = time.perf_counter()
     for case in range(args.cases):
         codec, blob = seeds[case % len(seeds)]
@@ -160,7 +160,7 @@ def main(argv=None) -> int:
                 outcome = "FINDING: the intact chunk no longer decodes after this case"
                 findings.append({"case": case, "mutation": how, "error": outcome})
         if elapsed > slowest[0]:
-            slowest = (elapsed, how)
+            slowest = (elapsed, how, case, seed)
         if elapsed > args.slow:
             findings.append({"case": case, "mutation": how, "error": f"slow: {elapsed:.1f} s"})
         outcomes[(how, outcome)] += 1
@@ -171,7 +171,8 @@ def main(argv=None) -> int:
         "cases": args.cases, "seed": args.seed, "wall_s": time.perf_counter() - started,
         "machine": platform.platform(),
         "outcomes": {f"{how}: {outcome}": n for (how, outcome), n in sorted(outcomes.items())},
-        "slowest_case_s": slowest[0], "slowest_mutation": slowest[1],
+        "slowest_case_s": slowest[0], "slowest_mutation": slowest[1], "slowest_case": slowest[2],
+        "slowest_seed_chunk": slowest[3],
         "findings": findings[:100], "finding_count": len(findings),
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
