@@ -207,6 +207,33 @@ def test_paper_targets_table_on_one_group(tmp_path):
     assert (tmp_path / "paper-targets.png").stat().st_size > 0
 
 
+def test_tail_frontier_on_one_group(tmp_path):
+    """benchmarks.tail_frontier end to end on one small held-out group: every point met its MAE
+    goal, tails count against the paper's target, the bounded codec has none, and the summary
+    agrees with the points."""
+    from benchmarks import tail_frontier
+
+    if not (DATA / "global").is_dir():
+        pytest.skip(f"shared data not found at {DATA}")
+    assert tail_frontier.main(["--groups", "G08:t", "--factors", "1", "1.5", "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "tail-frontier.json").read_text())["results"][0]
+    assert result["group"] == "G08:t" and result["target"] == 0.4
+    curves = result["curves"]
+    assert [round(p["mae_goal"], 9) for p in curves["codec"]] == [0.4, 0.6]
+    assert [round(p["mae_goal"], 9) for p in curves[tail_frontier.BOUNDED]] == [0.4]   # goals above the target: no row
+    for name, points in curves.items():
+        for p in points:
+            assert p["mae"] <= p["mae_goal"] * (1 + 1e-9), name
+            assert p["ratio"] > 1 and 0 <= p["tails_pct"] <= 100, name
+    bounded = curves[tail_frontier.BOUNDED][0]
+    assert bounded["tails_pct"] == 0 and bounded["max_abs"] <= 5 * 0.4
+    for name, s in result["summary"].items():
+        light = [p["ratio"] for p in curves[name] if p["mae"] <= 0.4 * (1 + 1e-9) and p["tails_pct"] < 0.5]
+        assert s["best_light_ratio"] == max(light, default=None), name
+    assert "largest ratio with MAE <= 0.4" in (tmp_path / "tail-frontier.md").read_text()
+    assert (tmp_path / "tail-frontier.png").stat().st_size > 0
+
+
 def test_entropy_ab_compares_the_shipped_entropy_only_fine_tune(tmp_path):
     """hyperprior-v5.3 is an entropy-only fine-tune of v5.2: on a real held-out plane both
     decode to the same values at every rate point (entropy_ab stops otherwise), and only the

@@ -60,3 +60,12 @@ def test_readme_card_lines_run_as_written(era5_nc, tmp_path, split):
         back = xr.open_zarr(tmp_path / store)
         assert back.t2m.encoding["chunks"] == (1, 181, 360)
         assert np.abs(back.t2m.values - era5_nc.t2m.values).mean() < 1.0
+
+
+def test_readme_layout_names_the_current_bitstream_version():
+    """The layout table says which bitstream version this release writes and which it reads: a
+    user picking a release to read old archives goes by it (it said v15 two releases after v17)."""
+    from xneuralcodec.format.bitstream import VERSION
+
+    row = next(line for line in README.read_text().splitlines() if line.startswith("| `xneuralcodec/format/`"))
+    assert f"bitstream v{VERSION}, reads v1 to v{VERSION - 1}" in row
