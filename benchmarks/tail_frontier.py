@@ -6,7 +6,8 @@ coder, at the target. This benchmark shows each coder's whole trade: at equal la
 MAE (every peer's knob bisected, ``ratio_at_mae``) over a sweep of MAE targets around the paper's,
 the ratio and the share of points off by more than 5x the *paper's* target (a fixed threshold, so
 the points of one curve compare). The codec is also run with that threshold as a hard bound
-(``NeuralCodec(target_mae=T, max_abs_error=5 T)``): what a user who wants no such point asks for.
+(``NeuralCodec(target_mae=T, max_abs_error=5 T)``): what a user who wants no such point asks for;
+and its network alone (``conventional=False``, ``model="auto"``'s network for the grid).
 
 Per coder it then reports the largest ratio it reached with MAE <= the target and tails under
 TAIL_GOAL, and its tail share at its point nearest GOAL_RATIO. Results:
@@ -34,6 +35,7 @@ TAIL_FACTOR = 5.0      # a tail point: off by more than this x the paper's targe
 TAIL_GOAL = 0.5        # % of points (issue 15's third condition)
 GOAL_RATIO = 1000.0    # issue 15's second condition, on 0.25 degree t2m
 BOUNDED = "codec, max_abs_error 5x target"
+NETWORK = "network alone"
 
 
 def point(planes, back, nbytes: int, grid, paper_target: float, mae_goal: float) -> dict:
@@ -52,12 +54,13 @@ def codec_point(planes, grid, variable, paper_target, mae_goal, **options) -> di
 def curves(planes, grid, variable, references, factors) -> tuple[float, dict]:
     """{coder: [point per factor that it reached]} and the paper's target."""
     target, _ = mae_target(variable, planes)
-    out = {"codec": [], BOUNDED: [], **{name: [] for name in references}}
+    out = {"codec": [], BOUNDED: [], NETWORK: [], **{name: [] for name in references}}
     for factor in factors:
         goal = factor * target
         out["codec"].append(codec_point(planes, grid, variable, target, goal))
         if factor <= 1.0:   # with a larger MAE goal the bound alone decides the record
             out[BOUNDED].append(codec_point(planes, grid, variable, target, goal, max_abs_error=TAIL_FACTOR * target))
+        out[NETWORK].append(codec_point(planes, grid, variable, target, goal, conventional=False))
         for name, compressor in references.items():
             try:
                 found = ratio_at_mae(compressor, planes, grid, goal)
