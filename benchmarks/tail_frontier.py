@@ -130,7 +130,8 @@ def plot(results: list[dict], path) -> None:
             ax.axvspan(0, TAIL_GOAL, color="g", alpha=0.08)
         ax.set_xlabel(f"% of points off by more than {TAIL_FACTOR:g}x the paper's target")
         ax.set_ylabel("compression ratio at equal MAE")
-        ax.set_title(f"{g['group']}: MAE goals {min(FACTORS):g}-{max(FACTORS):g} x {g['target']:.3g} {g['units']}")
+        goals = [p["mae_goal"] for p in g["curves"]["codec"]]
+        ax.set_title(f"{g['group']}: MAE goals {min(goals):.3g}-{max(goals):.3g} {g['units']}")
         ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -152,6 +153,9 @@ def main(argv=None) -> int:
     results = []
     for (source, variable), planes in load_groups(args.data or [default_data()], args.groups, 1).items():
         stack = np.stack([pl.values for pl in planes]).astype(np.float32)
+        if not np.isfinite(stack).all():
+            print(f"{group_key(source, variable)}: skipped (the peers take no NaN)", file=sys.stderr, flush=True)
+            continue
         grid = planes[0].grid
         print(f"{group_key(source, variable)}:", file=sys.stderr, flush=True)
         target, found = curves(stack, grid, variable, references, sorted(args.factors))

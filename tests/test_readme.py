@@ -64,7 +64,7 @@ def test_readme_card_lines_run_as_written(era5_nc, tmp_path, split):
 
 def test_readme_layout_names_the_current_bitstream_version():
     """The layout table says which bitstream version this release writes and which it reads: a
-    user picking a release to read old archives goes by it (it said v15 two releases after v17)."""
+    user picking a release to read old archives goes by it (it still said v15 when the code wrote v17)."""
     from xneuralcodec.format.bitstream import VERSION
 
     row = next(line for line in README.read_text().splitlines() if line.startswith("| `xneuralcodec/format/`"))
