@@ -83,7 +83,7 @@ def without_avif(monkeypatch):
     from xneuralcodec.coding import conventional
 
     monkeypatch.setattr(conventional, "UNBOUNDED_EXTRA",
-                        {k: tuple(c for c in v if c not in (conventional.AVIF, conventional.AVIF_PROBE)) for k, v in conventional.UNBOUNDED_EXTRA.items()})
+                        {k: tuple(c for c in v if c not in conventional.AVIF_SETTINGS) for k, v in conventional.UNBOUNDED_EXTRA.items()})
 
 
 @pytest.fixture

@@ -54,15 +54,16 @@ def test_a_knob_finer_than_twelve_bits_raises_the_quality_instead():
     assert np.abs(fine - plane).mean() < 0.8 * np.abs(coarse - plane).mean()
 
 
-def test_the_stream_is_the_payload_of_what_libavif_writes():
+@pytest.mark.parametrize("tune", avif_coder.tunes())
+def test_the_stream_is_the_payload_of_what_libavif_writes(tune):
     """The record keeps the AV1 payload only; the container the decoder rebuilds is byte for byte
-    the one libavif wrapped it in."""
+    the one libavif wrapped it in, whichever libaom tune wrote it."""
     import imagecodecs
 
     plane, _ = load_plane("era5_1deg_msl")
-    blob = avif_coder.encode(plane, 20.0)
+    blob = avif_coder.encode(plane, 20.0, tune=tune)
     codes, low, unit, quality = avif_coder.codes_of(plane, 20.0)
-    whole = avif_coder.avif_file(codes, quality)   # the file libavif writes for these codes
+    whole = avif_coder.avif_file(codes, quality, tune=tune)   # the file libavif writes for these codes
     head = avif_coder._HEAD.size
     assert blob[head:] == whole[len(avif_coder._CONTAINER):]
     assert avif_coder._container(plane.shape, blob[head - 1], len(blob) - head) == whole[:len(avif_coder._CONTAINER)]
@@ -85,7 +86,7 @@ def test_the_codec_picks_it_where_it_writes_less_and_keeps_the_target(key, targe
     assert weighted_errors(plane, back, grid)["mae"] <= target
     without = conventional.best_candidate(plane, np.isfinite(plane), lambda b: weighted_errors(plane, b, grid)["mae"],
                                           None, target, tuple(c for c in conventional.coders_for("default")
-                                                              if c != conventional.AVIF_PROBE), grid=grid)
+                                                              if c not in conventional.AVIF_SETTINGS), grid=grid)
     assert len(data) < without.stored_bytes(plane.dtype)
     tails = float(np.mean(np.abs(back.astype(np.float64) - plane) > conventional.TAIL_FACTOR * target))
     assert tails <= max(conventional.TAIL_SHARE, without.tails) + 1e-12
@@ -94,29 +95,34 @@ def test_the_codec_picks_it_where_it_writes_less_and_keeps_the_target(key, targe
 @pytest.mark.parametrize("key, target", [("era5_0.25deg", 0.4), ("era5_1deg_u10", 0.5)])
 def test_large_planes_search_the_unit_fast_and_write_the_record_at_speed(monkeypatch, key, target):
     """From 0.22.0 a plane of PAIRED_FROM_POINTS or more is probed at PROBE_SPEED and only the last
-    few probes run at SPEED; the record is the SPEED stream at its unit. Smaller planes probe at
-    SPEED only."""
+    few probes run at SPEED: each search at PROBE_SPEED (of the plane, and of its latitude-weighted
+    form where that is searched) ends in at most AVIF_FINAL_STEPS encodes at SPEED. The record is the
+    SPEED stream at its unit. Smaller planes probe at SPEED only."""
+    import itertools
+
     from xneuralcodec.coding import latitude_weighting, orographic_prediction
     from xneuralcodec.coding.rate_control import PlaneMAE
     from xneuralcodec.sphere.grid import area_weights
 
     speeds = []
     real = avif_coder.avif_file
-    monkeypatch.setattr(avif_coder, "avif_file",
-                        lambda codes, quality, speed=avif_coder.SPEED: speeds.append(speed) or real(codes, quality, speed))
+    monkeypatch.setattr(avif_coder, "avif_file", lambda codes, quality, speed=avif_coder.SPEED, tune="psnr":
+                        speeds.append(speed) or real(codes, quality, speed, tune))
     plane, grid = load_plane(key)
     plane = plane.astype(np.float32)
     finite = np.isfinite(plane)
     found = conventional.best_candidate(plane, finite, PlaneMAE(plane, area_weights(grid)), None, target,
-                                        conventional.coders_for("default"), grid=grid)
+                                        conventional.coders_for("default"), grid=grid, threads=1)
     assert found.coder == conventional.AVIF
     source = orographic_prediction.fit(plane, finite, grid).values if found.orography else plane
     source = latitude_weighting.forward(source, found.latitude) if found.latitude else source
-    assert found.blob == avif_coder.encode(source, found.bound)
+    assert found.blob in [avif_coder.encode(source, found.bound, avif_coder.SPEED, tune) for tune in avif_coder.tunes()]
     if plane.size >= conventional.PAIRED_FROM_POINTS:
-        assert speeds.count(avif_coder.PROBE_SPEED) >= 2
-        assert 1 <= speeds.count(avif_coder.SPEED) <= conventional.AVIF_FINAL_STEPS, speeds
-        assert found.blob != avif_coder.encode(source, found.bound, avif_coder.PROBE_SPEED)
+        runs = [(speed, len(list(run))) for speed, run in itertools.groupby(speeds)]
+        assert runs[0][0] == avif_coder.PROBE_SPEED and runs[0][1] >= 2, runs
+        assert all(n <= conventional.AVIF_FINAL_STEPS for speed, n in runs if speed == avif_coder.SPEED), runs
+        assert found.blob not in [avif_coder.encode(source, found.bound, avif_coder.PROBE_SPEED, tune)
+                                  for tune in avif_coder.tunes()]
     else:
         assert set(speeds) == {avif_coder.SPEED}
 

@@ -29,9 +29,11 @@ def test_tight_target_picks_a_conventional_plane_no_larger_than_its_coder_alone(
     data = codec.encode(plane)
     record = bitstream.unpack(data).planes[0]
     assert record.kind == bitstream.KIND_CONVENTIONAL and record.coder in conventional.NAMES
-    # within 5%: JPEG 2000's rate control is a staircase here (0.17.0: ratio 21.17 gave 0.1937 K, 21.70
-    # missed the target), and the search stops after its probes
-    assert 0.95 * 0.2 < _mae(plane, codec.decode(data), grid) <= 0.2
+    # within 10%: JPEG 2000's rate control is a staircase here (0.17.0: ratio 21.17 gave 0.1937 K, 21.70
+    # missed the target), AV1's quality steps too where the unit is finer than 12 bits allow (0.24.0,
+    # tune=ssim: 23.46x at 0.1874 K, where psnr's record was 23.38x at 0.1929 K), and the search stops
+    # after its probes
+    assert 0.9 * 0.2 < _mae(plane, codec.decode(data), grid) <= 0.2
     neural_only = NeuralCodec(grid=grid.to_config(), target_mae=0.2, variable="t2m", conventional=False).encode(plane)
     assert bitstream.unpack(neural_only).planes[0].kind == bitstream.KIND_NEURAL
     assert len(data) < len(neural_only)

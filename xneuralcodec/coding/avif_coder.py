@@ -23,6 +23,11 @@ t2m 713-770x against 725x; 1 degree msl 645-677x against 460x), 12 bits as 10 or
 speed 5 reached 840x at 0.71 s a probe on a 0.25 degree plane where speed 6 reached 765x at
 0.16 s and speed 3 828x at 1.5 s.
 
+From 0.24.0 the encoder also writes with libaom's ``tune=ssim`` (``libavif_options``, TUNES): at equal
+MAE it wrote 3-13% smaller records than the default tune on most planes, and the encoder searches
+both and keeps the smaller record (0.25 degree t2m at 0.4 K: 807.8x against 744.3x, 1.28% of the
+points off by over 2 K against 1.32%). The decoder does not know the tune: any AV1 stream decodes.
+
 Stream: ``min f64 | unit f64 | seq_level u8 | the AV1 payload``. The AVIF container around the
 payload (269 bytes, 4% of a 0.25 degree t2m plane at 800x) depends only on the shape, the
 payload's length and AV1's sequence level, so the decoder rebuilds it (``_container``), and the
@@ -48,6 +53,12 @@ SPEED = 5
 # a given unit speed 8 coded ERA5 0.25 degree t2m minus its prediction to an MAE within 1-2% of speed
 # 5's, with a similar tail share, in 0.06 s instead of 0.72 s, but ~40% larger (/work/exp/s21/speed_search.py)
 PROBE_SPEED = 8
+# libaom's tunings the encoder may write with (``libavif_options``; the decoder needs none), first the
+# one it tries first. tune=ssim wrote 3-13% smaller records than libaom's default (psnr) at equal MAE
+# with the same or lighter tails on ERA5 0.25 and 1 degree t2m, u10 and v10; on 1 degree msl at 100 Pa
+# its tails were heavier, and psnr's record (395 bytes) beat SPERR's step mode (416) where ssim's did
+# not (/work/exp/s24/tune_ssim_planes.py, codec_tuned.py): the encoder searches psnr where ssim lost.
+TUNES = {"ssim": (("tune", "ssim"),), "psnr": ()}
 MIN_SIDE = 32    # as EBCC's floor: smaller planes were not measured (they are a few hundred bytes at most)
 
 _HEAD = struct.Struct("<ddB")   # min, unit, seq_level
@@ -125,8 +136,22 @@ def codes_of(plane: np.ndarray, knob: float) -> tuple[np.ndarray, float, float, 
     return codes, low, unit, quality
 
 
-def avif_file(codes: np.ndarray, quality: int, speed: int = SPEED) -> bytes:
-    """The AVIF file libavif writes for 12-bit ``codes`` at ``quality`` and ``speed`` (one thread)."""
+def tunes() -> tuple[str, ...]:
+    """The TUNES this machine can write: all where ``libavif_options`` passes libaom's options, else
+    "psnr" alone (imagecodecs' encoder, which passes none)."""
+    from . import libavif_options
+
+    return tuple(TUNES) if libavif_options.available() else ("psnr",)
+
+
+def avif_file(codes: np.ndarray, quality: int, speed: int = SPEED, tune: str = "psnr") -> bytes:
+    """The AVIF file libavif writes for 12-bit ``codes`` at ``quality``, ``speed`` (one thread) and
+    libaom's ``tune`` (one of ``tunes()``)."""
+    options = TUNES[tune]
+    if options:
+        from . import libavif_options
+
+        return libavif_options.encode(codes, quality, speed, options)
     import imagecodecs
 
     image = np.ascontiguousarray(np.broadcast_to(codes[..., None], (*codes.shape, 3)))   # Y = R = G = B
@@ -134,12 +159,12 @@ def avif_file(codes: np.ndarray, quality: int, speed: int = SPEED) -> bytes:
                                          pixelformat=imagecodecs.AVIF.PIXEL_FORMAT.YUV400, numthreads=1))
 
 
-def encode(plane: np.ndarray, knob: float, speed: int = SPEED) -> bytes:
-    """A finite (nlat, nlon) plane -> the stream (module docstring) at ``knob`` (``codes_of``) and
-    libaom's ``speed``; a plane libavif frames otherwise than ``_container`` rebuilds raises
-    ValueError (not a candidate)."""
+def encode(plane: np.ndarray, knob: float, speed: int = SPEED, tune: str = "psnr") -> bytes:
+    """A finite (nlat, nlon) plane -> the stream (module docstring) at ``knob`` (``codes_of``),
+    libaom's ``speed`` and ``tune``; a plane libavif frames otherwise than ``_container`` rebuilds
+    raises ValueError (not a candidate)."""
     codes, low, unit, quality = codes_of(plane, knob)
-    blob = avif_file(codes, quality, speed)
+    blob = avif_file(codes, quality, speed, tune)
     payload = blob[len(_CONTAINER):]
     seq_level = blob[_LEVEL_AT] & 0x1F if len(blob) > len(_CONTAINER) else 0
     if (blob[:len(_CONTAINER)] != _container(codes.shape, seq_level, len(payload))

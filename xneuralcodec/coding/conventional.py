@@ -61,8 +61,14 @@ UNBOUNDED_SPERR = {SPERR: SPERR_Q}
 # step mode), at ~0.27 s a probe on a 0.25 degree plane (/work/exp/ebcc_j2k.py, j2k_shapes.py;
 # 0.16.0). It goes after SPERR's step mode, whose record gives its first ratio.
 J2K = 103   # an encoder-side setting, never in a record (RECORD_CODER)
-AVIF_PROBE = 106   # likewise: AV1 at avif_coder.PROBE_SPEED, the speed its unit is searched at
-RECORD_CODER = {J2K: EBCC, AVIF_PROBE: AVIF}
+# likewise AV1's settings (``avif_coder``): AVIF itself codes at avif_coder.SPEED and libaom's first
+# tune (ssim); AVIF_PROBE at avif_coder.PROBE_SPEED, the speed its unit is searched at; the _PSNR pair
+# likewise with libaom's default tune
+AVIF_PROBE, AVIF_PSNR, AVIF_PSNR_PROBE = 106, 107, 108
+AVIF_SETTINGS = {AVIF: (avif_coder.SPEED, "ssim"), AVIF_PROBE: (avif_coder.PROBE_SPEED, "ssim"),
+                 AVIF_PSNR: (avif_coder.SPEED, "psnr"), AVIF_PSNR_PROBE: (avif_coder.PROBE_SPEED, "psnr")}
+AVIF_RECORD_OF_PROBE = {AVIF_PROBE: AVIF, AVIF_PSNR_PROBE: AVIF_PSNR}
+RECORD_CODER = {J2K: EBCC, AVIF_PROBE: AVIF, AVIF_PSNR: AVIF, AVIF_PSNR_PROBE: AVIF}
 J2K_FIRST_RATIO = 1.15   # first probe: this x the ratio of the best record so far
 # MAE ~ ratio^0.6 (ERA5 0.25 degree t2m) to ^0.75 (1 degree t2m) near the paper's targets: the
 # second probe's step assumes the middle (the others assume MAE ~ bound)
@@ -74,13 +80,18 @@ FIRST_SLOPE = {J2K: 0.65}
 # is searched at avif_coder.PROBE_SPEED (0.04 s a probe on a 0.25 degree plane, 0.6 s at SPEED), then the
 # record at avif_coder.SPEED by a search of AVIF_FINAL_STEPS probes from the unit found (``search``'s
 # end): at one unit the two speeds' MAE and tails differ by a few %. Smaller planes search at SPEED alone.
-UNBOUNDED_EXTRA = {SPERR_Q: (SPERR_Q, J2K, AVIF_PROBE)}
+# From 0.24.0 it is searched with libaom's tune=ssim, then with its default (psnr), and the smaller record
+# wins (``avif_coder.TUNES``): ssim's was 3-12% smaller on ERA5 0.25 and 1 degree t2m, u10 and v10 at the
+# paper's targets, psnr's on 1 degree msl at 100 Pa (ssim's tails are heavier there). Where libaom's options
+# cannot be passed (``avif_coder.tunes``) psnr alone is searched. A probe search's record at SPEED is
+# searched only where the probe's size, over PROBE_BYTES, may beat the best record so far (psnr's rarely).
+UNBOUNDED_EXTRA = {SPERR_Q: (SPERR_Q, J2K, AVIF_PROBE, AVIF_PSNR_PROBE)}
 # 6: with 4, ERA5 0.25 degree t2m at 0.2 K (a unit finer than 12 bits allow: the knob raises the quality
 # in steps, ~6% in size each) ended on JPEG 2000's 160.2x; with 6, on AV1's 164.9x, as 0.21.0's search
 AVIF_FINAL_STEPS = 6
 # A probe at PROBE_SPEED writes about this x the record's bytes at the same unit (ERA5 0.25 degree t2m:
 # 1.38 at 0.4 K, 1.30 at 0.2 K): its size is divided by it before HOPELESS compares it with the best record
-PROBE_BYTES = {AVIF_PROBE: 1.4}
+PROBE_BYTES = {AVIF_PROBE: 1.3, AVIF_PSNR_PROBE: 1.4}   # (tune=ssim: 1.27-1.35, /work/exp/s25/timing.py)
 EBCC_MIN_SIDE = 32    # EBCC refuses planes smaller than 32 x 32
 # AVIF's first unit: 0.2 x the target (ERA5 0.25 degree t2m: units 0.05-0.08 K gave MAE 0.35-0.43 K, MAE
 # ~ unit^0.5; but its tails, which may count too (``best_candidate``), grow ~ unit^1.5: the first step assumes 1)
@@ -88,14 +99,14 @@ AVIF_UNIT_PER_MAE = 0.2
 # first guess of bound / MAE per coder (measured on ERA5 t2m: SZ3 MAE ~ 0.28 x bound,
 # SPERR ~ 0.16 x bound, EBCC ~ 0.06-0.14 x bound); the search corrects it from the measured MAE
 BOUND_PER_MAE = {SZ3: 3.0, SPERR: 5.0, EBCC: 10.0, SPERR_Q: 8.0, INTERP: 3.0, INTERP_CLAMPED: 3.0,
-                 AVIF: AVIF_UNIT_PER_MAE, AVIF_PROBE: AVIF_UNIT_PER_MAE}
+                 **dict.fromkeys(AVIF_SETTINGS, AVIF_UNIT_PER_MAE)}
 SEARCH_STEPS = 7
 # EBCC (effort="max" only) gets more: its MAE is a staircase of the bound, and 7 probes left it
 # 3% under the target on ERA5 1 degree v10 at 0.25 m/s (20.0x; 10 probes: 20.5x, as the peer's
 # 18-step bisection), at ~1.2-8 s a probe on 1 and 0.25 degree planes
 # AV1 too: its first unit is a guess that fits smooth planes (ERA5 t2m, msl); on 1 degree v10 at 0.5 m/s
 # the unit that meets the target is 6x finer, and 7 probes ended short of it (53.6x, JPEG 2000's; 10: 61.1x)
-SEARCH_STEPS_OF = {EBCC: 10, AVIF: 10, AVIF_PROBE: 10}
+SEARCH_STEPS_OF = {EBCC: 10, **dict.fromkeys(AVIF_SETTINGS, 10)}
 HOPELESS = 1.3        # stop a coder's search once a probe near the target is this much larger than the best so far
 BRACKET_MARGIN = 1.05  # a secant step within 5% of either end of the bracket bisects it instead
 NEAR_TARGET = 0.7     # ... "near": MAE at least this share of the target (EBCC's first probe may sit far below it)
@@ -175,8 +186,8 @@ def encode(coder: int, plane: np.ndarray, bound: float) -> bytes:
     that compression ratio; AVIF: at that unit per code)."""
     if coder in INTERPOLATION:
         return interpolation_coder.encode(plane, bound, coder == INTERP_CLAMPED)
-    if coder in (AVIF, AVIF_PROBE):
-        return avif_coder.encode(plane, bound, avif_coder.PROBE_SPEED if coder == AVIF_PROBE else avif_coder.SPEED)
+    if coder in AVIF_SETTINGS:
+        return avif_coder.encode(plane, bound, *AVIF_SETTINGS[coder])
     values = np.ascontiguousarray(plane[None] if coder in (EBCC, J2K) else plane)   # EBCC codes (depth, h, w)
     return bytes(np.asarray(_codec(coder, float(bound)).encode(values)).view(np.uint8))
 
@@ -510,17 +521,21 @@ def best_candidate(plane: np.ndarray, finite: np.ndarray, mae: Callable[[np.ndar
             if stop or left <= 0:
                 break
             bounds = _next_round(tried, target_mae, ceiling, FIRST_SLOPE.get(coder, 1.0), paired)[:left]
-        if coder == AVIF_PROBE and found is not None:   # the record: a short search at SPEED from the unit found
-            final = search(AVIF, source, found.bound, AVIF_FINAL_STEPS)
+        if coder in AVIF_RECORD_OF_PROBE and found is not None and (
+                best is None or found.stored_bytes(plane.dtype) < PROBE_BYTES[coder] * best.stored_bytes(plane.dtype)):
+            # the record: a short search at SPEED from the unit found, where the probe's size says it may win
+            final = search(AVIF_RECORD_OF_PROBE[coder], source, found.bound, AVIF_FINAL_STEPS)
             found = final if final is not None and len(final.blob) < len(found.blob) else found
         return found
 
     if min(plane.shape) < EBCC_MIN_SIDE or plane.dtype != np.float32:   # EBCC codes float32 only
         coders = tuple(c for c in coders if c not in (EBCC, J2K))
     if min(plane.shape) < avif_coder.MIN_SIDE or plane.ndim != 2:
+        coders = tuple(c for c in coders if c not in AVIF_SETTINGS)
+    if "ssim" not in avif_coder.tunes():   # (libaom's options cannot be passed here: psnr alone)
         coders = tuple(c for c in coders if c not in (AVIF, AVIF_PROBE))
     if not paired:   # small planes: probes at SPEED take milliseconds, and its own search finds smaller records
-        coders = tuple(AVIF if c == AVIF_PROBE else c for c in coders)
+        coders = tuple(AVIF_RECORD_OF_PROBE.get(c, c) for c in coders)
         # ... and the plain interpolation coder is searched beside the clamped one: there the clamped
         # stream's 16-byte head is 1-2% of a record, more than the clip saves on most smooth fields
         coders = tuple(k for c in coders for k in ((INTERP, INTERP_CLAMPED) if c == INTERP_CLAMPED else (c,)))
