@@ -38,8 +38,9 @@ from xneuralcodec.variables import units_of
 from .run import default_data, group_key, load_groups
 from .targets import mae_target
 
-REFERENCES = ("sz3", "sperr", "ebcc", "sperr_q", "ebcc_j2k", "avif")   # sperr_q: SPERR's quantisation-step
-#   mode; ebcc_j2k: EBCC's JPEG 2000 layer alone; avif: AV1 intra alone (the last two: MAE rows only)
+REFERENCES = ("sz3", "sperr", "ebcc", "sperr_q", "ebcc_j2k", "avif", "avif_ssim")   # sperr_q: SPERR's quantisation-step
+#   mode; ebcc_j2k: EBCC's JPEG 2000 layer alone; avif: AV1 intra alone, avif_ssim: the same with libaom's tune=ssim,
+#   which the codec's AV1 records use from 0.24.0 (the last three: MAE rows only)
 OURS = ("codec", "codec, effort max")
 
 

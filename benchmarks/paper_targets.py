@@ -16,7 +16,8 @@ weighted MAE (each peer's knob, an absolute bound, a step or a ratio, bisected t
   compression ratio bisected to the target; a codec coder since 0.16.0, and the strongest peer
   at MAE targets on 0.25 and 1 degree t2m, u10 and v10), and from 0.21.0 AV1 intra alone (``avif``,
   libavif through imagecodecs, its unit per 12-bit code bisected; the whole AVIF file counts): a
-  codec coder since 0.21.0 too.
+  codec coder since 0.21.0 too; from 0.24.0 also with libaom's tune=ssim (``avif_ssim``), as the
+  codec's AV1 records may be written.
 Per cell: ratio, MAE, max error, % of points off by more than 5x the target, and the power
 spectrum ratio (reconstructed / original) averaged over the top quarter of spherical-harmonic
 degrees. ``x / best peer`` divides by the best peer ratio that met the target. Results:

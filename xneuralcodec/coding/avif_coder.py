@@ -53,11 +53,11 @@ SPEED = 5
 # a given unit speed 8 coded ERA5 0.25 degree t2m minus its prediction to an MAE within 1-2% of speed
 # 5's, with a similar tail share, in 0.06 s instead of 0.72 s, but ~40% larger (/work/exp/s21/speed_search.py)
 PROBE_SPEED = 8
-# libaom's tunings the encoder may write with (``libavif_options``; the decoder needs none), first the
-# one it tries first. tune=ssim wrote 3-13% smaller records than libaom's default (psnr) at equal MAE
-# with the same or lighter tails on ERA5 0.25 and 1 degree t2m, u10 and v10; on 1 degree msl at 100 Pa
-# its tails were heavier, and psnr's record (395 bytes) beat SPERR's step mode (416) where ssim's did
-# not (/work/exp/s24/tune_ssim_planes.py, codec_tuned.py): the encoder searches psnr where ssim lost.
+# libaom's tunes the encoder writes with (``libavif_options``; the decoder needs none), in the order it
+# searches them. tune=ssim wrote 3-13% smaller records than libaom's default (psnr) at equal MAE with
+# the same or lighter tails on ERA5 0.25 and 1 degree t2m, u10 and v10; on 1 degree msl at 100 Pa its
+# tails were heavier, and psnr's record (395 bytes) beat SPERR's step mode (416) where ssim's did not
+# (/work/exp/s24/tune_ssim_planes.py, codec_tuned.py): the encoder searches both and keeps the smaller.
 TUNES = {"ssim": (("tune", "ssim"),), "psnr": ()}
 MIN_SIDE = 32    # as EBCC's floor: smaller planes were not measured (they are a few hundred bytes at most)
 

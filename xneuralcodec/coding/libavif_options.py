@@ -10,11 +10,11 @@ How: imagecodecs ships libavif as a shared library beside its extension (``image
 its Linux wheels). Loaded after imagecodecs' own AVIF module (which loads libaom), it takes the
 calls below. The struct fields set by offset are those of libavif 1.x's public header
 (avifEncoder: maxThreads +4, speed +8, quality +32; avifImage: yuvPlanes +24, yuvRowBytes +48,
-matrixCoefficients +108), so ``available`` accepts libavif 1.x only, and only after a self-check: a
-test image coded here without options must come out byte for byte as ``imagecodecs.avif_encode``
-writes it. Where the library
-is not found (other platforms' wheels) or the check fails, ``available`` is False and the caller
-codes with imagecodecs (records a few % larger, decoded the same way).
+matrixCoefficients +108), so ``available`` accepts libavif 1.x (soname 16) only, and only after a
+self-check: a test image coded here without options must come out byte for byte as
+``imagecodecs.avif_encode`` writes it. Where the library is not found (other platforms' wheels) or
+the check fails, ``available`` is False and the caller codes with imagecodecs (records a few %
+larger, decoded the same way).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 BITS = 12
+ABI = 16            # libavif 1.x's soname: the struct layout below is part of it (fields are only appended)
 YUV400 = 4          # AVIF_PIXEL_FORMAT_YUV400 (1.x: NONE, YUV444, YUV422, YUV420, YUV400)
 PLANES_YUV = 1      # AVIF_PLANES_YUV
 _ENCODER_MAX_THREADS, _ENCODER_SPEED, _ENCODER_QUALITY = 4, 8, 32
@@ -46,7 +47,7 @@ def _library():
 
         imagecodecs.avif_version()   # loads imagecodecs' AVIF module, and with it libaom
         found = sorted((Path(imagecodecs.__file__).parent.parent / "imagecodecs.libs").glob("libavif*.so*"))
-        if len(found) != 1:
+        if len(found) != 1 or f".so.{ABI}" not in found[0].name:   # (the struct offsets are this ABI's)
             return None
         lib = ctypes.CDLL(str(found[0]))
     except (ImportError, OSError, AttributeError):

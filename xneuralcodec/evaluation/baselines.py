@@ -237,18 +237,23 @@ def ebcc_j2k_compressor() -> Compressor:
     return dataclasses.replace(ebcc, kind="ratio", parameter_range=(1.0, 1e5))
 
 
-def avif_compressor() -> Compressor:
+def avif_compressor(tune: str = "psnr") -> Compressor:
     """AV1 intra alone (libavif through imagecodecs), as a user would store a plane with it: 12-bit
     codes of ``(x - min) / unit``, the whole AVIF file plus min and unit (16 bytes); the knob is
     the unit ("step"). The codec's AV1 records (format v16) use the same coder on the plane
     minus its orographic prediction, maybe latitude-weighted, and keep only the AV1 payload, so
-    this column shows what of the codec's gain is AV1's own."""
+    this column shows what of the codec's gain is AV1's own. ``tune``: libaom's tune, "psnr"
+    (its default, all imagecodecs' ``avif_encode`` writes) or "ssim" (what ``avifenc -a tune=ssim``
+    writes; the codec's records use both from 0.24.0)."""
     _require("imagecodecs", "imagecodecs")
     from ..coding import avif_coder
 
+    if tune not in avif_coder.tunes():
+        raise ImportError(f"libaom's tune={tune} cannot be passed here (xneuralcodec.coding.libavif_options)")
+
     def encode(plane, unit):
         codes, low, unit, quality = avif_coder.codes_of(plane, _abs_bound(unit))
-        return np.array([low, unit]).tobytes() + avif_coder.avif_file(codes, quality)
+        return np.array([low, unit]).tobytes() + avif_coder.avif_file(codes, quality, tune=tune)
 
     def decode(blob, shape, unit):
         import imagecodecs
@@ -256,7 +261,8 @@ def avif_compressor() -> Compressor:
         low, unit = np.frombuffer(blob[:16], np.float64)
         return (np.asarray(imagecodecs.avif_decode(blob[16:])) * unit + low).reshape(shape)
 
-    return Compressor("avif", "step", encode, decode, library="imagecodecs (libavif, libaom, dav1d)")
+    return Compressor("avif" if tune == "psnr" else f"avif_{tune}", "step", encode, decode,
+                      library="imagecodecs (libavif, libaom, dav1d)")
 
 
 def sz3_wasm_compressor() -> Compressor:
@@ -275,6 +281,7 @@ REFERENCE_COMPRESSORS: dict[str, Callable[[], Compressor]] = {
     "sperr_q": sperr_q_compressor,
     "ebcc_j2k": ebcc_j2k_compressor,
     "avif": avif_compressor,
+    "avif_ssim": functools.partial(avif_compressor, "ssim"),
     "sz3_wasm": sz3_wasm_compressor,
 }
 
