@@ -8,8 +8,10 @@ only it also run in a bare clone with no ../shared beside it.
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import tempfile
+import typing
 from pathlib import Path
 
 import numpy as np
@@ -98,3 +100,27 @@ def plain_interpolation(monkeypatch):
 
     monkeypatch.setattr(conventional, "DEFAULT_CODERS", plain(conventional.DEFAULT_CODERS))
     monkeypatch.setattr(conventional, "MAX_EFFORT_CODERS", plain(conventional.MAX_EFFORT_CODERS))
+
+
+class AvifCall(typing.NamedTuple):
+    codes: str      # sha256 of the 12-bit codes
+    quality: int
+    speed: int
+    tune: str
+
+
+@pytest.fixture
+def avif_calls(monkeypatch) -> list[AvifCall]:
+    """Every AV1 file the test writes through ``avif_coder.avif_file``, in order: which speeds and
+    tunes the encoder's searches used, and whether a setting was coded twice."""
+    from xneuralcodec.coding import avif_coder
+
+    calls = []
+    real = avif_coder.avif_file
+
+    def recording(codes, quality, speed=avif_coder.SPEED, tune="psnr"):
+        calls.append(AvifCall(hashlib.sha256(np.ascontiguousarray(codes)).hexdigest(), quality, speed, tune))
+        return real(codes, quality, speed, tune)
+
+    monkeypatch.setattr(avif_coder, "avif_file", recording)
+    return calls

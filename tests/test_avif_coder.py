@@ -93,7 +93,7 @@ def test_the_codec_picks_it_where_it_writes_less_and_keeps_the_target(key, targe
 
 
 @pytest.mark.parametrize("key, target", [("era5_0.25deg", 0.4), ("era5_1deg_u10", 0.5)])
-def test_large_planes_search_the_unit_fast_and_write_the_record_at_speed(monkeypatch, key, target):
+def test_large_planes_search_the_unit_fast_and_write_the_record_at_speed(avif_calls, key, target):
     """From 0.22.0 a plane of PAIRED_FROM_POINTS or more is probed at PROBE_SPEED and only the last
     few probes run at SPEED: each search at PROBE_SPEED (of the plane, and of its latitude-weighted
     form where that is searched) ends in at most AVIF_FINAL_STEPS encodes at SPEED. The record is the
@@ -104,10 +104,6 @@ def test_large_planes_search_the_unit_fast_and_write_the_record_at_speed(monkeyp
     from xneuralcodec.coding.rate_control import PlaneMAE
     from xneuralcodec.sphere.grid import area_weights
 
-    speeds = []
-    real = avif_coder.avif_file
-    monkeypatch.setattr(avif_coder, "avif_file", lambda codes, quality, speed=avif_coder.SPEED, tune="psnr":
-                        speeds.append(speed) or real(codes, quality, speed, tune))
     plane, grid = load_plane(key)
     plane = plane.astype(np.float32)
     finite = np.isfinite(plane)
@@ -116,6 +112,7 @@ def test_large_planes_search_the_unit_fast_and_write_the_record_at_speed(monkeyp
     assert found.coder == conventional.AVIF
     source = orographic_prediction.fit(plane, finite, grid).values if found.orography else plane
     source = latitude_weighting.forward(source, found.latitude) if found.latitude else source
+    speeds = [call.speed for call in avif_calls]
     assert found.blob in [avif_coder.encode(source, found.bound, avif_coder.SPEED, tune) for tune in avif_coder.tunes()]
     if plane.size >= conventional.PAIRED_FROM_POINTS:
         runs = [(speed, len(list(run))) for speed, run in itertools.groupby(speeds)]
@@ -159,3 +156,20 @@ def test_v15_chunks_cannot_hold_avif_planes():
     assert bitstream.unpack(data).planes[0].coder == conventional.AVIF
     with pytest.raises(ValueError, match="conventional plane record"):
         bitstream.unpack(as_version(data, 15))
+
+
+def test_a_setting_past_the_12_bit_floor_is_coded_once(monkeypatch, avif_calls):
+    """ERA5 1 degree tp at half the paper's target asks AV1 for a finer quantiser than 12-bit codes at
+    MAX_QUALITY give: every knob past that floor codes the same stream, and the search probes it
+    again and again (36 of 40 encodes before 0.24.1). Each setting is now coded once per source."""
+    from xneuralcodec.coding.rate_control import PlaneMAE
+    from xneuralcodec.sphere.grid import area_weights
+
+    plane, grid = load_plane("era5_1deg_tp")
+    probes = []
+    real = conventional._decode_values
+    monkeypatch.setattr(conventional, "_decode_values", lambda coder, *rest: probes.append(coder) or real(coder, *rest))
+    conventional.best_candidate(plane, np.isfinite(plane), PlaneMAE(plane, area_weights(grid)), None, 7.28e-6 / 2,
+                                (conventional.AVIF_PROBE, conventional.AVIF_PSNR_PROBE), grid=grid)
+    assert probes.count(conventional.AVIF) > 2 * len(avif_calls) > 0, (len(probes), len(avif_calls))
+    assert len(set(avif_calls)) == len(avif_calls)

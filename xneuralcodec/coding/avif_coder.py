@@ -111,11 +111,11 @@ def _frame_size(payload: bytes) -> tuple[int, int] | None:
     return (height, width) if at[0] <= total else None
 
 
-def codes_of(plane: np.ndarray, knob: float) -> tuple[np.ndarray, float, float, int]:
-    """(12-bit codes, min, unit, quality) for the knob: the unit it names where the codes span
-    it, else a quality raised by how much finer the knob asks, and a unit between the finest
-    and 2^(1/QUALITY_PER_OCTAVE) x it that takes up the rest (the finest where the knob asks
-    for more than MAX_QUALITY).
+def setting(plane: np.ndarray, knob: float) -> tuple[float, float, int]:
+    """(min, unit, quality) for the knob: the unit it names where the codes span it, else a
+    quality raised by how much finer the knob asks, and a unit between the finest and
+    2^(1/QUALITY_PER_OCTAVE) x it that takes up the rest (the finest where the knob asks for
+    more than MAX_QUALITY: every finer knob then codes the same stream).
 
     Why the unit moves too (0.22.0; before, it stayed at the finest): every knob within one
     quality's band then wrote the same stream, so two probes 2% apart often learnt nothing
@@ -123,15 +123,21 @@ def codes_of(plane: np.ndarray, knob: float) -> tuple[np.ndarray, float, float, 
     allow were 1-3% smaller (1 degree t2m at 0.4 K 52.2x against 51.6x, at 0.2 K 25.0x against
     24.6x; 1 degree u10 at 0.25 m/s 24.7x against 24.0x; 0.25 degree t2m at 0.2 K 166.6x against
     164.9x; /work/exp/s22/cont_knob.py)."""
-    values = plane.astype(np.float64)
-    low = float(values.min())
-    finest = max((float(values.max()) - low) / CODES * (1 + 1e-9), np.finfo(np.float64).tiny)
+    low, high = float(plane.min()), float(plane.max())
+    finest = max((high - low) / CODES * (1 + 1e-9), np.finfo(np.float64).tiny)
     unit, quality = float(knob), QUALITY
     if not unit >= finest:
         steps = int(np.ceil(QUALITY_PER_OCTAVE * np.log2(finest / max(unit, 1e-300))))
         quality = min(MAX_QUALITY, QUALITY + steps)
         within = unit * 2.0 ** ((quality - QUALITY) / QUALITY_PER_OCTAVE)   # < finest x 2^(1/QPO) by the ceil
         unit = min(max(finest, within), finest * 2.0 ** (1 / QUALITY_PER_OCTAVE))
+    return low, unit, quality
+
+
+def codes_of(plane: np.ndarray, knob: float) -> tuple[np.ndarray, float, float, int]:
+    """(12-bit codes, min, unit, quality) for the knob (``setting``)."""
+    values = plane.astype(np.float64)
+    low, unit, quality = setting(values, knob)
     codes = np.clip(np.round((values - low) / unit), 0, CODES).astype(np.uint16)
     return codes, low, unit, quality
 
