@@ -35,7 +35,7 @@ from xneuralcodec.evaluation.metrics import weighted_errors
 from xneuralcodec.format import bitstream
 from xneuralcodec.variables import units_of
 
-from .run import default_data, group_key, load_groups
+from .run import default_data, finite_stacks, group_key, load_groups
 from .targets import mae_target
 
 REFERENCES = ("sz3", "sperr", "ebcc", "sperr_q", "ebcc_j2k", "avif", "avif_ssim")   # sperr_q: SPERR's quantisation-step
@@ -160,11 +160,7 @@ def main(argv=None) -> int:
     groups = load_groups(args.data or [default_data()], args.groups, args.max_planes)
     references, skipped = reference_compressors(list(REFERENCES))
     results = []
-    for (source, variable), planes in groups.items():
-        stack = np.stack([pl.values for pl in planes]).astype(np.float32)
-        if not np.isfinite(stack).all():
-            continue  # the reference coders take no NaN
-        grid = planes[0].grid
+    for source, variable, stack, grid in finite_stacks(groups):
         row = measure_group(stack, grid, variable, references, args.base_qualities)
         row.update(group=group_key(source, variable), grid=f"{grid.nlat}x{grid.nlon}", planes=len(stack),
                    units=units_of(variable))

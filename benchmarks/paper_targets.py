@@ -40,7 +40,7 @@ from xneuralcodec.network.registry import registry, registry_entry
 from xneuralcodec.variables import units_of
 
 from .hybrid import REFERENCES, _tails
-from .run import default_data, group_key, load_groups
+from .run import default_data, finite_stacks, group_key, load_groups
 from .targets import mae_target
 
 FACTORS = (1.0, 0.5)
@@ -176,11 +176,7 @@ def main(argv=None) -> int:
     groups = load_groups(args.data or [default_data()], args.groups, args.planes)
     references, skipped = reference_compressors(list(REFERENCES))
     results = []
-    for (source, variable), planes in groups.items():
-        stack = np.stack([pl.values for pl in planes]).astype(np.float32)
-        if not np.isfinite(stack).all():
-            continue  # the reference coders take no NaN
-        grid = planes[0].grid
+    for source, variable, stack, grid in finite_stacks(groups):
         results.append({"group": group_key(source, variable), "grid": f"{grid.nlat}x{grid.nlon}",
                         "units": units_of(variable),
                         "rows": measure_group(stack, grid, variable, references, args.factors, auto["fine"])})

@@ -146,6 +146,17 @@ def group_key(source: str, variable: str) -> str:
     return f"{source.split('_', 1)[0]}:{variable}"
 
 
+def finite_stacks(groups: dict):
+    """(source, variable, float32 stack of the planes, grid) for each of ``load_groups``' groups whose
+    planes are finite everywhere: the reference coders take no NaN (the others are named on stderr)."""
+    for (source, variable), planes in groups.items():
+        stack = np.stack([pl.values for pl in planes]).astype(np.float32)
+        if not np.isfinite(stack).all():
+            print(f"{group_key(source, variable)}: skipped (the peers take no NaN)", file=sys.stderr, flush=True)
+            continue
+        yield source, variable, stack, planes[0].grid
+
+
 # -- one compressor on one group -----------------------------------------------------------
 
 def sweep_parameters(compressor: Compressor, target_mae: float, settings: Settings) -> list:

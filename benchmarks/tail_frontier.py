@@ -27,7 +27,7 @@ from xneuralcodec.evaluation.metrics import weighted_errors
 
 from .hybrid import REFERENCES, _tails
 from .output import command_line, write_results
-from .run import default_data, group_key, load_groups
+from .run import default_data, finite_stacks, group_key, load_groups
 from .targets import mae_target
 
 FACTORS = (0.5, 0.625, 0.75, 0.875, 1.0, 1.25, 1.5, 2.0)   # of the paper's MAE target
@@ -158,12 +158,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     references, skipped = reference_compressors(list(REFERENCES))
     results = []
-    for (source, variable), planes in load_groups(args.data or [default_data()], args.groups, 1).items():
-        stack = np.stack([pl.values for pl in planes]).astype(np.float32)
-        if not np.isfinite(stack).all():
-            print(f"{group_key(source, variable)}: skipped (the peers take no NaN)", file=sys.stderr, flush=True)
-            continue
-        grid = planes[0].grid
+    for source, variable, stack, grid in finite_stacks(load_groups(args.data or [default_data()], args.groups, 1)):
         print(f"{group_key(source, variable)}:", file=sys.stderr, flush=True)
         target, found = curves(stack, grid, variable, references, sorted(args.factors))
         results.append({"group": group_key(source, variable), "grid": f"{grid.nlat}x{grid.nlon}",
